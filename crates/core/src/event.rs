@@ -1,0 +1,133 @@
+//! Events: what happened, after it was committed. The hub hands one shared
+//! [`Published`] to every recipient connection; each dialect renders it for its own
+//! client, and may cache a rendering that does not depend on the recipient so it is
+//! serialized once per dialect rather than once per connection.
+
+use crate::ids::{ConnId, MessageId, UserId};
+use crate::model::{MessageView, SharedRoom, Timestamp, User};
+use std::sync::{Arc, OnceLock};
+
+/// Something that happened in the domain.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A room was created; `room.members` are its first members.
+    RoomCreated { room: SharedRoom, by: UserId },
+    /// A room's title or flags changed.
+    RoomUpdated { room: SharedRoom, by: UserId },
+    /// Users joined a room. `room` is the room after the change.
+    MembersAdded { room: SharedRoom, users: Vec<UserId>, by: UserId },
+    /// Users left or were removed. `room` is the room after the change.
+    MembersRemoved { room: SharedRoom, users: Vec<UserId>, by: UserId },
+    MessageCreated { room: SharedRoom, message: Arc<MessageView> },
+    MessageEdited { room: SharedRoom, message: Arc<MessageView> },
+    /// Messages became tombstones.
+    MessagesDeleted { room: SharedRoom, ids: Vec<MessageId>, by: UserId },
+    /// `reader` has read the room up to `up_to`; `newly_read` are the messages of other
+    /// authors that this moved past (now "read").
+    MessagesRead { room: SharedRoom, reader: UserId, up_to: MessageId, newly_read: Vec<MessageId> },
+    /// `user` is typing in `room` until `until`.
+    Typing { room: SharedRoom, user: User, until: Timestamp },
+    /// `user` came online (first connection) or went offline (last one closed), or
+    /// asked to be shown so (type-content `set_online` / `set_offline`).
+    Presence { user: User, online: bool },
+    /// `user` opened (`waiting: true`) or closed their conversation with the recipient
+    /// (socketio-pubsub `wait-for-user` / `stop-waiting-for-user`).
+    Attention { user: User, waiting: bool },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RoomCreated { .. } => "room_created",
+            Event::RoomUpdated { .. } => "room_updated",
+            Event::MembersAdded { .. } => "members_added",
+            Event::MembersRemoved { .. } => "members_removed",
+            Event::MessageCreated { .. } => "message_created",
+            Event::MessageEdited { .. } => "message_edited",
+            Event::MessagesDeleted { .. } => "messages_deleted",
+            Event::MessagesRead { .. } => "messages_read",
+            Event::Typing { .. } => "typing",
+            Event::Presence { .. } => "presence",
+            Event::Attention { .. } => "attention",
+        }
+    }
+
+    /// The room the event is about, if any.
+    pub fn room(&self) -> Option<&SharedRoom> {
+        match self {
+            Event::RoomCreated { room, .. }
+            | Event::RoomUpdated { room, .. }
+            | Event::MembersAdded { room, .. }
+            | Event::MembersRemoved { room, .. }
+            | Event::MessageCreated { room, .. }
+            | Event::MessageEdited { room, .. }
+            | Event::MessagesDeleted { room, .. }
+            | Event::MessagesRead { room, .. }
+            | Event::Typing { room, .. } => Some(room),
+            Event::Presence { .. } | Event::Attention { .. } => None,
+        }
+    }
+}
+
+/// Where a command came from: the connection, its dialect, and an opaque correlation
+/// tag of that dialect (method-args `event_response_key`, action-request `request_id`),
+/// so the originating dialect can echo it in the pushes it renders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub conn: ConnId,
+    pub dialect: &'static str,
+    pub tag: Option<Arc<str>>,
+}
+
+/// Number of render-cache slots; each dialect owns one (see [`Published::rendered`]).
+pub const RENDER_SLOTS: usize = 8;
+
+/// An event as published: shared by all recipients.
+#[derive(Debug)]
+pub struct Published {
+    pub event: Event,
+    pub origin: Option<Origin>,
+    cache: [OnceLock<Arc<str>>; RENDER_SLOTS],
+}
+
+impl Published {
+    pub fn new(event: Event, origin: Option<Origin>) -> Self {
+        Published {
+            event,
+            origin,
+            cache: Default::default(),
+        }
+    }
+
+    /// True when this connection sent the command that caused the event.
+    pub fn is_from(&self, conn: ConnId) -> bool {
+        self.origin.as_ref().is_some_and(|o| o.conn == conn)
+    }
+
+    /// The origin's correlation tag, if the command came through `dialect`.
+    pub fn tag_for(&self, dialect: &str) -> Option<&str> {
+        self.origin
+            .as_ref()
+            .filter(|o| o.dialect == dialect)
+            .and_then(|o| o.tag.as_deref())
+    }
+
+    /// A rendering shared by every recipient that asks with the same `slot`: computed
+    /// by the first, reused by the rest. Use it only for renderings that do not depend
+    /// on the recipient.
+    pub fn rendered(&self, slot: usize, render: impl FnOnce() -> String) -> Arc<str> {
+        match self.cache.get(slot) {
+            Some(cell) => cell.get_or_init(|| Arc::from(render())).clone(),
+            None => Arc::from(render()),
+        }
+    }
+}
+
+/// Render-cache slots, one per dialect (see [`Published::rendered`]).
+pub mod slots {
+    pub const METHOD_ARGS: usize = 0;
+    pub const TYPE_CONTENT: usize = 1;
+    pub const ACTION_REQUEST: usize = 2;
+    pub const SOCKETIO_ROOMS: usize = 3;
+    pub const SOCKETIO_PUBSUB: usize = 4;
+}

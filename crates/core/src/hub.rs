@@ -1,0 +1,311 @@
+//! Fan-out of events to connections.
+//!
+//! Every open connection registers with the hub under its user and gets a bounded
+//! queue. Publishing never waits: it tries to enqueue into each recipient connection,
+//! and a connection whose queue is full is told to close ("slow consumer") instead of
+//! holding everyone else up or growing memory without bound. The registry lock is only
+//! held to look up senders, never across an await or a socket write.
+
+use crate::event::Published;
+use crate::ids::{ConnId, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Why the hub closes a connection.
+pub const SLOW_CONSUMER: &str = "slow consumer: outbound queue full";
+
+/// A signal to close one connection, with the reason to give the client.
+#[derive(Debug, Default)]
+pub struct KillSwitch {
+    token: CancellationToken,
+    reason: Mutex<Option<String>>,
+}
+
+impl KillSwitch {
+    pub fn kill(&self, reason: &str) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert_with(|| reason.to_string());
+        }
+        self.token.cancel();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves when the connection has been told to close.
+    pub async fn killed(&self) {
+        self.token.cancelled().await
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    conn: ConnId,
+    tx: mpsc::Sender<Arc<Published>>,
+    kill: Arc<KillSwitch>,
+}
+
+struct Inner {
+    conns: RwLock<HashMap<UserId, Vec<Entry>>>,
+    queue_len: usize,
+    delivered: AtomicU64,
+    dropped_slow: AtomicU64,
+}
+
+/// The fan-out hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh connection id, unique in this process.
+pub fn next_conn_id() -> ConnId {
+    ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed) as i64)
+}
+
+/// A connection's registration: its queue of events and its kill switch. Dropping it
+/// unregisters the connection.
+pub struct Subscription {
+    pub conn: ConnId,
+    pub user: UserId,
+    pub rx: mpsc::Receiver<Arc<Published>>,
+    pub kill: Arc<KillSwitch>,
+    hub: Hub,
+    registered: bool,
+}
+
+impl Subscription {
+    /// Unregister now; returns true when this was the user's last connection.
+    pub fn unregister(&mut self) -> bool {
+        if !self.registered {
+            return false;
+        }
+        self.registered = false;
+        self.hub.remove(self.user, self.conn)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl Hub {
+    /// A hub whose per-connection queues hold `queue_len` events.
+    pub fn new(queue_len: usize) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                conns: RwLock::new(HashMap::new()),
+                queue_len: queue_len.max(1),
+                delivered: AtomicU64::new(0),
+                dropped_slow: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Register a connection of `user`. Returns the subscription and whether it is the
+    /// user's first open connection (the user just came online).
+    pub fn register(&self, user: UserId, conn: ConnId, kill: Arc<KillSwitch>) -> (Subscription, bool) {
+        let (tx, rx) = mpsc::channel(self.inner.queue_len);
+        let mut map = self.inner.conns.write().unwrap_or_else(|e| e.into_inner());
+        let list = map.entry(user).or_default();
+        let first = list.is_empty();
+        list.push(Entry {
+            conn,
+            tx,
+            kill: kill.clone(),
+        });
+        drop(map);
+        (
+            Subscription {
+                conn,
+                user,
+                rx,
+                kill,
+                hub: self.clone(),
+                registered: true,
+            },
+            first,
+        )
+    }
+
+    fn remove(&self, user: UserId, conn: ConnId) -> bool {
+        let mut map = self.inner.conns.write().unwrap_or_else(|e| e.into_inner());
+        let Some(list) = map.get_mut(&user) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|e| e.conn != conn);
+        let removed = list.len() != before;
+        if list.is_empty() {
+            map.remove(&user);
+            removed
+        } else {
+            false
+        }
+    }
+
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.inner
+            .conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&user)
+            .is_some_and(|l| !l.is_empty())
+    }
+
+    /// Number of open connections of `user`.
+    pub fn connections_of(&self, user: UserId) -> usize {
+        self.inner
+            .conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&user)
+            .map_or(0, Vec::len)
+    }
+
+    /// Total open registered connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner
+            .conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Events enqueued so far, and connections closed as slow consumers.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.inner.delivered.load(Ordering::Relaxed),
+            self.inner.dropped_slow.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Enqueue `event` for every connection of every user in `recipients` (each user
+    /// once, even if listed twice). Never blocks.
+    pub fn publish(&self, recipients: &[UserId], event: Arc<Published>) {
+        let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+        let mut seen: Vec<UserId> = Vec::with_capacity(recipients.len());
+        let mut delivered = 0u64;
+        for user in recipients {
+            if recipients.len() <= 64 {
+                if seen.contains(user) {
+                    continue;
+                }
+                seen.push(*user);
+            }
+            let Some(list) = map.get(user) else { continue };
+            for entry in list {
+                match entry.tx.try_send(event.clone()) {
+                    Ok(()) => delivered += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.inner.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                        entry.kill.kill(SLOW_CONSUMER);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+        }
+        self.inner.delivered.fetch_add(delivered, Ordering::Relaxed);
+    }
+
+    /// Enqueue `event` for one connection only.
+    pub fn publish_to_conn(&self, user: UserId, conn: ConnId, event: Arc<Published>) {
+        let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get(&user).and_then(|l| l.iter().find(|e| e.conn == conn)) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(event) {
+                entry.kill.kill(SLOW_CONSUMER);
+            }
+        }
+    }
+
+    /// Ask every connection to close (server shutdown).
+    pub fn close_all(&self, reason: &str) {
+        let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+        for e in map.values().flatten() {
+            e.kill.kill(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::model::User;
+
+    fn user(id: i64) -> User {
+        let now = chrono::Utc::now();
+        User {
+            id: UserId(id),
+            username: format!("user{id}"),
+            external_id: None,
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            display_name: String::new(),
+            photo: String::new(),
+            color: String::new(),
+            role: String::new(),
+            is_admin: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn ev() -> Arc<Published> {
+        Arc::new(Published::new(
+            Event::Presence {
+                user: user(9),
+                online: true,
+            },
+            None,
+        ))
+    }
+
+    #[test]
+    fn fans_out_to_every_connection_and_tracks_presence() {
+        let hub = Hub::new(4);
+        let (mut a1, first) = hub.register(UserId(1), next_conn_id(), Default::default());
+        assert!(first);
+        let (mut a2, first) = hub.register(UserId(1), next_conn_id(), Default::default());
+        assert!(!first);
+        let (mut b, _) = hub.register(UserId(2), next_conn_id(), Default::default());
+        hub.publish(&[UserId(1), UserId(1)], ev());
+        assert!(a1.rx.try_recv().is_ok());
+        assert!(a2.rx.try_recv().is_ok());
+        assert!(a1.rx.try_recv().is_err(), "a duplicate recipient gets it once");
+        assert!(b.rx.try_recv().is_err());
+        assert!(!a1.unregister());
+        assert!(hub.is_online(UserId(1)));
+        assert!(a2.unregister());
+        assert!(!hub.is_online(UserId(1)));
+    }
+
+    #[test]
+    fn a_full_queue_kills_only_that_connection() {
+        let hub = Hub::new(2);
+        let (slow, _) = hub.register(UserId(1), next_conn_id(), Default::default());
+        let (mut fast, _) = hub.register(UserId(2), next_conn_id(), Default::default());
+        for _ in 0..3 {
+            hub.publish(&[UserId(1), UserId(2)], ev());
+            while fast.rx.try_recv().is_ok() {}
+        }
+        assert!(slow.kill.is_killed());
+        assert_eq!(slow.kill.reason().as_deref(), Some(SLOW_CONSUMER));
+        assert!(!fast.kill.is_killed());
+    }
+}

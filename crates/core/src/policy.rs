@@ -1,0 +1,112 @@
+//! Authorization rules, as pure functions of the caller and the room. The service asks
+//! these before it commits anything; dialects never decide who may do what.
+
+use crate::auth::Principal;
+use crate::error::ChatError;
+use crate::model::{Message, RoomKind, RoomView};
+
+fn deny(msg: &str) -> ChatError {
+    ChatError::forbidden(msg)
+}
+
+/// May see the room and its history: members, and moderators (admins on the admin
+/// endpoint) for any room.
+pub fn can_view(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
+    if room.is_member(p.id()) || p.moderator {
+        Ok(())
+    } else {
+        Err(ChatError::not_found("chat"))
+    }
+}
+
+/// May post: members; moderators only in rooms with `has_business`.
+pub fn can_post(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
+    if p.moderator {
+        return if room.room.has_business {
+            Ok(())
+        } else {
+            Err(deny("admins may write only in chats with a business plan"))
+        };
+    }
+    if room.is_member(p.id()) {
+        Ok(())
+    } else {
+        Err(ChatError::not_found("chat"))
+    }
+}
+
+/// May edit: only the author, in a room where they may post, and not a tombstone.
+pub fn can_edit(p: &Principal, room: &RoomView, msg: &Message) -> Result<(), ChatError> {
+    can_post(p, room)?;
+    if msg.author_id != p.id() {
+        return Err(deny("only the author may edit a message"));
+    }
+    if msg.is_deleted() {
+        return Err(ChatError::invalid("message", "the message has been deleted"));
+    }
+    Ok(())
+}
+
+/// May delete: the author, or an admin (moderators: any message of a business room).
+pub fn can_delete(p: &Principal, room: &RoomView, msg: &Message) -> Result<(), ChatError> {
+    can_post(p, room)?;
+    if msg.author_id == p.id() || p.is_admin {
+        Ok(())
+    } else {
+        Err(deny("only the author or an admin may delete a message"))
+    }
+}
+
+/// May rename the room: members and admins.
+pub fn can_update_room(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
+    if room.is_member(p.id()) || p.is_admin {
+        Ok(())
+    } else {
+        Err(ChatError::not_found("chat"))
+    }
+}
+
+/// May add members: any member of a group room, the admins of any non-direct room.
+pub fn can_add_members(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
+    if let RoomKind::Direct { .. } = room.room.kind {
+        return Err(deny("a direct chat always has exactly its two users"));
+    }
+    if p.is_admin {
+        return Ok(());
+    }
+    if !room.is_member(p.id()) {
+        return Err(ChatError::not_found("chat"));
+    }
+    match room.room.kind {
+        RoomKind::Group => Ok(()),
+        _ => Err(deny("only an admin may change the members of a project chat")),
+    }
+}
+
+/// May remove `targets`: anyone may remove themselves from a non-direct room; removing
+/// others takes the room's creator or an admin.
+pub fn can_remove_members(p: &Principal, room: &RoomView, targets: &[crate::UserId]) -> Result<(), ChatError> {
+    if let RoomKind::Direct { .. } = room.room.kind {
+        return Err(deny("a direct chat always has exactly its two users"));
+    }
+    if p.is_admin {
+        return Ok(());
+    }
+    if !room.is_member(p.id()) {
+        return Err(ChatError::not_found("chat"));
+    }
+    if targets.iter().all(|t| *t == p.id()) || room.room.created_by == Some(p.id()) {
+        Ok(())
+    } else {
+        Err(deny("only the chat's creator or an admin may remove other users"))
+    }
+}
+
+/// Admin-only operations (REST user and room management).
+pub fn require_admin(p: &Principal) -> Result<(), ChatError> {
+    if p.is_admin {
+        Ok(())
+    } else {
+        Err(deny("this requires an admin"))
+    }
+}

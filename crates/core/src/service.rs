@@ -1,0 +1,901 @@
+//! The chat service: every command goes through here, in three steps —
+//! authorize ([`crate::policy`]), commit ([`Store`]), publish ([`Hub`]). A command's
+//! result is returned only after its commit, so what a client sees acknowledged is
+//! durable; events are published after the commit, so nobody sees a change that was
+//! not stored.
+
+use crate::auth::{Claims, Principal, Subject, TokenError, TokenVerifier};
+use crate::command::*;
+use crate::error::ChatError;
+use crate::event::{Event, Origin, Published};
+use crate::files::FileStore;
+use crate::hub::{next_conn_id, Hub, KillSwitch, Subscription};
+use crate::ids::{AttachmentId, ConnId, MessageId, RoomId, UserId};
+use crate::model::*;
+use crate::policy;
+use crate::store::{NewAttachment, NewMessage, NewRoom, Store};
+use crate::typing::{TypingDecision, TypingRegistry, TYPING_TTL};
+use crate::Result;
+use std::sync::Arc;
+
+/// Limits and addresses the service needs.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Absolute base URL that file URLs are built on, without a trailing slash.
+    pub public_base_url: String,
+    pub max_attachment_bytes: usize,
+    pub max_text_chars: usize,
+    /// Events buffered per connection before it is closed as a slow consumer.
+    pub outbound_queue: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            public_base_url: "http://127.0.0.1:8080".into(),
+            max_attachment_bytes: 10 * 1024 * 1024,
+            max_text_chars: 16 * 1024,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+pub struct ChatService {
+    store: Arc<dyn Store>,
+    verifier: Arc<dyn TokenVerifier>,
+    files: FileStore,
+    hub: Hub,
+    typing: TypingRegistry,
+    config: ServiceConfig,
+}
+
+/// The result of a read command.
+#[derive(Clone, Debug)]
+pub struct ReadOutcome {
+    pub room: SharedRoom,
+    pub up_to: Option<MessageId>,
+    /// Messages of other authors that became read by this command.
+    pub newly_read: Vec<MessageId>,
+}
+
+impl ChatService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        verifier: Arc<dyn TokenVerifier>,
+        files: FileStore,
+        config: ServiceConfig,
+    ) -> Arc<Self> {
+        Arc::new(ChatService {
+            store,
+            verifier,
+            files,
+            hub: Hub::new(config.outbound_queue),
+            typing: TypingRegistry::default(),
+            config,
+        })
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn files(&self) -> &FileStore {
+        &self.files
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    // ------------------------------------------------------------------ identity
+
+    /// Verify a token and return its principal, provisioning the user on first sight.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(TokenError::Missing.into());
+        }
+        let claims = self.verifier.verify(token)?;
+        self.principal_for(&claims).await
+    }
+
+    /// The principal for verified claims; creates or refreshes the user.
+    pub async fn principal_for(&self, claims: &Claims) -> Result<Principal> {
+        let mut profile = UserProfile {
+            username: claims.username.clone(),
+            email: claims.email.clone(),
+            first_name: claims.first_name.clone(),
+            last_name: claims.last_name.clone(),
+            ..Default::default()
+        };
+        if claims.is_admin {
+            profile.is_admin = Some(true);
+        }
+        match &claims.subject {
+            Some(Subject::Id(id)) => profile.id = Some(UserId(*id)),
+            Some(Subject::External(ext)) => profile.external_id = Some(ext.clone()),
+            None => return Err(TokenError::NoSubject.into()),
+        }
+        let user = self.store.upsert_user(&profile).await?;
+        Ok(Principal {
+            is_admin: user.is_admin || claims.is_admin,
+            user,
+            moderator: false,
+        })
+    }
+
+    // ------------------------------------------------------------------ connections
+
+    /// Register an open connection of `principal` with the hub. The first connection of
+    /// a user makes them online, which their contacts are told.
+    pub async fn connect(&self, principal: &Principal, conn: ConnId, kill: Arc<KillSwitch>) -> Subscription {
+        let (sub, first) = self.hub.register(principal.id(), conn, kill);
+        if first {
+            self.publish_presence(&principal.user, true).await;
+        }
+        sub
+    }
+
+    /// Unregister a connection; the last one of a user makes them offline.
+    pub async fn disconnect(&self, sub: &mut Subscription) {
+        if sub.unregister() {
+            if let Ok(Some(user)) = self.store.user(sub.user).await {
+                self.publish_presence(&user, false).await;
+            }
+        }
+    }
+
+    pub fn new_conn_id(&self) -> ConnId {
+        next_conn_id()
+    }
+
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.hub.is_online(user)
+    }
+
+    async fn publish_presence(&self, user: &User, online: bool) {
+        match self.store.contacts(user.id).await {
+            Ok(contacts) => self.publish(
+                &contacts,
+                Event::Presence {
+                    user: user.clone(),
+                    online,
+                },
+                None,
+            ),
+            Err(e) => tracing::warn!(user = %user.id, error = %e, "presence not published"),
+        }
+    }
+
+    fn publish(&self, recipients: &[UserId], event: Event, origin: Option<Origin>) {
+        self.hub.publish(recipients, Arc::new(Published::new(event, origin)));
+    }
+
+    // ------------------------------------------------------------------ rooms
+
+    /// Load a room with its members.
+    pub async fn room_view(&self, room: Room) -> Result<SharedRoom> {
+        let members = self.store.members(room.id).await?;
+        let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        let mut users = self.store.users(&ids).await?;
+        users.sort_by_key(|u| ids.iter().position(|i| *i == u.id));
+        Ok(Arc::new(RoomView {
+            room,
+            members: users,
+            watermarks: members.iter().map(|m| (m.user_id, m.last_read)).collect(),
+        }))
+    }
+
+    async fn room_by_id(&self, id: RoomId) -> Result<SharedRoom> {
+        let room = self.store.room(id).await?.ok_or(ChatError::not_found("chat"))?;
+        self.room_view(room).await
+    }
+
+    /// Resolve a room reference for `actor`; direct rooms are created on first use.
+    /// Checks that the actor may view it.
+    pub async fn resolve_room(&self, actor: &Principal, r: &RoomRef) -> Result<SharedRoom> {
+        let view = match r {
+            RoomRef::Id(id) => self.room_by_id(*id).await?,
+            RoomRef::Project(pid) => {
+                let room = self
+                    .store
+                    .room_by_kind(&RoomKind::Project { project_id: *pid })
+                    .await?
+                    .ok_or(ChatError::not_found("project chat"))?;
+                self.room_view(room).await?
+            }
+            RoomRef::DirectPair(a, b) => {
+                if *a >= *b {
+                    return Err(ChatError::invalid(
+                        "chat_id",
+                        "a direct chat id is \"<low>_<high>\" with the smaller user id first",
+                    ));
+                }
+                if actor.id() != *a && actor.id() != *b {
+                    return Err(ChatError::forbidden("you are not one of the two users of this direct chat"));
+                }
+                let peer = if actor.id() == *a { *b } else { *a };
+                self.direct_room(actor, peer).await?
+            }
+            RoomRef::DirectWith(peer) => self.direct_room(actor, *peer).await?,
+        };
+        policy::can_view(actor, &view)?;
+        Ok(view)
+    }
+
+    /// The direct room of `actor` and `peer`, created when missing.
+    pub async fn direct_room(&self, actor: &Principal, peer: UserId) -> Result<SharedRoom> {
+        let kind = RoomKind::direct(actor.id(), peer)
+            .ok_or_else(|| ChatError::invalid("user", "a direct chat needs another user"))?;
+        if let Some(room) = self.store.room_by_kind(&kind).await? {
+            return self.room_view(room).await;
+        }
+        if self.store.user(peer).await?.is_none() {
+            return Err(ChatError::not_found("user"));
+        }
+        let new = NewRoom {
+            id: None,
+            kind: kind.clone(),
+            title: String::new(),
+            has_business: false,
+            created_by: Some(actor.id()),
+            members: vec![actor.id(), peer],
+        };
+        match self.store.create_room(&new).await {
+            Ok(room) => {
+                let view = self.room_view(room).await?;
+                self.publish(
+                    &view.member_ids(),
+                    Event::RoomCreated {
+                        room: view.clone(),
+                        by: actor.id(),
+                    },
+                    None,
+                );
+                Ok(view)
+            }
+            // Lost a race with another connection creating the same pair: use theirs.
+            Err(crate::StoreError::DuplicateRoom(id)) => self.room_by_id(id).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_users_exist(&self, field: &str, ids: &[UserId]) -> Result<()> {
+        let found = self.store.users(ids).await?;
+        for id in ids {
+            if !found.iter().any(|u| u.id == *id) {
+                return Err(ChatError::invalid(field, format!("user {id} does not exist")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Create a room with the actor (unless told otherwise) and `members`.
+    pub async fn create_room(&self, actor: &Principal, cmd: CreateRoom, origin: Option<Origin>) -> Result<SharedRoom> {
+        if cmd.title.chars().count() > 255 {
+            return Err(ChatError::invalid("title", "at most 255 characters"));
+        }
+        let mut members: Vec<UserId> = Vec::new();
+        if cmd.include_creator {
+            members.push(actor.id());
+        }
+        for m in cmd.members {
+            if !members.contains(&m) {
+                members.push(m);
+            }
+        }
+        self.check_users_exist("users", &members).await?;
+        let others: Vec<UserId> = members.iter().copied().filter(|m| *m != actor.id()).collect();
+        let kind = match cmd.shape {
+            RoomShape::Auto if cmd.include_creator && others.len() == 1 => {
+                RoomKind::direct(actor.id(), others[0]).expect("distinct users")
+            }
+            RoomShape::Auto | RoomShape::Group => {
+                if members.is_empty() || (cmd.include_creator && others.is_empty()) {
+                    return Err(ChatError::invalid("users", "a chat needs at least one other user"));
+                }
+                RoomKind::Group
+            }
+            RoomShape::Project(project_id) => RoomKind::Project { project_id },
+        };
+        if matches!(kind, RoomKind::Project { .. }) || cmd.has_business || cmd.id.is_some() {
+            policy::require_admin(actor)?;
+        }
+        let new = NewRoom {
+            id: cmd.id,
+            kind,
+            title: cmd.title,
+            has_business: cmd.has_business,
+            created_by: Some(actor.id()),
+            members,
+        };
+        let room = self.store.create_room(&new).await?;
+        let view = self.room_view(room).await?;
+        self.publish(
+            &view.member_ids(),
+            Event::RoomCreated {
+                room: view.clone(),
+                by: actor.id(),
+            },
+            origin,
+        );
+        Ok(view)
+    }
+
+    pub async fn rename_room(&self, actor: &Principal, room: RoomId, title: &str, origin: Option<Origin>) -> Result<SharedRoom> {
+        if title.chars().count() > 255 {
+            return Err(ChatError::invalid("title", "at most 255 characters"));
+        }
+        let view = self.room_by_id(room).await?;
+        policy::can_update_room(actor, &view)?;
+        let room = self.store.set_room_title(room, title).await?;
+        let view = self.room_view(room).await?;
+        self.publish(
+            &view.member_ids(),
+            Event::RoomUpdated {
+                room: view.clone(),
+                by: actor.id(),
+            },
+            origin,
+        );
+        Ok(view)
+    }
+
+    /// Add users; returns the room after the change and who was actually added.
+    pub async fn add_members(
+        &self,
+        actor: &Principal,
+        room: RoomId,
+        users: &[UserId],
+        origin: Option<Origin>,
+    ) -> Result<(SharedRoom, Vec<UserId>)> {
+        if users.is_empty() {
+            return Err(ChatError::invalid("users", "give at least one user"));
+        }
+        let view = self.room_by_id(room).await?;
+        policy::can_add_members(actor, &view)?;
+        self.check_users_exist("users", users).await?;
+        let added = self.store.add_members(room, users).await?;
+        let after = self.room_by_id(room).await?;
+        if !added.is_empty() {
+            self.publish(
+                &after.member_ids(),
+                Event::MembersAdded {
+                    room: after.clone(),
+                    users: added.clone(),
+                    by: actor.id(),
+                },
+                origin,
+            );
+        }
+        Ok((after, added))
+    }
+
+    /// Remove users; returns the room after the change and who was actually removed.
+    /// The removed users are told too.
+    pub async fn remove_members(
+        &self,
+        actor: &Principal,
+        room: RoomId,
+        users: &[UserId],
+        origin: Option<Origin>,
+    ) -> Result<(SharedRoom, Vec<UserId>)> {
+        if users.is_empty() {
+            return Err(ChatError::invalid("users", "give at least one user"));
+        }
+        let view = self.room_by_id(room).await?;
+        policy::can_remove_members(actor, &view, users)?;
+        let removed = self.store.remove_members(room, users).await?;
+        let after = self.room_by_id(room).await?;
+        if !removed.is_empty() {
+            let mut recipients = view.member_ids();
+            recipients.push(actor.id());
+            self.publish(
+                &recipients,
+                Event::MembersRemoved {
+                    room: after.clone(),
+                    users: removed.clone(),
+                    by: actor.id(),
+                },
+                origin,
+            );
+        }
+        Ok((after, removed))
+    }
+
+    /// Rooms the actor belongs to; moderators see every room.
+    pub async fn rooms(&self, actor: &Principal) -> Result<Vec<SharedRoom>> {
+        let rooms = if actor.moderator {
+            self.store.all_rooms().await?
+        } else {
+            self.store.rooms_of(actor.id()).await?
+        };
+        let mut out = Vec::with_capacity(rooms.len());
+        for r in rooms {
+            out.push(self.room_view(r).await?);
+        }
+        Ok(out)
+    }
+
+    /// One room, if the actor may view it.
+    pub async fn room(&self, actor: &Principal, room: RoomId) -> Result<SharedRoom> {
+        self.resolve_room(actor, &RoomRef::Id(room)).await
+    }
+
+    // ------------------------------------------------------------------ messages
+
+    fn message_view(&self, room: &RoomView, message: Message, author: Option<&User>) -> MessageView {
+        let author = author
+            .cloned()
+            .or_else(|| room.member(message.author_id).cloned())
+            .unwrap_or_else(|| placeholder_user(message.author_id));
+        MessageView {
+            is_read: room.is_read(message.author_id, message.id),
+            message,
+            author,
+        }
+    }
+
+    /// Views of messages of a room, with authors who may have left the room.
+    async fn message_views(&self, room: &RoomView, messages: Vec<Message>) -> Result<Vec<MessageView>> {
+        let mut missing: Vec<UserId> = messages
+            .iter()
+            .map(|m| m.author_id)
+            .filter(|a| !room.is_member(*a))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        let former = if missing.is_empty() {
+            Vec::new()
+        } else {
+            self.store.users(&missing).await?
+        };
+        Ok(messages
+            .into_iter()
+            .map(|m| {
+                let author = former.iter().find(|u| u.id == m.author_id);
+                self.message_view(room, m, author)
+            })
+            .collect())
+    }
+
+    /// Store an uploaded file and record it.
+    pub async fn upload(&self, actor: &Principal, upload: Upload) -> Result<Attachment> {
+        let name = sanitize_file_name(&upload.name);
+        if upload.bytes.len() > self.config.max_attachment_bytes {
+            return Err(ChatError::TooLarge {
+                what: "file",
+                size: upload.bytes.len(),
+                limit: self.config.max_attachment_bytes,
+            });
+        }
+        let content_type = upload
+            .content_type
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| mime_guess::from_path(&name).first_or_octet_stream().to_string());
+        let key = self
+            .files
+            .put(&upload.bytes)
+            .await
+            .map_err(|e| ChatError::Storage(format!("could not store the file: {e}")))?;
+        Ok(self
+            .store
+            .insert_attachment(&NewAttachment {
+                name,
+                content_type,
+                size: upload.bytes.len() as i64,
+                blob_key: key,
+                uploader_id: actor.id(),
+            })
+            .await?)
+    }
+
+    pub async fn attachment(&self, id: AttachmentId) -> Result<Option<Attachment>> {
+        Ok(self.store.attachment(id).await?)
+    }
+
+    /// The absolute URL an attachment is served at.
+    pub fn file_url(&self, a: &Attachment) -> String {
+        format!(
+            "{}/files/{}/{}",
+            self.config.public_base_url.trim_end_matches('/'),
+            a.id,
+            percent_encoding::utf8_percent_encode(&a.name, percent_encoding::NON_ALPHANUMERIC)
+        )
+    }
+
+    /// Send a message. Returns after the message is committed, then publishes it to
+    /// every member of the room.
+    pub async fn send_message(
+        &self,
+        actor: &Principal,
+        cmd: SendMessage,
+        origin: Option<Origin>,
+    ) -> Result<(SharedRoom, Arc<MessageView>)> {
+        let text_len = cmd.text.chars().count();
+        if text_len > self.config.max_text_chars {
+            return Err(ChatError::TooLarge {
+                what: "text",
+                size: text_len,
+                limit: self.config.max_text_chars,
+            });
+        }
+        if cmd.text.trim().is_empty() && cmd.uploads.is_empty() && cmd.attachments.is_empty() {
+            return Err(ChatError::invalid("text", "a message needs text or files"));
+        }
+        for u in &cmd.uploads {
+            if u.bytes.len() > self.config.max_attachment_bytes {
+                return Err(ChatError::TooLarge {
+                    what: "file",
+                    size: u.bytes.len(),
+                    limit: self.config.max_attachment_bytes,
+                });
+            }
+        }
+        let room = self.resolve_room(actor, &cmd.room).await?;
+        policy::can_post(actor, &room)?;
+        if let Some(reply_to) = cmd.reply_to {
+            match self.store.message(reply_to).await? {
+                Some(m) if m.room_id == room.id() => {}
+                _ => {
+                    return Err(ChatError::invalid(
+                        "reply_to",
+                        format!("message {reply_to} is not a message of this chat"),
+                    ))
+                }
+            }
+        }
+        let mut attachments = Vec::with_capacity(cmd.attachments.len() + cmd.uploads.len());
+        for id in &cmd.attachments {
+            match self.store.attachment(*id).await? {
+                Some(a) if a.uploader_id == actor.id() && a.message_id.is_none() => attachments.push(a.id),
+                _ => {
+                    return Err(ChatError::invalid(
+                        "media",
+                        format!("attachment {id} is not an unused upload of yours"),
+                    ))
+                }
+            }
+        }
+        for u in cmd.uploads {
+            attachments.push(self.upload(actor, u).await?.id);
+        }
+        let message = self
+            .store
+            .insert_message(&NewMessage {
+                room_id: room.id(),
+                author_id: actor.id(),
+                kind: cmd.kind,
+                text: cmd.text,
+                reply_to: cmd.reply_to,
+                attachments,
+            })
+            .await?;
+        self.typing.clear(room.id(), actor.id());
+        let view = Arc::new(self.message_view(&room, message, Some(&actor.user)));
+        self.publish(
+            &room.member_ids(),
+            Event::MessageCreated {
+                room: room.clone(),
+                message: view.clone(),
+            },
+            origin,
+        );
+        Ok((room, view))
+    }
+
+    async fn message_in(&self, id: MessageId, room: Option<RoomId>) -> Result<Message> {
+        match self.store.message(id).await? {
+            Some(m) if room.is_none_or(|r| r == m.room_id) => Ok(m),
+            _ => Err(ChatError::not_found("message")),
+        }
+    }
+
+    /// Edit a message's text (author only). `room`: the room the caller is in, when the
+    /// dialect has that notion; a message of another room is then not found.
+    pub async fn edit_message(
+        &self,
+        actor: &Principal,
+        id: MessageId,
+        text: &str,
+        room: Option<RoomId>,
+        origin: Option<Origin>,
+    ) -> Result<(SharedRoom, Arc<MessageView>)> {
+        if text.trim().is_empty() {
+            return Err(ChatError::invalid("text", "the new text must not be empty"));
+        }
+        if text.chars().count() > self.config.max_text_chars {
+            return Err(ChatError::TooLarge {
+                what: "text",
+                size: text.chars().count(),
+                limit: self.config.max_text_chars,
+            });
+        }
+        let msg = self.message_in(id, room).await?;
+        let view = self.room_by_id(msg.room_id).await?;
+        policy::can_view(actor, &view)?;
+        policy::can_edit(actor, &view, &msg)?;
+        let edited = self.store.edit_message(id, text).await?;
+        let mv = Arc::new(self.message_views(&view, vec![edited]).await?.remove(0));
+        self.publish(
+            &view.member_ids(),
+            Event::MessageEdited {
+                room: view.clone(),
+                message: mv.clone(),
+            },
+            origin,
+        );
+        Ok((view, mv))
+    }
+
+    /// Delete messages (tombstones). All must be in one room (`room` when given) and
+    /// deletable by the actor, or nothing is deleted. Returns the ids newly deleted.
+    pub async fn delete_messages(
+        &self,
+        actor: &Principal,
+        ids: &[MessageId],
+        room: Option<RoomId>,
+        origin: Option<Origin>,
+    ) -> Result<(SharedRoom, Vec<MessageId>)> {
+        if ids.is_empty() {
+            return Err(ChatError::invalid("messages", "give at least one message id"));
+        }
+        let mut room_id = room;
+        let mut msgs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let m = self.message_in(*id, room_id).await?;
+            room_id = Some(m.room_id);
+            msgs.push(m);
+        }
+        let room_id = room_id.expect("at least one message");
+        let view = self.room_by_id(room_id).await?;
+        policy::can_view(actor, &view)?;
+        for m in &msgs {
+            policy::can_delete(actor, &view, m)?;
+        }
+        let deleted = self.store.delete_messages(room_id, ids).await?;
+        if !deleted.is_empty() {
+            self.publish(
+                &view.member_ids(),
+                Event::MessagesDeleted {
+                    room: view.clone(),
+                    ids: deleted.clone(),
+                    by: actor.id(),
+                },
+                origin,
+            );
+        }
+        Ok((view, deleted))
+    }
+
+    /// Mark a room read up to a message (or to its newest message).
+    pub async fn mark_read(
+        &self,
+        actor: &Principal,
+        room: &RoomRef,
+        up_to: Option<MessageId>,
+        origin: Option<Origin>,
+    ) -> Result<ReadOutcome> {
+        let view = self.resolve_room(actor, room).await?;
+        if !view.is_member(actor.id()) {
+            return Err(ChatError::forbidden("only members have a read state"));
+        }
+        let up_to = match up_to {
+            Some(id) => {
+                let m = self.message_in(id, Some(view.id())).await?;
+                Some(m.id)
+            }
+            None => self.store.last_message(view.id()).await?.map(|m| m.id),
+        };
+        let Some(up_to) = up_to else {
+            return Ok(ReadOutcome {
+                room: view,
+                up_to: None,
+                newly_read: Vec::new(),
+            });
+        };
+        let Some(previous) = self.store.advance_read(view.id(), actor.id(), up_to).await? else {
+            return Ok(ReadOutcome {
+                room: view,
+                up_to: Some(up_to),
+                newly_read: Vec::new(),
+            });
+        };
+        // Messages that were unread by everyone but their author and now are read.
+        let candidates = self
+            .store
+            .messages_read_between(view.id(), actor.id(), previous, up_to)
+            .await?;
+        let newly_read: Vec<MessageId> = candidates
+            .into_iter()
+            .filter(|(id, author)| {
+                // Already read when a member other than the reader and the author had
+                // read past it before.
+                !view
+                    .watermarks
+                    .iter()
+                    .any(|(u, w)| *u != actor.id() && *u != *author && w.is_some_and(|w| w >= *id))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        let after = self.room_by_id(view.id()).await?;
+        self.publish(
+            &after.member_ids(),
+            Event::MessagesRead {
+                room: after.clone(),
+                reader: actor.id(),
+                up_to,
+                newly_read: newly_read.clone(),
+            },
+            origin,
+        );
+        Ok(ReadOutcome {
+            room: after,
+            up_to: Some(up_to),
+            newly_read,
+        })
+    }
+
+    /// The actor is typing in a room: published to the other members at most once per
+    /// refresh interval; a flood is refused.
+    pub async fn typing(&self, actor: &Principal, room: &RoomRef) -> Result<SharedRoom> {
+        let view = self.resolve_room(actor, room).await?;
+        policy::can_post(actor, &view)?;
+        match self.typing.touch(view.id(), actor.id(), std::time::Instant::now()) {
+            TypingDecision::Flood => Err(ChatError::RateLimited { what: "typing" }),
+            TypingDecision::Quiet => Ok(view),
+            TypingDecision::Publish => {
+                let until = chrono::Utc::now() + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default();
+                let others: Vec<UserId> = view.member_ids().into_iter().filter(|u| *u != actor.id()).collect();
+                self.publish(
+                    &others,
+                    Event::Typing {
+                        room: view.clone(),
+                        user: actor.user.clone(),
+                        until,
+                    },
+                    None,
+                );
+                Ok(view)
+            }
+        }
+    }
+
+    /// Announce presence explicitly (type-content `set_online` / `set_offline`).
+    pub async fn set_presence(&self, actor: &Principal, online: bool) -> Result<()> {
+        self.publish_presence(&actor.user, online).await;
+        Ok(())
+    }
+
+    /// Tell `peer` that the actor opened or closed their conversation.
+    pub async fn attention(&self, actor: &Principal, peer: UserId, waiting: bool) -> Result<()> {
+        if self.store.user(peer).await?.is_none() {
+            return Err(ChatError::not_found("user"));
+        }
+        self.publish(
+            &[peer],
+            Event::Attention {
+                user: actor.user.clone(),
+                waiting,
+            },
+            None,
+        );
+        Ok(())
+    }
+
+    /// History, newest first, below `before`.
+    pub async fn history(
+        &self,
+        actor: &Principal,
+        room: &RoomRef,
+        before: Option<MessageId>,
+        limit: i64,
+    ) -> Result<(SharedRoom, Vec<MessageView>)> {
+        let view = self.resolve_room(actor, room).await?;
+        let messages = self.store.history(view.id(), before, limit.clamp(1, 500)).await?;
+        let views = self.message_views(&view, messages).await?;
+        Ok((view, views))
+    }
+
+    /// Messages created in a time window, oldest first.
+    pub async fn messages_between(
+        &self,
+        actor: &Principal,
+        room: &RoomRef,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: i64,
+    ) -> Result<(SharedRoom, Vec<MessageView>)> {
+        let view = self.resolve_room(actor, room).await?;
+        let messages = self
+            .store
+            .messages_between(view.id(), from, to, limit.clamp(1, 5000))
+            .await?;
+        let views = self.message_views(&view, messages).await?;
+        Ok((view, views))
+    }
+
+    /// Number of the actor's rooms with unread messages from others.
+    pub async fn unread_rooms(&self, actor: &Principal) -> Result<i64> {
+        Ok(self.store.unread_rooms(actor.id()).await?)
+    }
+
+    // ------------------------------------------------------------------ users
+
+    pub async fn user(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self.store.user(id).await?)
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        Ok(self.store.user_by_username(username).await?)
+    }
+
+    pub async fn list_users(&self, limit: i64) -> Result<Vec<User>> {
+        Ok(self.store.list_users(limit).await?)
+    }
+
+    /// Create a user ahead of time (admins, CLI import).
+    pub async fn create_user(&self, actor: Option<&Principal>, profile: &UserProfile) -> Result<User> {
+        if let Some(actor) = actor {
+            policy::require_admin(actor)?;
+        }
+        validate_profile(profile)?;
+        Ok(self.store.create_user(profile).await?)
+    }
+
+    /// Create or refresh a user (socketio-rooms `create-user`, CLI import).
+    pub async fn upsert_user(&self, profile: &UserProfile) -> Result<User> {
+        validate_profile(profile)?;
+        Ok(self.store.upsert_user(profile).await?)
+    }
+}
+
+fn validate_profile(p: &UserProfile) -> Result<()> {
+    if let Some(u) = &p.username {
+        if u.trim().is_empty() || u.chars().count() > 150 {
+            return Err(ChatError::invalid("username", "1 to 150 characters"));
+        }
+    }
+    if let Some(UserId(id)) = p.id {
+        if id <= 0 {
+            return Err(ChatError::invalid("id", "a user id is a positive integer"));
+        }
+    }
+    Ok(())
+}
+
+/// A user record for an author who no longer exists in the store.
+fn placeholder_user(id: UserId) -> User {
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    User {
+        id,
+        username: format!("user{id}"),
+        external_id: None,
+        email: String::new(),
+        first_name: String::new(),
+        last_name: String::new(),
+        display_name: String::new(),
+        photo: String::new(),
+        color: String::new(),
+        role: String::new(),
+        is_admin: false,
+        created_at: epoch,
+        updated_at: epoch,
+    }
+}
+
+/// Keep a file name's last path component, without control characters.
+pub fn sanitize_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let clean = clean.trim().trim_start_matches('.').to_string();
+    if clean.is_empty() {
+        "file".to_string()
+    } else {
+        clean
+    }
+}

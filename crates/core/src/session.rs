@@ -1,0 +1,160 @@
+//! The contract between the gateway's connection loop and a plain-WebSocket dialect.
+//!
+//! A dialect is a translator, not a server: the gateway owns the socket, the outbound
+//! queue, heartbeats and shutdown, written once for every dialect. It hands the dialect
+//! each text frame and each event through a [`ConnCtx`], and the dialect answers by
+//! pushing frames into the context. That keeps dialects testable without sockets.
+
+use crate::auth::{Principal, TokenError};
+use crate::event::{Origin, Published};
+use crate::hub::{KillSwitch, Subscription};
+use crate::ids::ConnId;
+use crate::service::ChatService;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// What the gateway learned from the HTTP upgrade request.
+#[derive(Clone, Debug, Default)]
+pub struct Handshake {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: http::HeaderMap,
+    /// The principal of a token found in a handshake carrier (`Authorization`,
+    /// `?token=`, `Sec-WebSocket-Protocol`), when one was given and valid.
+    pub principal: Option<Principal>,
+    /// Why a handshake token was refused, when one was given.
+    pub token_error: Option<TokenError>,
+    /// Whether the `Origin` header passed the configured allow-list (true when the
+    /// header is absent and no list is configured).
+    pub origin_allowed: bool,
+    /// Whether the `Origin` header was present.
+    pub origin_present: bool,
+}
+
+/// An HTTP refusal of the upgrade.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Refusal {
+            status: 403,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A frame the connection loop should write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    Text(String),
+    /// A rendering shared with other recipients.
+    Shared(Arc<str>),
+    Close { code: u16, reason: String },
+}
+
+/// A plain-WebSocket dialect mounted on one or more paths.
+pub trait WsDialect: Send + Sync + 'static {
+    /// The CLI name (`method-args`, …).
+    fn name(&self) -> &'static str;
+    /// Accept or refuse an upgrade; on accept, the per-connection session.
+    fn accept(&self, hs: &Handshake) -> Result<Box<dyn Session>, Refusal>;
+    /// The subprotocol to answer with, given the client's offer.
+    fn subprotocol(&self, offered: &[&str]) -> Option<&'static str> {
+        offered.iter().any(|p| p.eq_ignore_ascii_case("bearer")).then_some("Bearer")
+    }
+}
+
+/// The state machine of one connection of a dialect.
+#[async_trait]
+pub trait Session: Send {
+    /// A text frame arrived.
+    async fn on_text(&mut self, cx: &mut ConnCtx, text: &str);
+    /// A frame larger than the configured limit arrived (its content is dropped).
+    async fn on_oversize(&mut self, cx: &mut ConnCtx, size: usize);
+    /// A binary frame arrived.
+    async fn on_binary(&mut self, cx: &mut ConnCtx, bytes: &[u8]);
+    /// An event for this connection's user arrived from the hub.
+    async fn on_event(&mut self, cx: &mut ConnCtx, event: &Arc<Published>);
+}
+
+/// Per-connection context: the service, the caller once known, and the frames to send.
+pub struct ConnCtx {
+    pub service: Arc<ChatService>,
+    pub conn: ConnId,
+    pub principal: Option<Principal>,
+    pub subscription: Option<Subscription>,
+    pub kill: Arc<KillSwitch>,
+    out: Vec<Outgoing>,
+}
+
+impl ConnCtx {
+    pub fn new(service: Arc<ChatService>) -> Self {
+        ConnCtx {
+            conn: service.new_conn_id(),
+            service,
+            principal: None,
+            subscription: None,
+            kill: Arc::new(KillSwitch::default()),
+            out: Vec::new(),
+        }
+    }
+
+    /// Queue a text frame.
+    pub fn send(&mut self, text: String) {
+        self.out.push(Outgoing::Text(text));
+    }
+
+    /// Queue a shared text frame.
+    pub fn send_shared(&mut self, text: Arc<str>) {
+        self.out.push(Outgoing::Shared(text));
+    }
+
+    /// Queue a close frame; the loop closes after writing what is queued before it.
+    pub fn close(&mut self, code: u16, reason: impl Into<String>) {
+        self.out.push(Outgoing::Close {
+            code,
+            reason: reason.into(),
+        });
+    }
+
+    /// Frames queued since the last call.
+    pub fn take_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Authenticate the connection as `principal` and subscribe it to the user's
+    /// events. A second sign-in as another user is refused by the caller's dialect;
+    /// signing in again as the same user keeps the subscription.
+    pub async fn sign_in(&mut self, principal: Principal) {
+        if self.subscription.as_ref().is_some_and(|s| s.user == principal.id()) {
+            self.principal = Some(principal);
+            return;
+        }
+        if let Some(mut old) = self.subscription.take() {
+            self.service.disconnect(&mut old).await;
+        }
+        let sub = self.service.connect(&principal, self.conn, self.kill.clone()).await;
+        self.subscription = Some(sub);
+        self.principal = Some(principal);
+    }
+
+    /// Unsubscribe (connection closing).
+    pub async fn sign_out(&mut self) {
+        if let Some(mut sub) = self.subscription.take() {
+            self.service.disconnect(&mut sub).await;
+        }
+    }
+
+    /// An origin for commands from this connection.
+    pub fn origin(&self, dialect: &'static str, tag: Option<Arc<str>>) -> Origin {
+        Origin {
+            conn: self.conn,
+            dialect,
+            tag,
+        }
+    }
+}

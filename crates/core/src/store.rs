@@ -1,0 +1,130 @@
+//! The storage trait. `chat-store` implements it on PostgreSQL and SQLite; the domain
+//! only asks for records and atomic changes, never for SQL.
+
+use crate::ids::{AttachmentId, MessageId, RoomId, UserId};
+use crate::model::*;
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("a room with the same key exists: {0}")]
+    DuplicateRoom(RoomId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A room to create, with its first members.
+#[derive(Clone, Debug)]
+pub struct NewRoom {
+    /// Explicit id (a legacy backend's primary key). `None`: allocate one.
+    pub id: Option<RoomId>,
+    pub kind: RoomKind,
+    pub title: String,
+    pub has_business: bool,
+    pub created_by: Option<UserId>,
+    pub members: Vec<UserId>,
+}
+
+/// A message to append.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub room_id: RoomId,
+    pub author_id: UserId,
+    pub kind: MessageKind,
+    pub text: String,
+    pub reply_to: Option<MessageId>,
+    /// Uploaded attachments to bind to this message, in order.
+    pub attachments: Vec<AttachmentId>,
+}
+
+/// An uploaded file's record.
+#[derive(Clone, Debug)]
+pub struct NewAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub blob_key: String,
+    pub uploader_id: UserId,
+}
+
+/// Persistent state of the chat domain.
+///
+/// Every method is one atomic change or one consistent read. Methods that change a
+/// room's membership or messages return the rows they actually changed, so the
+/// service publishes exactly what was committed.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users
+    /// Create a user, or refresh the given fields of an existing one. Matching is by
+    /// `id` when given, else by `external_id`, else by `username`. A `username` already
+    /// taken by another user is a conflict.
+    async fn upsert_user(&self, profile: &UserProfile) -> StoreResult<User>;
+    /// Create a user; any existing id, username or external id is a conflict.
+    async fn create_user(&self, profile: &UserProfile) -> StoreResult<User>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn user_by_external_id(&self, external_id: &str) -> StoreResult<Option<User>>;
+    /// Users ordered by id, at most `limit`.
+    async fn list_users(&self, limit: i64) -> StoreResult<Vec<User>>;
+
+    // ---- rooms
+    /// Create a room with its members. A direct or project room whose key exists
+    /// already is `DuplicateRoom(existing id)`.
+    async fn create_room(&self, room: &NewRoom) -> StoreResult<Room>;
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
+    async fn room_by_kind(&self, kind: &RoomKind) -> StoreResult<Option<Room>>;
+    async fn set_room_title(&self, id: RoomId, title: &str) -> StoreResult<Room>;
+    /// Rooms the user is a member of, by id.
+    async fn rooms_of(&self, user: UserId) -> StoreResult<Vec<Room>>;
+    /// Every room, by id.
+    async fn all_rooms(&self) -> StoreResult<Vec<Room>>;
+    /// Members of a room, by join order.
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+    async fn member(&self, room: RoomId, user: UserId) -> StoreResult<Option<Member>>;
+    /// Add users; returns those who were not members before.
+    async fn add_members(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Remove users; returns those who were members.
+    async fn remove_members(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Users who share at least one room with `user` (not `user` itself).
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+
+    // ---- messages
+    async fn insert_message(&self, msg: &NewMessage) -> StoreResult<Message>;
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    async fn edit_message(&self, id: MessageId, text: &str) -> StoreResult<Message>;
+    /// Tombstone the given messages of `room` that are not deleted yet; returns their ids.
+    async fn delete_messages(&self, room: RoomId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;
+    /// Newest first: messages of `room` with id below `before` (if given), at most `limit`.
+    async fn history(&self, room: RoomId, before: Option<MessageId>, limit: i64) -> StoreResult<Vec<Message>>;
+    /// Oldest first: messages of `room` created in `[from, to]`.
+    async fn messages_between(&self, room: RoomId, from: Option<Timestamp>, to: Option<Timestamp>, limit: i64) -> StoreResult<Vec<Message>>;
+    /// The newest message of a room.
+    async fn last_message(&self, room: RoomId) -> StoreResult<Option<Message>>;
+
+    // ---- read state
+    /// Move `user`'s watermark in `room` forward to `up_to` (never back). Returns the
+    /// previous watermark when it moved, `None` when it did not.
+    async fn advance_read(&self, room: RoomId, user: UserId, up_to: MessageId) -> StoreResult<Option<Option<MessageId>>>;
+    /// Ids and authors of the live messages in `room` by authors other than `reader`
+    /// with ids in `(after, up_to]`, oldest first.
+    async fn messages_read_between(
+        &self,
+        room: RoomId,
+        reader: UserId,
+        after: Option<MessageId>,
+        up_to: MessageId,
+    ) -> StoreResult<Vec<(MessageId, UserId)>>;
+    /// Number of the user's rooms with a message from someone else after the user's watermark.
+    async fn unread_rooms(&self, user: UserId) -> StoreResult<i64>;
+
+    // ---- attachments
+    async fn insert_attachment(&self, a: &NewAttachment) -> StoreResult<Attachment>;
+    async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<Attachment>>;
+}
