@@ -71,6 +71,9 @@ pub trait WsDialect: Send + Sync + 'static {
 /// The state machine of one connection of a dialect.
 #[async_trait]
 pub trait Session: Send {
+    /// The upgrade completed; called once before any frame. A dialect whose handshake
+    /// carried a valid token signs the connection in here.
+    async fn on_open(&mut self, cx: &mut ConnCtx);
     /// A text frame arrived.
     async fn on_text(&mut self, cx: &mut ConnCtx, text: &str);
     /// A frame larger than the configured limit arrived (its content is dropped).
@@ -79,6 +82,8 @@ pub trait Session: Send {
     async fn on_binary(&mut self, cx: &mut ConnCtx, bytes: &[u8]);
     /// An event for this connection's user arrived from the hub.
     async fn on_event(&mut self, cx: &mut ConnCtx, event: &Arc<Published>);
+    /// The connection is closing (client left, server shutdown, slow consumer).
+    async fn on_close(&mut self, _cx: &mut ConnCtx) {}
 }
 
 /// Per-connection context: the service, the caller once known, and the frames to send.
