@@ -23,6 +23,8 @@ pub enum RoomRef {
 pub enum RoomShape {
     /// Direct when there is exactly one other user, else a group.
     Auto,
+    /// A direct room of exactly the two given members (admin import).
+    Direct,
     Group,
     Project(i64),
 }

@@ -300,9 +300,13 @@ impl ChatService {
                 }
                 RoomKind::Group
             }
+            RoomShape::Direct => match members.as_slice() {
+                [a, b] => RoomKind::direct(*a, *b).expect("deduplicated members are distinct"),
+                _ => return Err(ChatError::invalid("members", "a direct chat has exactly two users")),
+            },
             RoomShape::Project(project_id) => RoomKind::Project { project_id },
         };
-        if matches!(kind, RoomKind::Project { .. }) || cmd.has_business || cmd.id.is_some() {
+        if matches!(kind, RoomKind::Project { .. }) || cmd.has_business || cmd.id.is_some() || !cmd.include_creator {
             policy::require_admin(actor)?;
         }
         let new = NewRoom {
