@@ -508,7 +508,7 @@ impl ChatService {
             "{}/files/{}/{}",
             self.config.public_base_url.trim_end_matches('/'),
             a.id,
-            percent_encoding::utf8_percent_encode(&a.name, percent_encoding::NON_ALPHANUMERIC)
+            percent_encoding::utf8_percent_encode(&a.name, FILE_NAME_ESCAPES)
         )
     }
 
@@ -871,6 +871,13 @@ fn validate_profile(p: &UserProfile) -> Result<()> {
     }
     Ok(())
 }
+
+/// Characters escaped in a file name inside a URL path: all but RFC 3986 unreserved.
+const FILE_NAME_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A user record for an author who no longer exists in the store.
 fn placeholder_user(id: UserId) -> User {
