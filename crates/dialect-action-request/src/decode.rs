@@ -121,11 +121,16 @@ fn command_of(request: Request) -> Result<Command, Map<String, Value>> {
         Request::List => Some(Command::List),
         Request::LeaveRoom => Some(Command::LeaveRoom),
         Request::CurrentRoomInfo => Some(Command::CurrentRoomInfo),
-        Request::JoinRoom { room_pk } => errs.take("room_pk", room_pk).map(|pk| Command::JoinRoom { room: RoomId(pk) }),
+        Request::JoinRoom { room_pk } => errs
+            .take("room_pk", room_pk)
+            .map(|pk| Command::JoinRoom { room: RoomId(pk) }),
         Request::CreateMessage { msg_text } => errs
             .take_text("msg_text", msg_text)
             .map(|text| Command::CreateMessage { text }),
-        Request::EditMessage { msg_id, edited_msg_text } => {
+        Request::EditMessage {
+            msg_id,
+            edited_msg_text,
+        } => {
             let id = errs.take("msg_id", msg_id);
             let text = errs.take_text("edited_msg_text", edited_msg_text);
             id.zip(text).map(|(id, text)| Command::EditMessage {
@@ -215,10 +220,15 @@ mod tests {
             ok(r#"{"action":"join_room","room_pk":1,"request_id":1}"#).command,
             Command::JoinRoom { room: RoomId(1) }
         );
-        assert_eq!(ok(r#"{"action":"leave_room","request_id":1}"#).command, Command::LeaveRoom);
+        assert_eq!(
+            ok(r#"{"action":"leave_room","request_id":1}"#).command,
+            Command::LeaveRoom
+        );
         assert_eq!(
             ok(r#"{"action":"create_message","msg_text":"hello","request_id":1}"#).command,
-            Command::CreateMessage { text: "hello".into() }
+            Command::CreateMessage {
+                text: "hello".into()
+            }
         );
         assert_eq!(
             ok(r#"{"action":"edit_message","msg_id":1,"edited_msg_text":"edited_text","request_id":1}"#).command,
@@ -242,7 +252,10 @@ mod tests {
     #[test]
     fn request_id_is_any_json_value_or_null() {
         assert_eq!(ok(r#"{"action":"list"}"#).request_id, Value::Null);
-        assert_eq!(ok(r#"{"action":"list","request_id":"abc"}"#).request_id, json!("abc"));
+        assert_eq!(
+            ok(r#"{"action":"list","request_id":"abc"}"#).request_id,
+            json!("abc")
+        );
         assert_eq!(
             ok(r#"{"action":"list","request_id":{"a":[1]}}"#).request_id,
             json!({"a":[1]})
@@ -263,7 +276,9 @@ mod tests {
         assert_eq!(r.failure.status, 400);
         assert_eq!(r.request_id, Value::Null);
         assert_eq!(r.action, Value::Null);
-        assert!(r.failure.errors[0].as_str().is_some_and(|s| s.starts_with("JSON parse error - ")));
+        assert!(r.failure.errors[0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("JSON parse error - ")));
         let r = err("[1,2]", Endpoint::User);
         assert_eq!(r.failure.status, 400);
         assert_eq!(
@@ -281,7 +296,10 @@ mod tests {
     fn missing_unknown_or_non_string_action_is_405() {
         let r = err(r#"{"request_id":7}"#, Endpoint::User);
         assert_eq!(r.failure.status, 405);
-        assert_eq!(r.failure.errors, vec![json!("Method \"None\" not allowed.")]);
+        assert_eq!(
+            r.failure.errors,
+            vec![json!("Method \"None\" not allowed.")]
+        );
         assert_eq!(r.request_id, json!(7));
         assert_eq!(r.action, Value::Null);
         let r = err(r#"{"action":"fly","request_id":7}"#, Endpoint::User);
@@ -296,7 +314,10 @@ mod tests {
     #[test]
     fn current_room_info_is_not_an_admin_action() {
         assert!(decode(r#"{"action":"current_room_info"}"#, Endpoint::User).is_ok());
-        let r = err(r#"{"action":"current_room_info","request_id":1}"#, Endpoint::Admin);
+        let r = err(
+            r#"{"action":"current_room_info","request_id":1}"#,
+            Endpoint::Admin,
+        );
         assert_eq!(r.failure.status, 405);
         assert_eq!(
             r.failure.errors,
@@ -311,34 +332,63 @@ mod tests {
         assert_eq!(r.failure.status, 400);
         assert_eq!(r.failure.errors, vec![json!({"room_pk": [REQUIRED]})]);
         let r = err(r#"{"action":"join_room","room_pk":"1"}"#, Endpoint::User);
-        assert_eq!(r.failure.errors, vec![json!({"room_pk": [wire::INVALID_INTEGER]})]);
+        assert_eq!(
+            r.failure.errors,
+            vec![json!({"room_pk": [wire::INVALID_INTEGER]})]
+        );
         let r = err(r#"{"action":"join_room","room_pk":1.5}"#, Endpoint::User);
-        assert_eq!(r.failure.errors, vec![json!({"room_pk": [wire::INVALID_INTEGER]})]);
+        assert_eq!(
+            r.failure.errors,
+            vec![json!({"room_pk": [wire::INVALID_INTEGER]})]
+        );
         let r = err(r#"{"action":"join_room","room_pk":null}"#, Endpoint::User);
         assert_eq!(r.failure.errors, vec![json!({"room_pk": [NOT_NULL]})]);
         let r = err(r#"{"action":"create_message"}"#, Endpoint::User);
         assert_eq!(r.failure.errors, vec![json!({"msg_text": [REQUIRED]})]);
-        let r = err(r#"{"action":"create_message","msg_text":5}"#, Endpoint::User);
-        assert_eq!(r.failure.errors, vec![json!({"msg_text": [wire::INVALID_STRING]})]);
-        let r = err(r#"{"action":"create_message","msg_text":"  \n"}"#, Endpoint::User);
+        let r = err(
+            r#"{"action":"create_message","msg_text":5}"#,
+            Endpoint::User,
+        );
+        assert_eq!(
+            r.failure.errors,
+            vec![json!({"msg_text": [wire::INVALID_STRING]})]
+        );
+        let r = err(
+            r#"{"action":"create_message","msg_text":"  \n"}"#,
+            Endpoint::User,
+        );
         assert_eq!(r.failure.errors, vec![json!({"msg_text": [NOT_BLANK]})]);
         let r = err(r#"{"action":"edit_message","msg_id":"x"}"#, Endpoint::User);
         assert_eq!(
             r.failure.errors,
             vec![json!({"msg_id": [wire::INVALID_INTEGER], "edited_msg_text": [REQUIRED]})]
         );
-        let r = err(r#"{"action":"delete_messages","msg_id_list":1}"#, Endpoint::User);
+        let r = err(
+            r#"{"action":"delete_messages","msg_id_list":1}"#,
+            Endpoint::User,
+        );
         assert_eq!(
             r.failure.errors,
             vec![json!({"msg_id_list": ["Expected a list of items but got type \"int\"."]})]
         );
-        let r = err(r#"{"action":"delete_messages","msg_id_list":[1,"a",null]}"#, Endpoint::User);
+        let r = err(
+            r#"{"action":"delete_messages","msg_id_list":[1,"a",null]}"#,
+            Endpoint::User,
+        );
         assert_eq!(
             r.failure.errors,
-            vec![json!({"msg_id_list": {"1": [wire::INVALID_INTEGER], "2": [wire::INVALID_INTEGER]}})]
+            vec![
+                json!({"msg_id_list": {"1": [wire::INVALID_INTEGER], "2": [wire::INVALID_INTEGER]}})
+            ]
         );
-        let r = err(r#"{"action":"delete_messages","msg_id_list":[]}"#, Endpoint::Admin);
-        assert_eq!(r.failure.errors, vec![json!({"msg_id_list": [NOT_EMPTY_LIST]})]);
+        let r = err(
+            r#"{"action":"delete_messages","msg_id_list":[]}"#,
+            Endpoint::Admin,
+        );
+        assert_eq!(
+            r.failure.errors,
+            vec![json!({"msg_id_list": [NOT_EMPTY_LIST]})]
+        );
         assert_eq!(r.action, json!("delete_messages"));
     }
 
@@ -346,7 +396,9 @@ mod tests {
     fn text_is_kept_as_sent() {
         assert_eq!(
             ok(r#"{"action":"create_message","msg_text":"  hi  "}"#).command,
-            Command::CreateMessage { text: "  hi  ".into() }
+            Command::CreateMessage {
+                text: "  hi  ".into()
+            }
         );
     }
 }

@@ -104,7 +104,10 @@ impl WsDialect for ActionRequest {
             return Err(Refusal::forbidden(format!("token refused: {e}")));
         }
         let Some(principal) = hs.principal.clone() else {
-            return Err(Refusal::forbidden(format!("token refused: {}", TokenError::Missing)));
+            return Err(Refusal::forbidden(format!(
+                "token refused: {}",
+                TokenError::Missing
+            )));
         };
         if !hs.origin_allowed {
             return Err(Refusal::forbidden(if hs.origin_present {

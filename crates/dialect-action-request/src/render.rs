@@ -12,7 +12,9 @@
 //! here, at the edge, with core's field names translated to the request's field names.
 
 use crate::wire::{actions, DeletedOut, EditedOut, Envelope, MessageOut, RoomOut, UserOut};
-use chat_core::{ChatError, Event, MessageId, MessageView, Published, RoomId, RoomView, TokenError, User};
+use chat_core::{
+    ChatError, Event, MessageId, MessageView, Published, RoomId, RoomView, TokenError, User,
+};
 use chrono::SecondsFormat;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -30,8 +32,7 @@ pub const NOT_IN_ROOM_LEAVE: &str = "Action 'leave_room' not allowed. You are no
 
 /// Sent if an envelope could not be serialized (never expected: every field is a
 /// string, a number or a string-keyed map).
-const FALLBACK: &str =
-    r#"{"errors":["A server error occurred."],"data":null,"action":null,"response_status":500,"request_id":null}"#;
+const FALLBACK: &str = r#"{"errors":["A server error occurred."],"data":null,"action":null,"response_status":500,"request_id":null}"#;
 
 /// A failed request: the status and the `errors` list.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,10 +95,14 @@ impl Failure {
             ChatError::Unauthenticated(TokenError::Missing) => {
                 Failure::new(403, "Authentication credentials were not provided.")
             }
-            ChatError::Unauthenticated(_) => Failure::new(403, "Incorrect authentication credentials."),
+            ChatError::Unauthenticated(_) => {
+                Failure::new(403, "Incorrect authentication credentials.")
+            }
             ChatError::Forbidden(_) => Failure::forbidden(),
             ChatError::NotFound { .. } => Failure::not_found(),
-            ChatError::Invalid { field, reason } => Failure::field(wire_field(action, field), reason.clone()),
+            ChatError::Invalid { field, reason } => {
+                Failure::field(wire_field(action, field), reason.clone())
+            }
             ChatError::TooLarge { what, size, limit } => match *what {
                 "text" => Failure::field(
                     wire_field(action, what),
@@ -108,8 +113,12 @@ impl Failure {
                     format!("Too large ({size}); the limit is {limit}."),
                 ),
             },
-            ChatError::RateLimited { what } => Failure::field(wire_field(action, what), "Request was throttled."),
-            ChatError::DuplicateRoom { .. } | ChatError::Conflict(_) => Failure::bad_request(err.to_string()),
+            ChatError::RateLimited { what } => {
+                Failure::field(wire_field(action, what), "Request was throttled.")
+            }
+            ChatError::DuplicateRoom { .. } | ChatError::Conflict(_) => {
+                Failure::bad_request(err.to_string())
+            }
             ChatError::Storage(_) => Failure::new(500, SERVER_ERROR),
         }
     }
@@ -130,7 +139,13 @@ fn wire_field(action: &str, core: &str) -> String {
 
 // ---------------------------------------------------------------------- envelopes
 
-fn envelope<T: Serialize>(data: T, errors: &[Value], action: &Value, status: u16, request_id: &Value) -> String {
+fn envelope<T: Serialize>(
+    data: T,
+    errors: &[Value],
+    action: &Value,
+    status: u16,
+    request_id: &Value,
+) -> String {
     serde_json::to_string(&Envelope {
         errors,
         data,
@@ -176,7 +191,10 @@ pub fn message<'a>(room_view: &'a RoomView, m: &'a MessageView) -> MessageOut<'a
         id: m.message.id.0,
         text: &m.message.text,
         user: user(&m.author),
-        created_at: m.message.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        created_at: m
+            .message
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
         room: room(room_view),
     }
 }
@@ -225,9 +243,9 @@ pub fn deleted(room_id: RoomId, ids: &[MessageId], request_id: &Value) -> String
 /// dialect has a word for; `None` for the rest (they stay silent).
 pub fn shown_in_room(event: &Event) -> Option<RoomId> {
     match event {
-        Event::MessageCreated { room, .. } | Event::MessageEdited { room, .. } | Event::MessagesDeleted { room, .. } => {
-            Some(room.id())
-        }
+        Event::MessageCreated { room, .. }
+        | Event::MessageEdited { room, .. }
+        | Event::MessagesDeleted { room, .. } => Some(room.id()),
         _ => None,
     }
 }
@@ -271,7 +289,9 @@ mod tests {
     use std::sync::Arc;
 
     fn ts() -> chat_core::Timestamp {
-        Utc.with_ymd_and_hms(2024, 6, 17, 18, 0, 0).single().expect("valid time")
+        Utc.with_ymd_and_hms(2024, 6, 17, 18, 0, 0)
+            .single()
+            .expect("valid time")
     }
 
     fn user(id: i64) -> User {
@@ -396,17 +416,32 @@ mod tests {
 
     #[test]
     fn chat_errors_map_to_drf_statuses() {
-        let f = Failure::from_chat(&ChatError::forbidden("admins may write only…"), "create_message");
+        let f = Failure::from_chat(
+            &ChatError::forbidden("admins may write only…"),
+            "create_message",
+        );
         assert_eq!((f.status, f.errors), (403, vec![json!(PERMISSION_DENIED)]));
         let f = Failure::from_chat(&ChatError::not_found("chat"), "join_room");
         assert_eq!((f.status, f.errors), (404, vec![json!("Not found.")]));
-        let f = Failure::from_chat(&ChatError::invalid("text", "a message needs text or files"), "create_message");
+        let f = Failure::from_chat(
+            &ChatError::invalid("text", "a message needs text or files"),
+            "create_message",
+        );
         assert_eq!(
             (f.status, f.errors),
-            (400, vec![json!({"msg_text": ["a message needs text or files"]})])
+            (
+                400,
+                vec![json!({"msg_text": ["a message needs text or files"]})]
+            )
         );
-        let f = Failure::from_chat(&ChatError::invalid("message", "the message has been deleted"), "edit_message");
-        assert_eq!(f.errors, vec![json!({"msg_id": ["the message has been deleted"]})]);
+        let f = Failure::from_chat(
+            &ChatError::invalid("message", "the message has been deleted"),
+            "edit_message",
+        );
+        assert_eq!(
+            f.errors,
+            vec![json!({"msg_id": ["the message has been deleted"]})]
+        );
         let f = Failure::from_chat(&ChatError::invalid("text", "empty"), "edit_message");
         assert_eq!(f.errors, vec![json!({"edited_msg_text": ["empty"]})]);
         let f = Failure::from_chat(&ChatError::invalid("messages", "none"), "delete_messages");
@@ -421,13 +456,21 @@ mod tests {
         );
         assert_eq!(
             (f.status, f.errors),
-            (400, vec![json!({"msg_text": ["Ensure this field has no more than 10 characters."]})])
+            (
+                400,
+                vec![json!({"msg_text": ["Ensure this field has no more than 10 characters."]})]
+            )
         );
         let f = Failure::from_chat(&ChatError::RateLimited { what: "typing" }, "create_message");
         assert_eq!(f.status, 400);
         let f = Failure::from_chat(&ChatError::Conflict("taken".into()), "list");
         assert_eq!((f.status, f.errors), (400, vec![json!("taken")]));
-        let f = Failure::from_chat(&ChatError::DuplicateRoom { existing: RoomId(3) }, "list");
+        let f = Failure::from_chat(
+            &ChatError::DuplicateRoom {
+                existing: RoomId(3),
+            },
+            "list",
+        );
         assert_eq!(f.status, 400);
         let f = Failure::from_chat(&ChatError::Storage("disk on fire".into()), "list");
         assert_eq!((f.status, f.errors), (500, vec![json!(SERVER_ERROR)]));
@@ -462,17 +505,27 @@ mod tests {
             room: v.clone(),
             message: message_view("hi"),
         };
-        let p = published(ev(), crate::DIALECT, tag_of(&json!({"k": [1, "x"]})).as_deref());
+        let p = published(
+            ev(),
+            crate::DIALECT,
+            tag_of(&json!({"k": [1, "x"]})).as_deref(),
+        );
         let frame = parse(&event(&p).expect("rendered"));
         assert_eq!(frame["request_id"], json!({"k": [1, "x"]}));
         assert_eq!(frame["response_status"], json!(201));
         assert_eq!(frame["action"], json!("create_message"));
         // Another dialect's correlation tag is not a request_id.
         let p = published(ev(), "method-args", Some("\"key\""));
-        assert_eq!(parse(&event(&p).expect("rendered"))["request_id"], Value::Null);
+        assert_eq!(
+            parse(&event(&p).expect("rendered"))["request_id"],
+            Value::Null
+        );
         // No origin at all.
         let p = Published::new(ev(), None);
-        assert_eq!(parse(&event(&p).expect("rendered"))["request_id"], Value::Null);
+        assert_eq!(
+            parse(&event(&p).expect("rendered"))["request_id"],
+            Value::Null
+        );
         assert_eq!(tag_of(&Value::Null), None);
         assert_eq!(tag_of(&json!(5)).as_deref(), Some("5"));
     }

@@ -78,10 +78,18 @@ impl ActionSession {
                 // A refused join keeps the room joined before, as the original did.
                 let view = service.room(actor, *room).await.map_err(chat)?;
                 self.joined = Some(view.id());
-                Ok(render::success(render::room(&view), &f.action, 200, &f.request_id))
+                Ok(render::success(
+                    render::room(&view),
+                    &f.action,
+                    200,
+                    &f.request_id,
+                ))
             }
             Command::LeaveRoom => {
-                let room = self.joined.take().ok_or_else(|| Failure::bad_request(NOT_IN_ROOM_LEAVE))?;
+                let room = self
+                    .joined
+                    .take()
+                    .ok_or_else(|| Failure::bad_request(NOT_IN_ROOM_LEAVE))?;
                 let data = LeftOut {
                     response: format!("leaved room {room} successfully!"),
                 };
@@ -90,13 +98,22 @@ impl ActionSession {
             Command::CurrentRoomInfo => {
                 let room = self.joined_or_400()?;
                 let view = service.room(actor, room).await.map_err(chat)?;
-                Ok(render::success(render::room(&view), &f.action, 200, &f.request_id))
+                Ok(render::success(
+                    render::room(&view),
+                    &f.action,
+                    200,
+                    &f.request_id,
+                ))
             }
             Command::CreateMessage { text } => {
                 let room = self.joined_or_400()?;
                 let origin = cx.origin(DIALECT, render::tag_of(&f.request_id));
                 let (view, message) = service
-                    .send_message(actor, SendMessage::text(RoomRef::Id(room), text.clone()), Some(origin))
+                    .send_message(
+                        actor,
+                        SendMessage::text(RoomRef::Id(room), text.clone()),
+                        Some(origin),
+                    )
                     .await
                     .map_err(chat)?;
                 Ok(render::created(&view, &message, &f.request_id))
@@ -163,13 +180,11 @@ impl Session for ActionSession {
         if self.joined != Some(room) || event.is_from(cx.conn) {
             return;
         }
-        let frame = event.rendered(slots::ACTION_REQUEST, || render::event(event).unwrap_or_default());
+        let frame = event.rendered(slots::ACTION_REQUEST, || {
+            render::event(event).unwrap_or_default()
+        });
         if !frame.is_empty() {
             cx.send_shared(frame);
         }
-    }
-
-    async fn on_close(&mut self, cx: &mut ConnCtx) {
-        cx.sign_out().await;
     }
 }
