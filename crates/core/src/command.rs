@@ -79,15 +79,41 @@ impl SendMessage {
 #[derive(Clone, Debug)]
 pub enum Command {
     CreateRoom(CreateRoom),
-    RenameRoom { room: RoomId, title: String },
-    AddMembers { room: RoomId, users: Vec<UserId> },
-    RemoveMembers { room: RoomId, users: Vec<UserId> },
+    RenameRoom {
+        room: RoomId,
+        title: String,
+    },
+    AddMembers {
+        room: RoomId,
+        users: Vec<UserId>,
+    },
+    RemoveMembers {
+        room: RoomId,
+        users: Vec<UserId>,
+    },
     Send(SendMessage),
-    Edit { room: Option<RoomId>, message: MessageId, text: String },
-    Delete { room: Option<RoomId>, messages: Vec<MessageId> },
+    Edit {
+        room: Option<RoomId>,
+        message: MessageId,
+        text: String,
+    },
+    Delete {
+        room: Option<RoomId>,
+        messages: Vec<MessageId>,
+    },
     /// Read up to a message, or the whole room when `up_to` is `None`.
-    Read { room: RoomRef, up_to: Option<MessageId> },
-    Typing { room: RoomRef },
-    SetPresence { online: bool },
-    Attention { peer: UserId, waiting: bool },
+    Read {
+        room: RoomRef,
+        up_to: Option<MessageId>,
+    },
+    Typing {
+        room: RoomRef,
+    },
+    SetPresence {
+        online: bool,
+    },
+    Attention {
+        peer: UserId,
+        waiting: bool,
+    },
 }

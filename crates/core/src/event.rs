@@ -15,18 +15,45 @@ pub enum Event {
     /// A room's title or flags changed.
     RoomUpdated { room: SharedRoom, by: UserId },
     /// Users joined a room. `room` is the room after the change.
-    MembersAdded { room: SharedRoom, users: Vec<UserId>, by: UserId },
+    MembersAdded {
+        room: SharedRoom,
+        users: Vec<UserId>,
+        by: UserId,
+    },
     /// Users left or were removed. `room` is the room after the change.
-    MembersRemoved { room: SharedRoom, users: Vec<UserId>, by: UserId },
-    MessageCreated { room: SharedRoom, message: Arc<MessageView> },
-    MessageEdited { room: SharedRoom, message: Arc<MessageView> },
+    MembersRemoved {
+        room: SharedRoom,
+        users: Vec<UserId>,
+        by: UserId,
+    },
+    MessageCreated {
+        room: SharedRoom,
+        message: Arc<MessageView>,
+    },
+    MessageEdited {
+        room: SharedRoom,
+        message: Arc<MessageView>,
+    },
     /// Messages became tombstones.
-    MessagesDeleted { room: SharedRoom, ids: Vec<MessageId>, by: UserId },
+    MessagesDeleted {
+        room: SharedRoom,
+        ids: Vec<MessageId>,
+        by: UserId,
+    },
     /// `reader` has read the room up to `up_to`; `newly_read` are the messages of other
     /// authors that this moved past (now "read").
-    MessagesRead { room: SharedRoom, reader: UserId, up_to: MessageId, newly_read: Vec<MessageId> },
+    MessagesRead {
+        room: SharedRoom,
+        reader: UserId,
+        up_to: MessageId,
+        newly_read: Vec<MessageId>,
+    },
     /// `user` is typing in `room` until `until`.
-    Typing { room: SharedRoom, user: User, until: Timestamp },
+    Typing {
+        room: SharedRoom,
+        user: User,
+        until: Timestamp,
+    },
     /// `user` came online (first connection) or went offline (last one closed), or
     /// asked to be shown so (type-content `set_online` / `set_offline`).
     Presence { user: User, online: bool },

@@ -116,7 +116,12 @@ impl Hub {
 
     /// Register a connection of `user`. Returns the subscription and whether it is the
     /// user's first open connection (the user just came online).
-    pub fn register(&self, user: UserId, conn: ConnId, kill: Arc<KillSwitch>) -> (Subscription, bool) {
+    pub fn register(
+        &self,
+        user: UserId,
+        conn: ConnId,
+        kill: Arc<KillSwitch>,
+    ) -> (Subscription, bool) {
         let (tx, rx) = mpsc::channel(self.inner.queue_len);
         let mut map = self.inner.conns.write().unwrap_or_else(|e| e.into_inner());
         let list = map.entry(user).or_default();
@@ -225,7 +230,10 @@ impl Hub {
     /// Enqueue `event` for one connection only.
     pub fn publish_to_conn(&self, user: UserId, conn: ConnId, event: Arc<Published>) {
         let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = map.get(&user).and_then(|l| l.iter().find(|e| e.conn == conn)) {
+        if let Some(entry) = map
+            .get(&user)
+            .and_then(|l| l.iter().find(|e| e.conn == conn))
+        {
             if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(event) {
                 entry.kill.kill(SLOW_CONSUMER);
             }
@@ -287,7 +295,10 @@ mod tests {
         hub.publish(&[UserId(1), UserId(1)], ev());
         assert!(a1.rx.try_recv().is_ok());
         assert!(a2.rx.try_recv().is_ok());
-        assert!(a1.rx.try_recv().is_err(), "a duplicate recipient gets it once");
+        assert!(
+            a1.rx.try_recv().is_err(),
+            "a duplicate recipient gets it once"
+        );
         assert!(b.rx.try_recv().is_err());
         assert!(!a1.unregister());
         assert!(hub.is_online(UserId(1)));

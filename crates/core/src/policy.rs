@@ -42,7 +42,10 @@ pub fn can_edit(p: &Principal, room: &RoomView, msg: &Message) -> Result<(), Cha
         return Err(deny("only the author may edit a message"));
     }
     if msg.is_deleted() {
-        return Err(ChatError::invalid("message", "the message has been deleted"));
+        return Err(ChatError::invalid(
+            "message",
+            "the message has been deleted",
+        ));
     }
     Ok(())
 }
@@ -79,13 +82,19 @@ pub fn can_add_members(p: &Principal, room: &RoomView) -> Result<(), ChatError> 
     }
     match room.room.kind {
         RoomKind::Group => Ok(()),
-        _ => Err(deny("only an admin may change the members of a project chat")),
+        _ => Err(deny(
+            "only an admin may change the members of a project chat",
+        )),
     }
 }
 
 /// May remove `targets`: anyone may remove themselves from a non-direct room; removing
 /// others takes the room's creator or an admin.
-pub fn can_remove_members(p: &Principal, room: &RoomView, targets: &[crate::UserId]) -> Result<(), ChatError> {
+pub fn can_remove_members(
+    p: &Principal,
+    room: &RoomView,
+    targets: &[crate::UserId],
+) -> Result<(), ChatError> {
     if let RoomKind::Direct { .. } = room.room.kind {
         return Err(deny("a direct chat always has exactly its two users"));
     }
@@ -98,7 +107,9 @@ pub fn can_remove_members(p: &Principal, room: &RoomView, targets: &[crate::User
     if targets.iter().all(|t| *t == p.id()) || room.room.created_by == Some(p.id()) {
         Ok(())
     } else {
-        Err(deny("only the chat's creator or an admin may remove other users"))
+        Err(deny(
+            "only the chat's creator or an admin may remove other users",
+        ))
     }
 }
 

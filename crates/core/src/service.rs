@@ -132,7 +132,12 @@ impl ChatService {
 
     /// Register an open connection of `principal` with the hub. The first connection of
     /// a user makes them online, which their contacts are told.
-    pub async fn connect(&self, principal: &Principal, conn: ConnId, kill: Arc<KillSwitch>) -> Subscription {
+    pub async fn connect(
+        &self,
+        principal: &Principal,
+        conn: ConnId,
+        kill: Arc<KillSwitch>,
+    ) -> Subscription {
         let (sub, first) = self.hub.register(principal.id(), conn, kill);
         if first {
             self.publish_presence(&principal.user, true).await;
@@ -172,7 +177,8 @@ impl ChatService {
     }
 
     fn publish(&self, recipients: &[UserId], event: Event, origin: Option<Origin>) {
-        self.hub.publish(recipients, Arc::new(Published::new(event, origin)));
+        self.hub
+            .publish(recipients, Arc::new(Published::new(event, origin)));
     }
 
     // ------------------------------------------------------------------ rooms
@@ -191,7 +197,11 @@ impl ChatService {
     }
 
     async fn room_by_id(&self, id: RoomId) -> Result<SharedRoom> {
-        let room = self.store.room(id).await?.ok_or(ChatError::not_found("chat"))?;
+        let room = self
+            .store
+            .room(id)
+            .await?
+            .ok_or(ChatError::not_found("chat"))?;
         self.room_view(room).await
     }
 
@@ -216,7 +226,9 @@ impl ChatService {
                     ));
                 }
                 if actor.id() != *a && actor.id() != *b {
-                    return Err(ChatError::forbidden("you are not one of the two users of this direct chat"));
+                    return Err(ChatError::forbidden(
+                        "you are not one of the two users of this direct chat",
+                    ));
                 }
                 let peer = if actor.id() == *a { *b } else { *a };
                 self.direct_room(actor, peer).await?
@@ -268,14 +280,22 @@ impl ChatService {
         let found = self.store.users(ids).await?;
         for id in ids {
             if !found.iter().any(|u| u.id == *id) {
-                return Err(ChatError::invalid(field, format!("user {id} does not exist")));
+                return Err(ChatError::invalid(
+                    field,
+                    format!("user {id} does not exist"),
+                ));
             }
         }
         Ok(())
     }
 
     /// Create a room with the actor (unless told otherwise) and `members`.
-    pub async fn create_room(&self, actor: &Principal, cmd: CreateRoom, origin: Option<Origin>) -> Result<SharedRoom> {
+    pub async fn create_room(
+        &self,
+        actor: &Principal,
+        cmd: CreateRoom,
+        origin: Option<Origin>,
+    ) -> Result<SharedRoom> {
         if cmd.title.chars().count() > 255 {
             return Err(ChatError::invalid("title", "at most 255 characters"));
         }
@@ -289,24 +309,40 @@ impl ChatService {
             }
         }
         self.check_users_exist("users", &members).await?;
-        let others: Vec<UserId> = members.iter().copied().filter(|m| *m != actor.id()).collect();
+        let others: Vec<UserId> = members
+            .iter()
+            .copied()
+            .filter(|m| *m != actor.id())
+            .collect();
         let kind = match cmd.shape {
             RoomShape::Auto if cmd.include_creator && others.len() == 1 => {
                 RoomKind::direct(actor.id(), others[0]).expect("distinct users")
             }
             RoomShape::Auto | RoomShape::Group => {
                 if members.is_empty() || (cmd.include_creator && others.is_empty()) {
-                    return Err(ChatError::invalid("users", "a chat needs at least one other user"));
+                    return Err(ChatError::invalid(
+                        "users",
+                        "a chat needs at least one other user",
+                    ));
                 }
                 RoomKind::Group
             }
             RoomShape::Direct => match members.as_slice() {
                 [a, b] => RoomKind::direct(*a, *b).expect("deduplicated members are distinct"),
-                _ => return Err(ChatError::invalid("members", "a direct chat has exactly two users")),
+                _ => {
+                    return Err(ChatError::invalid(
+                        "members",
+                        "a direct chat has exactly two users",
+                    ))
+                }
             },
             RoomShape::Project(project_id) => RoomKind::Project { project_id },
         };
-        if matches!(kind, RoomKind::Project { .. }) || cmd.has_business || cmd.id.is_some() || !cmd.include_creator {
+        if matches!(kind, RoomKind::Project { .. })
+            || cmd.has_business
+            || cmd.id.is_some()
+            || !cmd.include_creator
+        {
             policy::require_admin(actor)?;
         }
         let new = NewRoom {
@@ -330,7 +366,13 @@ impl ChatService {
         Ok(view)
     }
 
-    pub async fn rename_room(&self, actor: &Principal, room: RoomId, title: &str, origin: Option<Origin>) -> Result<SharedRoom> {
+    pub async fn rename_room(
+        &self,
+        actor: &Principal,
+        room: RoomId,
+        title: &str,
+        origin: Option<Origin>,
+    ) -> Result<SharedRoom> {
         if title.chars().count() > 255 {
             return Err(ChatError::invalid("title", "at most 255 characters"));
         }
@@ -432,7 +474,12 @@ impl ChatService {
 
     // ------------------------------------------------------------------ messages
 
-    fn message_view(&self, room: &RoomView, message: Message, author: Option<&User>) -> MessageView {
+    fn message_view(
+        &self,
+        room: &RoomView,
+        message: Message,
+        author: Option<&User>,
+    ) -> MessageView {
         let author = author
             .cloned()
             .or_else(|| room.member(message.author_id).cloned())
@@ -445,7 +492,11 @@ impl ChatService {
     }
 
     /// Views of messages of a room, with authors who may have left the room.
-    async fn message_views(&self, room: &RoomView, messages: Vec<Message>) -> Result<Vec<MessageView>> {
+    async fn message_views(
+        &self,
+        room: &RoomView,
+        messages: Vec<Message>,
+    ) -> Result<Vec<MessageView>> {
         let mut missing: Vec<UserId> = messages
             .iter()
             .map(|m| m.author_id)
@@ -480,7 +531,11 @@ impl ChatService {
         let content_type = upload
             .content_type
             .filter(|c| !c.trim().is_empty())
-            .unwrap_or_else(|| mime_guess::from_path(&name).first_or_octet_stream().to_string());
+            .unwrap_or_else(|| {
+                mime_guess::from_path(&name)
+                    .first_or_octet_stream()
+                    .to_string()
+            });
         let key = self
             .files
             .put(&upload.bytes)
@@ -556,7 +611,9 @@ impl ChatService {
         let mut attachments = Vec::with_capacity(cmd.attachments.len() + cmd.uploads.len());
         for id in &cmd.attachments {
             match self.store.attachment(*id).await? {
-                Some(a) if a.uploader_id == actor.id() && a.message_id.is_none() => attachments.push(a.id),
+                Some(a) if a.uploader_id == actor.id() && a.message_id.is_none() => {
+                    attachments.push(a.id)
+                }
                 _ => {
                     return Err(ChatError::invalid(
                         "media",
@@ -646,7 +703,10 @@ impl ChatService {
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Vec<MessageId>)> {
         if ids.is_empty() {
-            return Err(ChatError::invalid("messages", "give at least one message id"));
+            return Err(ChatError::invalid(
+                "messages",
+                "give at least one message id",
+            ));
         }
         let mut room_id = room;
         let mut msgs = Vec::with_capacity(ids.len());
@@ -702,7 +762,11 @@ impl ChatService {
                 newly_read: Vec::new(),
             });
         };
-        let Some(previous) = self.store.advance_read(view.id(), actor.id(), up_to).await? else {
+        let Some(previous) = self
+            .store
+            .advance_read(view.id(), actor.id(), up_to)
+            .await?
+        else {
             return Ok(ReadOutcome {
                 room: view,
                 up_to: Some(up_to),
@@ -749,12 +813,20 @@ impl ChatService {
     pub async fn typing(&self, actor: &Principal, room: &RoomRef) -> Result<SharedRoom> {
         let view = self.resolve_room(actor, room).await?;
         policy::can_post(actor, &view)?;
-        match self.typing.touch(view.id(), actor.id(), std::time::Instant::now()) {
+        match self
+            .typing
+            .touch(view.id(), actor.id(), std::time::Instant::now())
+        {
             TypingDecision::Flood => Err(ChatError::RateLimited { what: "typing" }),
             TypingDecision::Quiet => Ok(view),
             TypingDecision::Publish => {
-                let until = chrono::Utc::now() + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default();
-                let others: Vec<UserId> = view.member_ids().into_iter().filter(|u| *u != actor.id()).collect();
+                let until =
+                    chrono::Utc::now() + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default();
+                let others: Vec<UserId> = view
+                    .member_ids()
+                    .into_iter()
+                    .filter(|u| *u != actor.id())
+                    .collect();
                 self.publish(
                     &others,
                     Event::Typing {
@@ -800,7 +872,10 @@ impl ChatService {
         limit: i64,
     ) -> Result<(SharedRoom, Vec<MessageView>)> {
         let view = self.resolve_room(actor, room).await?;
-        let messages = self.store.history(view.id(), before, limit.clamp(1, 500)).await?;
+        let messages = self
+            .store
+            .history(view.id(), before, limit.clamp(1, 500))
+            .await?;
         let views = self.message_views(&view, messages).await?;
         Ok((view, views))
     }
@@ -843,7 +918,11 @@ impl ChatService {
     }
 
     /// Create a user ahead of time (admins, CLI import).
-    pub async fn create_user(&self, actor: Option<&Principal>, profile: &UserProfile) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        actor: Option<&Principal>,
+        profile: &UserProfile,
+    ) -> Result<User> {
         if let Some(actor) = actor {
             policy::require_admin(actor)?;
         }

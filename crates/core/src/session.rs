@@ -53,7 +53,10 @@ pub enum Outgoing {
     Text(String),
     /// A rendering shared with other recipients.
     Shared(Arc<str>),
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// A plain-WebSocket dialect mounted on one or more paths.
@@ -64,7 +67,10 @@ pub trait WsDialect: Send + Sync + 'static {
     fn accept(&self, hs: &Handshake) -> Result<Box<dyn Session>, Refusal>;
     /// The subprotocol to answer with, given the client's offer.
     fn subprotocol(&self, offered: &[&str]) -> Option<&'static str> {
-        offered.iter().any(|p| p.eq_ignore_ascii_case("bearer")).then_some("Bearer")
+        offered
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case("bearer"))
+            .then_some("Bearer")
     }
 }
 
@@ -135,14 +141,21 @@ impl ConnCtx {
     /// events. A second sign-in as another user is refused by the caller's dialect;
     /// signing in again as the same user keeps the subscription.
     pub async fn sign_in(&mut self, principal: Principal) {
-        if self.subscription.as_ref().is_some_and(|s| s.user == principal.id()) {
+        if self
+            .subscription
+            .as_ref()
+            .is_some_and(|s| s.user == principal.id())
+        {
             self.principal = Some(principal);
             return;
         }
         if let Some(mut old) = self.subscription.take() {
             self.service.disconnect(&mut old).await;
         }
-        let sub = self.service.connect(&principal, self.conn, self.kill.clone()).await;
+        let sub = self
+            .service
+            .connect(&principal, self.conn, self.kill.clone())
+            .await;
         self.subscription = Some(sub);
         self.principal = Some(principal);
     }

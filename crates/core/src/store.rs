@@ -100,18 +100,35 @@ pub trait Store: Send + Sync + 'static {
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
     async fn edit_message(&self, id: MessageId, text: &str) -> StoreResult<Message>;
     /// Tombstone the given messages of `room` that are not deleted yet; returns their ids.
-    async fn delete_messages(&self, room: RoomId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;
+    async fn delete_messages(&self, room: RoomId, ids: &[MessageId])
+        -> StoreResult<Vec<MessageId>>;
     /// Newest first: messages of `room` with id below `before` (if given), at most `limit`.
-    async fn history(&self, room: RoomId, before: Option<MessageId>, limit: i64) -> StoreResult<Vec<Message>>;
+    async fn history(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
     /// Oldest first: messages of `room` created in `[from, to]`.
-    async fn messages_between(&self, room: RoomId, from: Option<Timestamp>, to: Option<Timestamp>, limit: i64) -> StoreResult<Vec<Message>>;
+    async fn messages_between(
+        &self,
+        room: RoomId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
     /// The newest message of a room.
     async fn last_message(&self, room: RoomId) -> StoreResult<Option<Message>>;
 
     // ---- read state
     /// Move `user`'s watermark in `room` forward to `up_to` (never back). Returns the
     /// previous watermark when it moved, `None` when it did not.
-    async fn advance_read(&self, room: RoomId, user: UserId, up_to: MessageId) -> StoreResult<Option<Option<MessageId>>>;
+    async fn advance_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        up_to: MessageId,
+    ) -> StoreResult<Option<Option<MessageId>>>;
     /// Ids and authors of the live messages in `room` by authors other than `reader`
     /// with ids in `(after, up_to]`, oldest first.
     async fn messages_read_between(

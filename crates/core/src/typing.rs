@@ -90,8 +90,14 @@ mod tests {
         let t0 = Instant::now();
         let (r, u) = (RoomId(1), UserId(1));
         assert_eq!(reg.touch(r, u, t0), TypingDecision::Publish);
-        assert_eq!(reg.touch(r, u, t0 + Duration::from_millis(100)), TypingDecision::Quiet);
-        assert_eq!(reg.touch(r, u, t0 + Duration::from_millis(1100)), TypingDecision::Publish);
+        assert_eq!(
+            reg.touch(r, u, t0 + Duration::from_millis(100)),
+            TypingDecision::Quiet
+        );
+        assert_eq!(
+            reg.touch(r, u, t0 + Duration::from_millis(1100)),
+            TypingDecision::Publish
+        );
         let t1 = t0 + Duration::from_secs(3);
         let decisions: Vec<_> = (0..12).map(|_| reg.touch(r, u, t1)).collect();
         assert_eq!(decisions.last(), Some(&TypingDecision::Flood));

@@ -1,1 +1,172 @@
+//! chat-gateway: one server, five legacy chat WebSocket dialects, one chat domain.
+//!
+//! This crate is the process around the domain: configuration, the HTTP listener(s),
+//! the WebSocket upgrade and connection loop, the REST API, token verification, and
+//! graceful shutdown. It wires the dialect crates to paths; it holds no chat policy.
 
+pub mod cli;
+pub mod http_util;
+pub mod jwt;
+pub mod mounts;
+pub mod origin;
+pub mod rest;
+pub mod server;
+pub mod ws;
+
+use chat_core::{ChatService, FileStore, ServiceConfig};
+use mounts::MountSpec;
+use server::{App, Limits};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use jwt::{Jwt, TokenSpec};
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub jwt: Jwt,
+    /// Base of the absolute URLs of attachments; default `http://<listen address>`.
+    pub public_base_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub allowed_origins: Vec<String>,
+    /// Enabled dialects (CLI names).
+    pub dialects: Vec<String>,
+    /// Mounts that replace a dialect's default path(s).
+    pub mounts: Vec<MountSpec>,
+    pub limits: Limits,
+    pub pool_size: u32,
+    pub ping_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("database: {0}")]
+    Store(#[from] chat_store::StoreSetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Mount(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running gateway: its bound addresses and the service behind them.
+pub struct RunningGateway {
+    /// The main listener's address first, then dialects' own addresses.
+    pub addrs: Vec<SocketAddr>,
+    pub service: Arc<ChatService>,
+    pub app: Arc<App>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// The main listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Resolves when the gateway was told to stop.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stop accepting, close every WebSocket with a close frame, drain, return.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Wait until the gateway stops (after its shutdown token is cancelled).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        server::drain(&self.app, Duration::from_secs(10)).await;
+    }
+}
+
+/// Bind every listener, open the database (applying migrations), and start serving.
+pub async fn start(
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, GatewayError> {
+    let plan = mounts::plan(&config)?;
+    let mut bound = Vec::new();
+    for (addr, routes) in plan {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let local = listener.local_addr()?;
+        bound.push((local, listener, routes));
+    }
+    let main_addr = bound[0].0;
+    let base = config
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{main_addr}"));
+    let store = chat_store::connect(
+        &config.database_url,
+        chat_store::StoreOptions {
+            pool_size: config.pool_size,
+        },
+    )
+    .await?;
+    tokio::fs::create_dir_all(config.data_dir.join("files")).await?;
+    let service = ChatService::new(
+        store,
+        Arc::new(config.jwt.clone()),
+        FileStore::new(config.data_dir.join("files")),
+        ServiceConfig {
+            public_base_url: base.trim_end_matches('/').to_string(),
+            max_attachment_bytes: config.limits.max_attachment_bytes,
+            outbound_queue: config.limits.outbound_queue,
+            ..ServiceConfig::default()
+        },
+    );
+    let app = Arc::new(App {
+        service: service.clone(),
+        origins: origin::OriginPolicy::new(&config.allowed_origins),
+        limits: config.limits.clone(),
+        ping_interval: config.ping_interval,
+        tracker: TaskTracker::new(),
+    });
+    let mut addrs = Vec::new();
+    let mut tasks = Vec::new();
+    for (addr, listener, routes) in bound {
+        for r in &routes {
+            tracing::info!(
+                dialect = r.dialect.name(),
+                "listening on ws://{addr}{}",
+                r.path
+            );
+        }
+        addrs.push(addr);
+        tasks.push(tokio::spawn(server::run(
+            listener,
+            app.clone(),
+            Arc::new(routes),
+            shutdown.clone(),
+        )));
+    }
+    tracing::info!("HTTP API on http://{main_addr}/api, health on http://{main_addr}/healthz");
+    Ok(RunningGateway {
+        addrs,
+        service,
+        app,
+        shutdown,
+        tasks,
+    })
+}

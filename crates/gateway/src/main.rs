@@ -1,1 +1,226 @@
-fn main(){}
+//! `chat-gateway`: see `chat-gateway --help`.
+
+use chat_core::{RoomId, RoomKind, UserId, UserProfile};
+use chat_gateway::cli::{load_jwt, Cli, Command, RoomsCommand, UsersCommand};
+use chat_gateway::TokenSpec;
+use clap::Parser;
+use serde::Deserialize;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            chat_store::migrate(&db.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "migrations applied to {}",
+                chat_store::describe_url(&db.database_url)
+            );
+            Ok(())
+        }
+        Command::Token(t) => {
+            let jwt = load_jwt(&t.keys, true)?;
+            if !jwt.can_mint() {
+                return Err("tokens can only be minted with an HS256 secret (--jwt-secret)".into());
+            }
+            if t.user <= 0 {
+                return Err("--user must be a positive integer".into());
+            }
+            let token = jwt
+                .mint(&TokenSpec {
+                    user_id: t.user,
+                    username: t.username,
+                    admin: t.admin,
+                    ttl_secs: t.ttl.max(1),
+                })
+                .ok_or("could not sign the token")?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Users(UsersCommand::Add(a)) => {
+            let store = open(&a.db.database_url).await?;
+            let user = store
+                .create_user(&UserProfile {
+                    id: a.id.map(UserId),
+                    username: a.username,
+                    external_id: a.external_id,
+                    email: a.email,
+                    first_name: a.first_name,
+                    last_name: a.last_name,
+                    is_admin: Some(a.admin),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("created user {} ({})", user.id, user.username);
+            Ok(())
+        }
+        Command::Users(UsersCommand::Import { file, db }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let rows = parse_user_file(&text)?;
+            let store = open(&db.database_url).await?;
+            for (i, row) in rows.into_iter().enumerate() {
+                let profile = row.into_profile();
+                store
+                    .upsert_user(&profile)
+                    .await
+                    .map_err(|e| format!("user #{} of {}: {e}", i + 1, file.display()))?;
+            }
+            println!("imported users from {}", file.display());
+            Ok(())
+        }
+        Command::Rooms(RoomsCommand::Add(a)) => {
+            let store = open(&a.db.database_url).await?;
+            let members: Vec<UserId> = a.members.iter().copied().map(UserId).collect();
+            let found = store.users(&members).await.map_err(|e| e.to_string())?;
+            if let Some(missing) = members.iter().find(|m| !found.iter().any(|u| u.id == **m)) {
+                return Err(format!(
+                    "user {missing} does not exist (create it with `users add`)"
+                ));
+            }
+            let kind = match (a.kind.as_str(), a.project_id) {
+                ("direct", None) => match members.as_slice() {
+                    [x, y] => {
+                        RoomKind::direct(*x, *y).ok_or("a direct room needs two different users")?
+                    }
+                    _ => return Err("a direct room has exactly two --members".into()),
+                },
+                ("group", None) => RoomKind::Group,
+                ("project", Some(project_id)) => RoomKind::Project { project_id },
+                ("project", None) => return Err("a project room needs --project-id".into()),
+                (_, Some(_)) => return Err("--project-id is only for --kind project".into()),
+                (other, None) => {
+                    return Err(format!("unknown --kind `{other}` (direct, group, project)"))
+                }
+            };
+            let room = store
+                .create_room(&chat_core::store::NewRoom {
+                    id: a.id.map(RoomId),
+                    kind,
+                    title: a.title,
+                    has_business: a.has_business,
+                    created_by: None,
+                    members,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("created room {} ({})", room.id, room.kind.name());
+            Ok(())
+        }
+    }
+}
+
+async fn open(url: &str) -> Result<std::sync::Arc<dyn chat_core::Store>, String> {
+    chat_store::connect(url, chat_store::StoreOptions::default())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRow {
+    id: Option<i64>,
+    username: Option<String>,
+    external_id: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    display_name: Option<String>,
+    photo: Option<String>,
+    color: Option<String>,
+    role: Option<String>,
+    is_admin: Option<bool>,
+}
+
+impl UserRow {
+    fn into_profile(self) -> UserProfile {
+        UserProfile {
+            id: self.id.map(UserId),
+            username: self.username,
+            external_id: self.external_id,
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            display_name: self.display_name,
+            photo: self.photo,
+            color: self.color,
+            role: self.role,
+            is_admin: self.is_admin,
+        }
+    }
+}
+
+fn parse_user_file(text: &str) -> Result<Vec<UserRow>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        return serde_json::from_str(trimmed)
+            .map_err(|e| format!("invalid JSON array of users: {e}"));
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
+async fn serve(args: chat_gateway::cli::ServeArgs) -> Result<(), String> {
+    let config = args.into_config()?;
+    let shutdown = CancellationToken::new();
+    let gw = chat_gateway::start(config, shutdown.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let signal = async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| e.to_string())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        Ok::<(), String>(())
+    };
+    signal.await?;
+    tracing::info!("shutting down: closing connections");
+    gw.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The command line. Every flag of `serve` can also be set through an environment
+//! variable (`CHAT_GATEWAY_<FLAG>`), which is how containers are usually configured.
+
+use crate::mounts::MountSpec;
+use crate::server::Limits;
+use crate::{GatewayConfig, Jwt};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chat-gateway",
+    version,
+    about = "One server for five legacy chat WebSocket APIs over one chat domain"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Print a signed access token (development and testing).
+    Token(TokenArgs),
+    /// Create users ahead of time.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Create rooms ahead of time.
+    #[command(subcommand)]
+    Rooms(RoomsCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// `sqlite://FILE` (default, embedded) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "CHAT_GATEWAY_DATABASE_URL",
+        default_value = "sqlite://chat-gateway.db"
+    )]
+    pub database_url: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// HS256 shared secret (the legacy Django SECRET_KEY / SIMPLE_JWT signing key).
+    /// Default: a secret generated once and kept in `<data-dir>/jwt-secret`.
+    #[arg(
+        long,
+        env = "CHAT_GATEWAY_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
+    pub jwt_secret: Option<String>,
+    /// PEM file with an RS256 or ES256 public key to verify tokens with instead.
+    #[arg(long, env = "CHAT_GATEWAY_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Where attachments (and the generated JWT secret) are kept.
+    #[arg(long, env = "CHAT_GATEWAY_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address of the main listener (HTTP API and every dialect without its own address).
+    #[arg(long, env = "CHAT_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Absolute base URL clients reach the gateway at (file URLs are built on it).
+    /// Default: http://<listen>.
+    #[arg(long, env = "CHAT_GATEWAY_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+    /// Origins allowed to open action-request sockets (Django Channels rules:
+    /// `host`, `.domain` for subdomains, `https://host:port`, `*`). Comma-separated.
+    #[arg(long, env = "CHAT_GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Dialects to serve, comma-separated. Default: all.
+    #[arg(long, env = "CHAT_GATEWAY_DIALECTS", value_delimiter = ',')]
+    pub dialects: Vec<String>,
+    /// Move a dialect: `NAME=PATH[,PATH...][@ADDR]`, e.g.
+    /// `action-request=/ws/chat/@0.0.0.0:9001`. Repeatable; replaces the default path.
+    #[arg(long = "mount", env = "CHAT_GATEWAY_MOUNTS", value_delimiter = ';')]
+    pub mounts: Vec<MountSpec>,
+    /// Largest WebSocket frame a dialect accepts, in bytes (bigger ones get an error).
+    #[arg(long, env = "CHAT_GATEWAY_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Largest attachment, in bytes.
+    #[arg(long, env = "CHAT_GATEWAY_MAX_ATTACHMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_attachment_bytes: usize,
+    /// Events buffered per connection; a client that falls this far behind is closed.
+    #[arg(long, env = "CHAT_GATEWAY_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Database connections in the pool.
+    #[arg(long, env = "CHAT_GATEWAY_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: u32,
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "CHAT_GATEWAY_PING_SECS", default_value_t = 30)]
+    pub ping_secs: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// The user id (`user_id` claim).
+    #[arg(long)]
+    pub user: i64,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Add the admin claim (`is_staff: true`).
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: i64,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Create one user.
+    Add(UserAddArgs),
+    /// Create or update users from a JSON file: an array of objects, or one object per
+    /// line, with fields id, username, external_id, email, first_name, last_name,
+    /// display_name, photo, color, role, is_admin.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UserAddArgs {
+    #[arg(long)]
+    pub id: Option<i64>,
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub external_id: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub first_name: Option<String>,
+    #[arg(long)]
+    pub last_name: Option<String>,
+    #[arg(long)]
+    pub admin: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoomsCommand {
+    /// Create one room.
+    Add(RoomAddArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RoomAddArgs {
+    /// direct, group or project.
+    #[arg(long, default_value = "group")]
+    pub kind: String,
+    /// Member user ids, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub members: Vec<i64>,
+    #[arg(long, default_value = "")]
+    pub title: String,
+    /// The project id of a project room.
+    #[arg(long)]
+    pub project_id: Option<i64>,
+    #[arg(long)]
+    pub has_business: bool,
+    /// An explicit room id (the legacy backend's primary key).
+    #[arg(long)]
+    pub id: Option<i64>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// Resolve how tokens are verified: a given secret, a public key, or the secret kept
+/// in the data directory (generated on first use).
+pub fn load_jwt(keys: &KeyArgs, create: bool) -> Result<Jwt, String> {
+    if let Some(secret) = &keys.jwt_secret {
+        return Jwt::hs256(secret.as_bytes()).map_err(|e| e.to_string());
+    }
+    if let Some(path) = &keys.jwt_public_key {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return Jwt::public_key(&pem).map_err(|e| e.to_string());
+    }
+    let secret = data_dir_secret(&keys.data_dir, create)?;
+    Jwt::hs256(secret.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn data_dir_secret(dir: &Path, create: bool) -> Result<String, String> {
+    let path = dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    if !create {
+        return Err(format!(
+            "no --jwt-secret given and {} does not exist",
+            path.display()
+        ));
+    }
+    use rand::RngCore;
+    let mut buf = [0u8; 32];
+    rand::rng().fill_bytes(&mut buf);
+    let secret: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::write(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    tracing::warn!(
+        "no --jwt-secret given: generated one in {} (set --jwt-secret to your legacy backend's signing key to accept its tokens)",
+        path.display()
+    );
+    Ok(secret)
+}
+
+impl ServeArgs {
+    pub fn into_config(self) -> Result<GatewayConfig, String> {
+        let jwt = load_jwt(&self.keys, true)?;
+        let dialects = if self.dialects.is_empty() {
+            crate::mounts::all_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        } else {
+            self.dialects
+                .iter()
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect()
+        };
+        Ok(GatewayConfig {
+            listen: self.listen,
+            database_url: self.db.database_url,
+            jwt,
+            public_base_url: self.public_base_url,
+            data_dir: self.keys.data_dir,
+            allowed_origins: self.allowed_origins,
+            dialects,
+            mounts: self.mounts,
+            limits: Limits {
+                max_frame_bytes: self.max_frame_bytes,
+                max_attachment_bytes: self.max_attachment_bytes,
+                outbound_queue: self.outbound_queue,
+            },
+            pool_size: self.pool_size,
+            ping_interval: Duration::from_secs(self.ping_secs.max(1)),
+        })
+    }
+}

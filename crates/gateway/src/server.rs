@@ -1,0 +1,282 @@
+//! The HTTP server: one hyper server per listen address, a router that dispatches by
+//! path (WebSocket mounts first, then health, files and the REST API), the WebSocket
+//! upgrade, and graceful shutdown.
+
+use crate::http_util::{self, Body};
+use crate::origin::OriginPolicy;
+use crate::ws::{run_connection, LoopConfig};
+use chat_core::{ChatService, ConnCtx, Handshake, WsDialect};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Limits applied at the edge.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_attachment_bytes: usize,
+    pub outbound_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 16 * 1024 * 1024,
+            max_attachment_bytes: 10 * 1024 * 1024,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+/// A dialect mounted at a path (normalized: no trailing slash).
+#[derive(Clone)]
+pub struct Route {
+    pub path: String,
+    pub dialect: Arc<dyn WsDialect>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}", self.dialect.name(), self.path)
+    }
+}
+
+/// Normalize a request or mount path: paths match with and without the trailing slash.
+pub fn normalize_path(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        "/".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// What every listener shares.
+pub struct App {
+    pub service: Arc<ChatService>,
+    pub origins: OriginPolicy,
+    pub limits: Limits,
+    pub ping_interval: Duration,
+    /// WebSocket connection tasks, awaited on shutdown.
+    pub tracker: TaskTracker,
+}
+
+/// Serve one listener until `shutdown` is cancelled, then stop accepting, tell every
+/// WebSocket to close, and wait (bounded) for connections to drain.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    routes: Arc<Vec<Route>>,
+    shutdown: CancellationToken,
+) {
+    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and similar: back off briefly, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let routes = routes.clone();
+        let shutdown_c = shutdown.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            let routes = routes.clone();
+            let shutdown = shutdown_c.clone();
+            async move { Ok::<_, Infallible>(route(req, app, routes, shutdown, peer).await) }
+        });
+        let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "http connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    app.service.hub().close_all("server shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// Wait for the WebSocket tasks of `app` to finish (after shutdown), at most `limit`.
+pub async fn drain(app: &App, limit: Duration) {
+    app.tracker.close();
+    let _ = tokio::time::timeout(limit, app.tracker.wait()).await;
+}
+
+async fn route(
+    req: Request<Incoming>,
+    app: Arc<App>,
+    routes: Arc<Vec<Route>>,
+    shutdown: CancellationToken,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let path = normalize_path(req.uri().path());
+    if let Some(r) = routes.iter().find(|r| r.path == path) {
+        return upgrade(req, app, r.dialect.clone(), shutdown, peer).await;
+    }
+    match path.as_str() {
+        "/healthz" => http_util::json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "connections": app.service.hub().connection_count()}),
+        ),
+        p if p.starts_with("/files/") => crate::rest::serve_file(req, &app).await,
+        p if p == "/api" || p.starts_with("/api/") => crate::rest::handle(req, &app).await,
+        _ => http_util::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+    }
+}
+
+fn header_has_token(v: Option<&HeaderValue>, token: &str) -> bool {
+    v.and_then(|v| v.to_str().ok())
+        .is_some_and(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
+}
+
+async fn upgrade(
+    mut req: Request<Incoming>,
+    app: Arc<App>,
+    dialect: Arc<dyn WsDialect>,
+    shutdown: CancellationToken,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let headers = req.headers();
+    let is_upgrade = header_has_token(headers.get(header::CONNECTION), "upgrade")
+        && header_has_token(headers.get(header::UPGRADE), "websocket");
+    if !is_upgrade {
+        return http_util::error(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!(
+                "this is the {} WebSocket endpoint; connect with a WebSocket client",
+                dialect.name()
+            ),
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return http_util::error(
+            StatusCode::BAD_REQUEST,
+            "bad_handshake",
+            "Sec-WebSocket-Version must be 13",
+        );
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return http_util::error(
+            StatusCode::BAD_REQUEST,
+            "bad_handshake",
+            "Sec-WebSocket-Key is missing",
+        );
+    };
+
+    let query = req.uri().query().map(str::to_owned);
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut hs = Handshake {
+        path: req.uri().path().to_string(),
+        query: query.clone(),
+        headers: headers.clone(),
+        principal: None,
+        token_error: None,
+        origin_allowed: app.origins.allows(origin.as_deref()),
+        origin_present: origin.is_some(),
+    };
+    if let Some(token) = http_util::find_token(headers, query.as_deref()) {
+        match app.service.authenticate(&token).await {
+            Ok(p) => hs.principal = Some(p),
+            Err(chat_core::ChatError::Unauthenticated(e)) => hs.token_error = Some(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "authentication failed at the handshake");
+                return http_util::chat_error(&e);
+            }
+        }
+    }
+    let session = match dialect.accept(&hs) {
+        Ok(s) => s,
+        Err(refusal) => {
+            tracing::debug!(%peer, dialect = dialect.name(), reason = %refusal.reason, "upgrade refused");
+            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+            return http_util::error(status, "refused", refusal.reason);
+        }
+    };
+    let offered: Vec<String> = hs
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
+        .collect();
+    let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
+    let subprotocol = dialect.subprotocol(&offered_refs);
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let limits = app.limits.clone();
+    let cfg = LoopConfig {
+        max_frame_bytes: limits.max_frame_bytes,
+        ping_interval: app.ping_interval,
+        write_timeout: Duration::from_secs(10),
+    };
+    // Frames between the configured limit and this hard cap get the dialect's own
+    // "too large" error and the connection stays; above it the socket is closed (1009).
+    let hard_cap = limits
+        .max_frame_bytes
+        .saturating_mul(2)
+        .max(limits.max_frame_bytes + 64 * 1024);
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(hard_cap))
+        .max_frame_size(Some(hard_cap))
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let service = app.service.clone();
+    app.tracker.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config),
+                )
+                .await;
+                let cx = ConnCtx::new(service);
+                run_connection(ws, session, cx, shutdown, cfg).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+
+    let mut resp = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(
+            header::SEC_WEBSOCKET_ACCEPT,
+            derive_accept_key(key.as_bytes()),
+        );
+    if let Some(p) = subprotocol {
+        resp = resp.header(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
+    resp.body(http_util::empty())
+        .unwrap_or_else(|_| Response::new(http_util::empty()))
+}

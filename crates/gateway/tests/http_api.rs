@@ -1,0 +1,394 @@
+//! The HTTP side of the gateway on a real socket: health, REST API, files, mounts,
+//! shutdown and restart.
+
+use chat_testkit::{dual_backend_test, http_request, Options, TestGateway, WsClient};
+use serde_json::json;
+
+async fn health_and_unknown_routes(gw: TestGateway) {
+    let r = gw.http("GET", "/healthz", None, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "ok");
+    let r = gw.http("GET", "/nope", None, None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "not_found");
+    // A plain GET on a WebSocket mount explains itself instead of hanging.
+    let r = gw.http("GET", "/ws/chat/", None, None).await;
+    assert_eq!(r.status, 426);
+}
+dual_backend_test!(health_and_unknown_routes);
+
+async fn rest_requires_a_valid_token(gw: TestGateway) {
+    let r = gw.http("GET", "/api/rooms", None, None).await;
+    assert_eq!(r.status, 401);
+    let r = gw
+        .http("GET", "/api/rooms", Some(&gw.expired_token(1)), None)
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(r.json()["detail"].as_str().unwrap().contains("expired"));
+    let r = gw
+        .http("GET", "/api/rooms", Some(&gw.forged_token(1)), None)
+        .await;
+    assert_eq!(r.status, 401);
+    let r = gw
+        .http("GET", "/api/rooms", Some(&gw.alg_none_token(1)), None)
+        .await;
+    assert_eq!(r.status, 401);
+    // ?token= works too.
+    let t = gw.token(1, "ann");
+    let r = gw
+        .http("GET", &format!("/api/rooms?token={t}"), None, None)
+        .await;
+    assert_eq!(r.status, 200);
+}
+dual_backend_test!(rest_requires_a_valid_token);
+
+async fn admin_creates_users_and_rooms(gw: TestGateway) {
+    let admin = gw.admin_token(100, "root");
+    let user = gw.token(1, "ann");
+    // Non-admins may not.
+    let r = gw
+        .http(
+            "POST",
+            "/api/users",
+            Some(&user),
+            Some(json!({"id": 2, "username": "bob"})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = gw
+        .http(
+            "POST",
+            "/api/users",
+            Some(&admin),
+            Some(json!({"id": 2, "username": "bob", "email": "b@x.io"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(r.json()["username"], "bob");
+    // Same id again: conflict.
+    let r = gw
+        .http(
+            "POST",
+            "/api/users",
+            Some(&admin),
+            Some(json!({"id": 2, "username": "bob2"})),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    // Bad bodies.
+    let r = gw
+        .http("POST", "/api/users", Some(&admin), Some(json!({"id": "x"})))
+        .await;
+    assert_eq!(r.status, 400);
+    let r = gw
+        .http("POST", "/api/users", Some(&admin), Some(json!({"nope": 1})))
+        .await;
+    assert_eq!(r.status, 400);
+    // ann exists once she has shown her token.
+    assert_eq!(
+        gw.http("GET", "/api/rooms", Some(&user), None).await.status,
+        200
+    );
+    let r = gw
+        .http(
+            "POST",
+            "/api/rooms",
+            Some(&admin),
+            Some(
+                json!({"kind": "group", "title": "team", "members": [1, 2], "has_business": true}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let room = r.json();
+    assert_eq!(room["has_business"], true);
+    assert_eq!(room["members"].as_array().unwrap().len(), 2);
+    let id = room["id"].as_i64().unwrap();
+    // Project rooms are unique per project id.
+    let body = json!({"kind": "project", "project_id": 77, "members": [1]});
+    assert_eq!(
+        gw.http("POST", "/api/rooms", Some(&admin), Some(body.clone()))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        gw.http("POST", "/api/rooms", Some(&admin), Some(body))
+            .await
+            .status,
+        409
+    );
+    // Unknown members are refused.
+    let r = gw
+        .http(
+            "POST",
+            "/api/rooms",
+            Some(&admin),
+            Some(json!({"members": [1, 999]})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    // Members, then ann sees both rooms.
+    assert_eq!(
+        gw.http(
+            "POST",
+            "/api/users",
+            Some(&admin),
+            Some(json!({"id": 3, "username": "cy"}))
+        )
+        .await
+        .status,
+        201
+    );
+    let r = gw
+        .http(
+            "POST",
+            &format!("/api/rooms/{id}/members"),
+            Some(&admin),
+            Some(json!({"users": [3]})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["members"].as_array().unwrap().len(), 3);
+    let rooms = gw.http("GET", "/api/rooms", Some(&user), None).await.json();
+    assert_eq!(rooms["rooms"].as_array().unwrap().len(), 2);
+    // Wrong method.
+    assert_eq!(
+        gw.http("DELETE", "/api/rooms", Some(&admin), None)
+            .await
+            .status,
+        405
+    );
+}
+dual_backend_test!(admin_creates_users_and_rooms);
+
+async fn history_is_for_members_only(gw: TestGateway) {
+    gw.create_user(1, "ann").await;
+    gw.create_user(2, "bob").await;
+    gw.create_user(3, "eve").await;
+    let room = gw
+        .create_room(
+            chat_core::RoomKind::direct(chat_core::UserId(1), chat_core::UserId(2)).unwrap(),
+            &[1, 2],
+            false,
+        )
+        .await;
+    let svc = gw.service();
+    let ann = svc.authenticate(&gw.token(1, "ann")).await.unwrap();
+    for i in 0..5 {
+        svc.send_message(
+            &ann,
+            chat_core::SendMessage::text(chat_core::RoomRef::Id(room), format!("m{i}")),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let r = gw
+        .http(
+            "GET",
+            &format!("/api/rooms/{room}/messages?limit=2"),
+            Some(&gw.token(2, "bob")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let msgs = r.json()["messages"].as_array().unwrap().clone();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["text"], "m4");
+    let before = msgs[1]["id"].as_i64().unwrap();
+    let r = gw
+        .http(
+            "GET",
+            &format!("/api/rooms/{room}/messages?before={before}"),
+            Some(&gw.token(2, "bob")),
+            None,
+        )
+        .await;
+    let texts: Vec<_> = r.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(texts, vec![json!("m2"), json!("m1"), json!("m0")]);
+    let r = gw
+        .http(
+            "GET",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&gw.token(3, "eve")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = gw
+        .http(
+            "GET",
+            &format!("/api/rooms/{room}/messages?limit=0"),
+            Some(&gw.token(1, "ann")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = gw
+        .http(
+            "GET",
+            "/api/rooms/abc/messages",
+            Some(&gw.token(1, "ann")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+dual_backend_test!(history_is_for_members_only);
+
+async fn files_upload_and_download(gw: TestGateway) {
+    let t = gw.token(1, "ann");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let r = http_request(
+        "POST",
+        &gw.http_url("/api/files?name=pic.png"),
+        &[
+            ("authorization".into(), format!("Bearer {t}")),
+            ("content-type".into(), "image/png".into()),
+        ],
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let got = http_request("GET", &url, &[], vec![]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.headers["content-type"], "image/png");
+    assert_eq!(got.body.as_ref(), bytes.as_slice());
+    // The name is part of the address.
+    let wrong = url.replace("pic.png", "other.png");
+    assert_eq!(http_request("GET", &wrong, &[], vec![]).await.status, 404);
+    assert_eq!(
+        http_request("GET", &gw.http_url("/files/999/x"), &[], vec![])
+            .await
+            .status,
+        404
+    );
+    // Uploads need a token.
+    let r = http_request(
+        "POST",
+        &gw.http_url("/api/files?name=a"),
+        &[],
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+}
+dual_backend_test!(files_upload_and_download);
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_refused() {
+    let mut opts = Options::default();
+    opts.limits.max_attachment_bytes = 1000;
+    let gw = TestGateway::start(opts).await.unwrap();
+    let t = gw.token(1, "ann");
+    let r = http_request(
+        "POST",
+        &gw.http_url("/api/files?name=big.bin"),
+        &[("authorization".into(), format!("Bearer {t}"))],
+        vec![0u8; 1001],
+    )
+    .await;
+    assert_eq!(r.status, 413);
+}
+
+#[tokio::test]
+async fn mount_conflicts_are_refused_naming_both() {
+    let config = chat_gateway::GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: "sqlite::memory:".into(),
+        jwt: chat_gateway::Jwt::hs256(b"x").unwrap(),
+        public_base_url: None,
+        data_dir: std::env::temp_dir(),
+        allowed_origins: vec![],
+        dialects: vec!["method-args".into()],
+        mounts: vec!["method-args=/a,/a/".parse().unwrap()],
+        limits: Default::default(),
+        pool_size: 1,
+        ping_interval: std::time::Duration::from_secs(30),
+    };
+    let err = chat_gateway::mounts::plan(&config)
+        .err()
+        .expect("a conflicting mount is refused");
+    let msg = err.to_string();
+    assert!(msg.contains("mount conflict on 127.0.0.1:0/a"), "{msg}");
+    assert_eq!(msg.matches("method-args").count() >= 2, true, "{msg}");
+    // Unknown dialects are refused too.
+    let mut bad = config.clone();
+    bad.mounts = vec!["nope=/x".parse().unwrap()];
+    assert!(chat_gateway::mounts::plan(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown dialect `nope`"));
+    // Malformed flags.
+    assert!("method-args"
+        .parse::<chat_gateway::mounts::MountSpec>()
+        .is_err());
+    assert!("method-args=relative"
+        .parse::<chat_gateway::mounts::MountSpec>()
+        .is_err());
+    assert!("method-args=/x@notanaddr"
+        .parse::<chat_gateway::mounts::MountSpec>()
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_dialect_can_move_to_its_own_address_and_path() {
+    let mut opts = Options::default();
+    opts.mounts = vec!["method-args=/legacy/chat/@127.0.0.2:0".parse().unwrap()];
+    let gw = TestGateway::start(opts).await.unwrap();
+    let addrs = gw.addrs();
+    assert_eq!(addrs.len(), 2);
+    let mut c = WsClient::connect(&format!("ws://{}/legacy/chat", addrs[1])).await;
+    c.send_json(&json!({"method": "auth", "access_token": gw.token(1, "ann")}))
+        .await;
+    assert_eq!(c.recv_json().await["type"], "authenticated");
+    // The default path is gone from the main listener.
+    assert_eq!(gw.http("GET", "/ws/chat/", None, None).await.status, 404);
+}
+
+async fn graceful_shutdown_sends_close_frames(gw: TestGateway) {
+    let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
+    c.send_json(&json!({"method": "auth", "access_token": gw.token(1, "ann")}))
+        .await;
+    assert_eq!(c.recv_json().await["type"], "authenticated");
+    let stop = tokio::spawn(gw.stop());
+    let close = c.recv_close().await;
+    assert_eq!(close.map(|c| c.0), Some(1001));
+    stop.await.unwrap();
+}
+dual_backend_test!(graceful_shutdown_sends_close_frames);
+
+async fn history_survives_a_restart(mut gw: TestGateway) {
+    gw.create_user(1, "ann").await;
+    gw.create_user(2, "bob").await;
+    let t = gw.token(1, "ann");
+    let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
+    c.send_json(&json!({"method": "create_chat", "access_token": t, "args": {"users": [2]}}))
+        .await;
+    let chat = c.recv_where("type", "chat_created").await["data"]["chat"]["id"]
+        .as_i64()
+        .unwrap();
+    c.send_json(&json!({"method": "send_message", "args": {"chat": chat, "text": "kept"}}))
+        .await;
+    c.recv_where("type", "message_created").await;
+    gw.restart().await;
+    let r = gw
+        .http(
+            "GET",
+            &format!("/api/rooms/{chat}/messages"),
+            Some(&gw.token(2, "bob")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["messages"][0]["text"], "kept");
+}
+dual_backend_test!(history_survives_a_restart);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, and the whole test suite (unit,
+# store behaviour on SQLite and PostgreSQL, gateway and dialects on real sockets).
+# PostgreSQL tests use TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test);
+# when it is unreachable they print SKIPPED loudly, and under CI=true they fail instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+  # nextest does not run doctests
+  cargo test --workspace --doc
+else
+  cargo test --workspace --no-fail-fast
+fi
