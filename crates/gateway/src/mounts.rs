@@ -22,11 +22,28 @@ pub struct DialectInfo {
 
 /// Every dialect, in the order of DESIGN.md.
 pub fn registry() -> Vec<DialectInfo> {
-    vec![DialectInfo {
-        name: "method-args",
-        default_paths: &["/ws/chat/"],
-        make: || Arc::new(dialect_method_args::MethodArgs),
-    }]
+    vec![
+        DialectInfo {
+            name: "method-args",
+            default_paths: &["/ws/chat/"],
+            make: || Arc::new(dialect_method_args::MethodArgs),
+        },
+        DialectInfo {
+            name: "type-content",
+            default_paths: &["/ws/chats/"],
+            make: || Arc::new(dialect_type_content::TypeContent::new()),
+        },
+        DialectInfo {
+            name: "action-request",
+            default_paths: &["/ws/dcrf/chat/"],
+            make: || Arc::new(dialect_action_request::ActionRequest::user()),
+        },
+        DialectInfo {
+            name: "action-request-admin",
+            default_paths: &["/ws/admin-chat/"],
+            make: || Arc::new(dialect_action_request::ActionRequest::admin()),
+        },
+    ]
 }
 
 /// The names of every dialect, for `--dialects` help and defaults.

@@ -320,6 +320,23 @@ async fn mount_conflicts_are_refused_naming_both() {
     let msg = err.to_string();
     assert!(msg.contains("mount conflict on 127.0.0.1:0/a"), "{msg}");
     assert_eq!(msg.matches("method-args").count() >= 2, true, "{msg}");
+    // Two dialects on one path: the message names both and where each came from.
+    let mut two = config.clone();
+    two.dialects = vec!["method-args".into(), "action-request".into()];
+    two.mounts = vec!["action-request=/ws/chat/".parse().unwrap()];
+    let msg = chat_gateway::mounts::plan(&two).unwrap_err().to_string();
+    assert!(
+        msg.contains("`method-args` (default mount of method-args)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`action-request` (--mount action-request=/ws/chat/"),
+        "{msg}"
+    );
+    // On its own address it is fine.
+    two.mounts = vec!["action-request=/ws/chat/@127.0.0.2:9999".parse().unwrap()];
+    let plan = chat_gateway::mounts::plan(&two).unwrap();
+    assert_eq!(plan.len(), 2);
     // Unknown dialects are refused too.
     let mut bad = config.clone();
     bad.mounts = vec!["nope=/x".parse().unwrap()];
