@@ -23,10 +23,16 @@ pub fn describe(event: &str, e: &ChatError) -> String {
         }
         ChatError::NotFound { what } => format!("{what} not found"),
         ChatError::Forbidden(reason) => format!("not allowed: {reason}"),
+        // Core calls the message body `text`; this protocol calls it `message`.
+        ChatError::Invalid { field, reason } if field == "text" => format!("`message`: {reason}"),
         ChatError::Invalid { field, reason } => format!("`{field}`: {reason}"),
+        ChatError::TooLarge {
+            what: "text",
+            size,
+            limit,
+        } => format!("`message` is too long ({size} characters, at most {limit} allowed)"),
         ChatError::TooLarge { what, size, limit } => {
-            let unit = if *what == "text" { "characters" } else { "bytes" };
-            format!("the {what} is too long ({size} {unit}, at most {limit} allowed)")
+            format!("the {what} is too large ({size} bytes, at most {limit} allowed)")
         }
         ChatError::RateLimited { .. } => format!(
             "too many {event} events; send at most {TYPING_FLOOD_PER_SEC} per second (one per second is enough to keep the indicator on)"
@@ -82,7 +88,7 @@ mod tests {
                     limit: 10
                 }
             ),
-            "new_message: the text is too long (20 characters, at most 10 allowed)"
+            "new_message: `message` is too long (20 characters, at most 10 allowed)"
         );
         let m = describe(
             "new_message",

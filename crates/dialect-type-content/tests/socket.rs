@@ -638,7 +638,11 @@ async fn bad_frames_are_answered_with_errors_and_change_nothing(gw: TestGateway)
         ),
         (
             new_message("direct", json!("1_2"), "  ", Value::Null),
-            "new_message: `text`: ",
+            "new_message: `message`: ",
+        ),
+        (
+            new_message("direct", json!("1_2"), &"x".repeat(16_385), Value::Null),
+            "new_message: `message` is too long (16385 characters, at most 16384 allowed)",
         ),
         (
             new_message("direct", json!("1_2"), "x", json!(other)),

@@ -267,7 +267,7 @@ async fn refused_new_messages_store_nothing() {
     let e = ca
         .error(new_message("direct", json!("1_2"), "   ", Value::Null))
         .await;
-    assert!(e.starts_with("new_message: `text`: "), "{e}");
+    assert!(e.starts_with("new_message: `message`: "), "{e}");
     let e = ca
         .error(new_message(
             "direct",
@@ -278,7 +278,7 @@ async fn refused_new_messages_store_nothing() {
         .await;
     assert_eq!(
         e,
-        "new_message: the text is too long (101 characters, at most 100 allowed)"
+        "new_message: `message` is too long (101 characters, at most 100 allowed)"
     );
     let e = ca
         .error(new_message("direct", json!("1_2"), "r", json!(999)))
