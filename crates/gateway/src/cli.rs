@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "CHAT_GATEWAY_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
+    /// Serve socketio-rooms without tokens, trusting the ids in request bodies (only for
+    /// a legacy deployment behind a trusted network; logged as a warning).
+    #[arg(long, env = "CHAT_GATEWAY_SOCKETIO_ROOMS_TRUSTED")]
+    pub socketio_rooms_trusted: bool,
     /// Seconds between WebSocket pings.
     #[arg(long, env = "CHAT_GATEWAY_PING_SECS", default_value_t = 30)]
     pub ping_secs: u64,
@@ -264,6 +268,7 @@ impl ServeArgs {
             },
             pool_size: self.pool_size,
             ping_interval: Duration::from_secs(self.ping_secs.max(1)),
+            socketio_rooms_trusted: self.socketio_rooms_trusted,
         })
     }
 }

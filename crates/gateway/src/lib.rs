@@ -43,6 +43,8 @@ pub struct GatewayConfig {
     pub limits: Limits,
     pub pool_size: u32,
     pub ping_interval: Duration,
+    /// Serve socketio-rooms without tokens (a trusted legacy deployment).
+    pub socketio_rooms_trusted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +147,11 @@ pub async fn start(
     });
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
-    for (addr, listener, routes) in bound {
+    for (addr, listener, planned) in bound {
+        let routes = mounts::instantiate(&planned, &service, &config);
         for r in &routes {
             tracing::info!(
-                dialect = r.dialect.name(),
+                dialect = r.dialect_name(),
                 "listening on ws://{addr}{}",
                 r.path
             );

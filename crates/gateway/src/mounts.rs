@@ -6,18 +6,46 @@
 //! `/ws/chat/` in their old deployments). Two mounts on one address and path are a
 //! configuration error naming both.
 
-use crate::server::{normalize_path, Route};
+use crate::server::{normalize_path, HttpMount, Route, RouteKind};
 use crate::{GatewayConfig, GatewayError};
-use chat_core::WsDialect;
+use chat_core::{ChatService, WsDialect};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// What a Socket.IO dialect is built with.
+#[derive(Clone, Debug)]
+pub struct SioParams {
+    /// The mount path (socketioxide's request path).
+    pub path: String,
+    /// Largest payload accepted, in bytes.
+    pub max_payload: u64,
+    /// socketio-rooms only: serve without tokens (a trusted legacy deployment).
+    pub trusted: bool,
+}
+
+/// How a dialect is served.
+#[derive(Clone, Copy)]
+pub enum Make {
+    /// A plain-WebSocket dialect driven by the gateway's connection loop.
+    Ws(fn() -> Arc<dyn WsDialect>),
+    /// A dialect that serves HTTP itself under its path (Socket.IO: polling and
+    /// WebSocket transports), built once the service exists.
+    Http(fn(Arc<ChatService>, SioParams) -> Arc<dyn HttpMount>),
+}
 
 /// A dialect the gateway knows.
 pub struct DialectInfo {
     pub name: &'static str,
     pub default_paths: &'static [&'static str],
-    pub make: fn() -> Arc<dyn WsDialect>,
+    pub make: Make,
+}
+
+/// A route before the service exists: which dialect, at which normalized path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedRoute {
+    pub dialect: &'static str,
+    pub path: String,
 }
 
 /// Every dialect, in the order of DESIGN.md.
@@ -26,22 +54,22 @@ pub fn registry() -> Vec<DialectInfo> {
         DialectInfo {
             name: "method-args",
             default_paths: &["/ws/chat/"],
-            make: || Arc::new(dialect_method_args::MethodArgs),
+            make: Make::Ws(|| Arc::new(dialect_method_args::MethodArgs)),
         },
         DialectInfo {
             name: "type-content",
             default_paths: &["/ws/chats/"],
-            make: || Arc::new(dialect_type_content::TypeContent::new()),
+            make: Make::Ws(|| Arc::new(dialect_type_content::TypeContent::new())),
         },
         DialectInfo {
             name: "action-request",
             default_paths: &["/ws/dcrf/chat/"],
-            make: || Arc::new(dialect_action_request::ActionRequest::user()),
+            make: Make::Ws(|| Arc::new(dialect_action_request::ActionRequest::user())),
         },
         DialectInfo {
             name: "action-request-admin",
             default_paths: &["/ws/admin-chat/"],
-            make: || Arc::new(dialect_action_request::ActionRequest::admin()),
+            make: Make::Ws(|| Arc::new(dialect_action_request::ActionRequest::admin())),
         },
     ]
 }
@@ -93,7 +121,7 @@ impl std::str::FromStr for MountSpec {
 }
 
 /// Resolve the configuration into routes per listen address (the main address first).
-pub fn plan(config: &GatewayConfig) -> Result<Vec<(SocketAddr, Vec<Route>)>, GatewayError> {
+pub fn plan(config: &GatewayConfig) -> Result<Vec<(SocketAddr, Vec<PlannedRoute>)>, GatewayError> {
     let registry = registry();
     for name in config
         .dialects
@@ -117,12 +145,11 @@ pub fn plan(config: &GatewayConfig) -> Result<Vec<(SocketAddr, Vec<Route>)>, Gat
     }
     // (address, path) → (dialect, the flag or default that put it there)
     let mut taken: BTreeMap<(SocketAddr, String), (String, String)> = BTreeMap::new();
-    let mut per_addr: Vec<(SocketAddr, Vec<Route>)> = vec![(config.listen, Vec::new())];
+    let mut per_addr: Vec<(SocketAddr, Vec<PlannedRoute>)> = vec![(config.listen, Vec::new())];
     for info in registry
         .iter()
         .filter(|d| config.dialects.iter().any(|n| n == d.name))
     {
-        let dialect = (info.make)();
         let specs: Vec<(SocketAddr, String, String)> = {
             let mine: Vec<&MountSpec> = config
                 .mounts
@@ -164,9 +191,9 @@ pub fn plan(config: &GatewayConfig) -> Result<Vec<(SocketAddr, Vec<Route>)>, Gat
                 )));
             }
             taken.insert(key.clone(), (info.name.to_string(), source));
-            let route = Route {
+            let route = PlannedRoute {
+                dialect: info.name,
                 path: key.1.clone(),
-                dialect: dialect.clone(),
             };
             match per_addr.iter_mut().find(|(a, _)| *a == addr) {
                 Some((_, routes)) => routes.push(route),
@@ -175,4 +202,34 @@ pub fn plan(config: &GatewayConfig) -> Result<Vec<(SocketAddr, Vec<Route>)>, Gat
         }
     }
     Ok(per_addr)
+}
+
+/// Build the planned routes of one listener once the service exists.
+pub fn instantiate(
+    planned: &[PlannedRoute],
+    service: &Arc<ChatService>,
+    config: &GatewayConfig,
+) -> Vec<Route> {
+    let registry = registry();
+    planned
+        .iter()
+        .filter_map(|p| {
+            let info = registry.iter().find(|d| d.name == p.dialect)?;
+            let kind = match info.make {
+                Make::Ws(make) => RouteKind::Ws(make()),
+                Make::Http(make) => RouteKind::Http(make(
+                    service.clone(),
+                    SioParams {
+                        path: p.path.clone(),
+                        max_payload: config.limits.max_frame_bytes as u64,
+                        trusted: config.socketio_rooms_trusted,
+                    },
+                )),
+            };
+            Some(Route {
+                path: p.path.clone(),
+                kind,
+            })
+        })
+        .collect()
 }

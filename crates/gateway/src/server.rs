@@ -38,16 +38,56 @@ impl Default for Limits {
     }
 }
 
+/// A dialect that answers HTTP requests under its path itself (the Socket.IO
+/// dialects: Engine.IO polling and WebSocket transports).
+pub trait HttpMount: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn call(&self, req: Request<Incoming>) -> BoxFuture<Response<Body>>;
+    /// Close every connection (server shutdown).
+    fn shutdown(&self) -> BoxFuture<()>;
+}
+
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// How a mounted dialect is served.
+#[derive(Clone)]
+pub enum RouteKind {
+    /// Exact path; WebSocket upgrade into the gateway's connection loop.
+    Ws(Arc<dyn WsDialect>),
+    /// The path and everything below it, handed to the dialect.
+    Http(Arc<dyn HttpMount>),
+}
+
 /// A dialect mounted at a path (normalized: no trailing slash).
 #[derive(Clone)]
 pub struct Route {
     pub path: String,
-    pub dialect: Arc<dyn WsDialect>,
+    pub kind: RouteKind,
+}
+
+impl Route {
+    pub fn dialect_name(&self) -> &'static str {
+        match &self.kind {
+            RouteKind::Ws(d) => d.name(),
+            RouteKind::Http(m) => m.name(),
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self.kind {
+            RouteKind::Ws(_) => self.path == path,
+            RouteKind::Http(_) => {
+                path == self.path
+                    || (path.starts_with(&self.path)
+                        && path.as_bytes().get(self.path.len()) == Some(&b'/'))
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at {}", self.dialect.name(), self.path)
+        write!(f, "{} at {}", self.dialect_name(), self.path)
     }
 }
 
@@ -114,6 +154,11 @@ pub async fn run(
     }
     drop(listener);
     app.service.hub().close_all("server shutting down");
+    for r in routes.iter() {
+        if let RouteKind::Http(m) = &r.kind {
+            m.shutdown().await;
+        }
+    }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }
 
@@ -131,8 +176,11 @@ async fn route(
     peer: SocketAddr,
 ) -> Response<Body> {
     let path = normalize_path(req.uri().path());
-    if let Some(r) = routes.iter().find(|r| r.path == path) {
-        return upgrade(req, app, r.dialect.clone(), shutdown, peer).await;
+    if let Some(r) = routes.iter().find(|r| r.matches(&path)) {
+        return match &r.kind {
+            RouteKind::Ws(d) => upgrade(req, app, d.clone(), shutdown, peer).await,
+            RouteKind::Http(m) => m.call(req).await,
+        };
     }
     match path.as_str() {
         "/healthz" => http_util::json(

@@ -313,13 +313,12 @@ async fn mount_conflicts_are_refused_naming_both() {
         limits: Default::default(),
         pool_size: 1,
         ping_interval: std::time::Duration::from_secs(30),
+        socketio_rooms_trusted: false,
     };
-    let err = chat_gateway::mounts::plan(&config)
-        .err()
-        .expect("a conflicting mount is refused");
+    let err = chat_gateway::mounts::plan(&config).expect_err("a conflicting mount is refused");
     let msg = err.to_string();
     assert!(msg.contains("mount conflict on 127.0.0.1:0/a"), "{msg}");
-    assert_eq!(msg.matches("method-args").count() >= 2, true, "{msg}");
+    assert!(msg.matches("method-args").count() >= 2, "{msg}");
     // Two dialects on one path: the message names both and where each came from.
     let mut two = config.clone();
     two.dialects = vec!["method-args".into(), "action-request".into()];
@@ -358,8 +357,10 @@ async fn mount_conflicts_are_refused_naming_both() {
 
 #[tokio::test]
 async fn a_dialect_can_move_to_its_own_address_and_path() {
-    let mut opts = Options::default();
-    opts.mounts = vec!["method-args=/legacy/chat/@127.0.0.2:0".parse().unwrap()];
+    let opts = Options {
+        mounts: vec!["method-args=/legacy/chat/@127.0.0.2:0".parse().unwrap()],
+        ..Options::default()
+    };
     let gw = TestGateway::start(opts).await.unwrap();
     let addrs = gw.addrs();
     assert_eq!(addrs.len(), 2);

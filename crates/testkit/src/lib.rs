@@ -41,6 +41,7 @@ pub struct Options {
     /// `None`: every dialect.
     pub dialects: Option<Vec<String>>,
     pub mounts: Vec<chat_gateway::mounts::MountSpec>,
+    pub socketio_rooms_trusted: bool,
 }
 
 impl Default for Options {
@@ -51,6 +52,7 @@ impl Default for Options {
             limits: Limits::default(),
             dialects: None,
             mounts: Vec::new(),
+            socketio_rooms_trusted: false,
         }
     }
 }
@@ -132,6 +134,7 @@ impl TestGateway {
             limits: opts.limits,
             pool_size: 8,
             ping_interval: Duration::from_secs(30),
+            socketio_rooms_trusted: opts.socketio_rooms_trusted,
         };
         let gw = chat_gateway::start(config.clone(), CancellationToken::new())
             .await
