@@ -8,6 +8,7 @@ pub mod cli;
 pub mod http_util;
 pub mod jwt;
 pub mod mounts;
+pub mod multipart;
 pub mod origin;
 pub mod rest;
 pub mod server;

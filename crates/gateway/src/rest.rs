@@ -369,9 +369,9 @@ async fn add_members(app: &App, p: &Principal, id: &str, req: Request<Incoming>)
     Ok(http_util::json(StatusCode::OK, &api_room(app, &room)))
 }
 
-/// `POST /api/files`: the raw body is the file; its name comes from `?name=`, the
-/// `X-File-Name` header or `Content-Disposition`'s filename, its type from
-/// `Content-Type`.
+/// `POST /api/files`: either a `multipart/form-data` form (the first part with a
+/// filename is the file), or a raw body that is the file, named by `?name=`, the
+/// `X-File-Name` header or `Content-Disposition`'s filename, typed by `Content-Type`.
 async fn upload(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {
     let headers = req.headers().clone();
     let name = http_util::query_param(req.uri().query(), "name")
@@ -407,17 +407,24 @@ async fn upload(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {
             },
             e => e,
         })?;
-    let a = app
-        .service
-        .upload(
-            p,
+    let upload = match content_type.as_deref().and_then(crate::multipart::boundary) {
+        Some(boundary) => {
+            let part = crate::multipart::first_file(&bytes, &boundary).map_err(|e| {
+                ChatError::invalid("body", format!("malformed multipart form: {e}"))
+            })?;
             Upload {
-                name,
-                content_type,
-                bytes: bytes.to_vec(),
-            },
-        )
-        .await?;
+                name: part.name,
+                content_type: part.content_type,
+                bytes: part.bytes,
+            }
+        }
+        None => Upload {
+            name,
+            content_type,
+            bytes: bytes.to_vec(),
+        },
+    };
+    let a = app.service.upload(p, upload).await?;
     Ok(http_util::json(
         StatusCode::CREATED,
         &api_attachment(app, &a),

@@ -271,6 +271,40 @@ async fn files_upload_and_download(gw: TestGateway) {
             .status,
         404
     );
+    // A multipart form, as `curl -F file=@doc.txt` sends it.
+    let form = b"--bnd\r\nContent-Disposition: form-data; name=\"file\"; filename=\"doc.txt\"\r\nContent-Type: text/plain\r\n\r\nhello form\r\n--bnd--\r\n".to_vec();
+    let r = http_request(
+        "POST",
+        &gw.http_url("/api/files"),
+        &[
+            ("authorization".into(), format!("Bearer {t}")),
+            (
+                "content-type".into(),
+                "multipart/form-data; boundary=bnd".into(),
+            ),
+        ],
+        form,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.json()["name"], "doc.txt");
+    let got = http_request("GET", r.json()["url"].as_str().unwrap(), &[], vec![]).await;
+    assert_eq!(got.body.as_ref(), b"hello form");
+    assert_eq!(got.headers["content-type"], "text/plain");
+    let r = http_request(
+        "POST",
+        &gw.http_url("/api/files"),
+        &[
+            ("authorization".into(), format!("Bearer {t}")),
+            (
+                "content-type".into(),
+                "multipart/form-data; boundary=bnd".into(),
+            ),
+        ],
+        b"garbage".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
     // Uploads need a token.
     let r = http_request(
         "POST",
