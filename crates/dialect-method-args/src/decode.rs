@@ -13,6 +13,7 @@
 //! the channel is authorized by the first valid token, whatever method it came with.
 
 use crate::wire::{Call, ErrorType, Request};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Why a frame could not be turned into a command: an `error` event to send.
@@ -147,45 +148,57 @@ fn decode_call(mut obj: Map<String, Value>, key: &Value) -> Result<Call, DecodeE
             ))
         }
     };
-    match typed(&method, &args) {
-        Ok(call) => Ok(call),
-        Err(e) => {
-            let message = e.to_string();
-            let place = match culprit(&method, &args, &message) {
-                Some(field) => format!("args.{field}"),
-                None => "args".to_string(),
-            };
-            Err(field_error(
-                format!("invalid arguments for `{method}`: {place}: {message}"),
-                key,
-            ))
-        }
-    }
+    decode_args(&method, args).map_err(|detail| field_error(detail, key))
 }
 
-fn typed(method: &str, args: &Map<String, Value>) -> Result<Call, serde_json::Error> {
+/// The most args keys [`culprit`] probes; real requests have at most four.
+const MAX_PROBES: usize = 16;
+
+/// Decode `args` for a known method; on failure, the `detail` of the field error.
+fn decode_args(method: &str, args: Map<String, Value>) -> Result<Call, String> {
     let mut tagged = Map::with_capacity(2);
     tagged.insert("method".into(), Value::String(method.to_string()));
-    tagged.insert("args".into(), Value::Object(args.clone()));
-    serde_json::from_value(Value::Object(tagged))
+    tagged.insert("args".into(), Value::Object(args));
+    let mut tagged = Value::Object(tagged);
+    let message = match Call::deserialize(&tagged) {
+        Ok(call) => return Ok(call),
+        Err(e) => e.to_string(),
+    };
+    let place = match culprit(&mut tagged, &message) {
+        Some(field) => format!("args.{field}"),
+        None => "args".to_string(),
+    };
+    Err(format!(
+        "invalid arguments for `{method}`: {place}: {message}"
+    ))
 }
 
 /// Which argument made decoding fail. serde's messages for a wrongly typed value do not
 /// name the field ("invalid type: string, expected an integer id"), which is no help
 /// to a client developer. Args are small, so find it by elimination: the field whose
-/// removal changes the outcome is the one that was wrong.
-/// (A missing top-level field is found by nobody, which is right: serde's message
-/// already names it.)
-fn culprit(method: &str, args: &Map<String, Value>, message: &str) -> Option<String> {
-    args.keys().find_map(|k| {
-        let mut without = args.clone();
-        without.remove(k);
-        match typed(method, &without) {
-            Ok(_) => Some(k.clone()),
-            Err(e) if e.to_string() != message => Some(k.clone()),
-            Err(_) => None,
+/// removal changes the outcome is the one that was wrong. Each key is taken out and
+/// put back in place, so nothing is copied; a request with more keys than any real
+/// one is not probed at all. (A missing top-level field is found by nobody, which is
+/// right: serde's message already names it.)
+fn culprit(tagged: &mut Value, message: &str) -> Option<String> {
+    let keys: Vec<String> = tagged.get("args")?.as_object()?.keys().cloned().collect();
+    if keys.len() > MAX_PROBES {
+        return None;
+    }
+    for k in keys {
+        let removed = tagged.get_mut("args")?.as_object_mut()?.remove(&k)?;
+        let outcome = Call::deserialize(&*tagged).map(|_| ());
+        tagged
+            .get_mut("args")?
+            .as_object_mut()?
+            .insert(k.clone(), removed);
+        match outcome {
+            Ok(()) => return Some(k),
+            Err(e) if e.to_string() != message => return Some(k),
+            Err(_) => {}
         }
-    })
+    }
+    None
 }
 
 #[cfg(test)]
@@ -474,6 +487,30 @@ mod tests {
         }
         let e = fails(cases[0].0);
         assert_eq!(e.key, json!("k"), "the key survives ill-typed args");
+    }
+
+    #[test]
+    fn many_keys_are_not_probed_but_still_refused() {
+        let mut args: Map<String, Value> = (0..100).map(|i| (format!("k{i}"), json!(i))).collect();
+        args.insert("chat".into(), json!("x"));
+        args.insert("event_response_key".into(), json!("many"));
+        let text = json!({"method": "read_messages", "args": args}).to_string();
+        let e = fails(&text);
+        assert_eq!(e.kind, ErrorType::FieldError);
+        assert_eq!(e.key, json!("many"));
+        assert!(e.detail.contains("args: "), "{}", e.detail);
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_without_overflow() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(fails(&deep).kind, ErrorType::FieldError);
+        let deep_args = format!(
+            r#"{{"method":"auth","args":{{"event_response_key":{}1{}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(fails(&deep_args).kind, ErrorType::FieldError);
     }
 
     #[test]
