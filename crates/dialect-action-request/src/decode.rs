@@ -98,7 +98,7 @@ pub fn decode_value(v: Value, endpoint: Endpoint) -> Result<Frame, Rejected> {
     if !known {
         return Err(reject(Failure::method_not_allowed(&action)));
     }
-    let request: Request = match serde_json::from_value(Value::Object(obj.clone())) {
+    let request: Request = match serde_json::from_value(Value::Object(obj)) {
         Ok(r) => r,
         // Unreachable with the lenient `Field`s, but never trust that with input.
         Err(e) => return Err(reject(Failure::bad_request(e.to_string()))),

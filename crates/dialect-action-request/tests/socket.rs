@@ -1,0 +1,561 @@
+//! The dialect over real sockets: a gateway on 127.0.0.1:0 (SQLite and PostgreSQL),
+//! real upgrades with headers, every action on both endpoints, fan-out between
+//! connections and dialects, admin rules, handshake refusals and bad input.
+
+use chat_core::RoomKind;
+use chat_core::{RoomId, UserId};
+use chat_testkit::{dual_backend_test, Options, TestGateway, WsClient};
+use serde_json::{json, Value};
+
+const USER: &str = "/ws/dcrf/chat/";
+const ADMIN: &str = "/ws/admin-chat/";
+const PERMISSION_DENIED: &str = "You do not have permission to perform this action.";
+
+async fn connect(gw: &TestGateway, path: &str, token: &str) -> WsClient {
+    let auth = format!("Bearer {token}");
+    match WsClient::connect_with_headers(
+        &gw.ws_url(path),
+        &[("Authorization", &auth), ("Origin", "http://localhost:80")],
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(status) => panic!("upgrade to {path} refused with {status}"),
+    }
+}
+
+async fn status_of(gw: &TestGateway, path: &str, headers: &[(&str, &str)]) -> Result<(), u16> {
+    WsClient::connect_with_headers(&gw.ws_url(path), headers)
+        .await
+        .map(|_| ())
+}
+
+async fn req(c: &mut WsClient, v: Value) -> Value {
+    c.send_json(&v).await;
+    c.recv_json().await
+}
+
+fn ok(frame: &Value, action: &str, status: u16, request_id: Value) -> Value {
+    assert_eq!(frame["errors"], json!([]), "{frame}");
+    assert_eq!(frame["action"], json!(action), "{frame}");
+    assert_eq!(frame["response_status"], json!(status), "{frame}");
+    assert_eq!(frame["request_id"], request_id, "{frame}");
+    frame["data"].clone()
+}
+
+fn err(frame: &Value, status: u16) -> Value {
+    assert_eq!(frame["response_status"], json!(status), "{frame}");
+    assert_eq!(frame["data"], Value::Null, "{frame}");
+    frame["errors"].clone()
+}
+
+async fn join(c: &mut WsClient, room: RoomId) {
+    let r = req(
+        c,
+        json!({"action": "join_room", "room_pk": room.0, "request_id": "join"}),
+    )
+    .await;
+    ok(&r, "join_room", 200, json!("join"));
+}
+
+async fn group(gw: &TestGateway, members: &[i64], has_business: bool) -> RoomId {
+    gw.create_room(RoomKind::Group, members, has_business).await
+}
+
+async fn every_user_action(gw: TestGateway) {
+    gw.create_user(1, "alice").await;
+    gw.create_user(2, "bob").await;
+    gw.create_user(3, "carol").await;
+    let room = gw
+        .create_room(
+            RoomKind::direct(UserId(1), UserId(2)).expect("two users"),
+            &[1, 2],
+            true,
+        )
+        .await;
+    let other = group(&gw, &[2, 3], false).await;
+    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
+    let mut bob = connect(&gw, USER, &gw.token(2, "bob")).await;
+
+    let r = req(&mut alice, json!({"action": "list", "request_id": 1500000})).await;
+    let data = ok(&r, "list", 200, json!(1500000));
+    assert_eq!(data.as_array().map(Vec::len), Some(1), "{data}");
+    assert_eq!(data[0]["pk"], json!(room.0));
+    assert_eq!(data[0]["has_business"], json!(true));
+    let ids: Vec<i64> = data[0]["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|u| u["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&1) && ids.contains(&2));
+    assert!(data[0]["participants"][0]["username"].is_string());
+
+    let r = req(
+        &mut alice,
+        json!({"action": "join_room", "room_pk": other.0, "request_id": 2}),
+    )
+    .await;
+    assert_eq!(err(&r, 404), json!(["Not found."]));
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "x", "request_id": 3}),
+    )
+    .await;
+    assert_eq!(
+        err(&r, 400),
+        json!(["Action not allowed. You are not in the room!"])
+    );
+
+    join(&mut alice, room).await;
+    join(&mut bob, room).await;
+    let r = req(
+        &mut alice,
+        json!({"action": "current_room_info", "request_id": 4}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r, "current_room_info", 200, json!(4))["pk"],
+        json!(room.0)
+    );
+
+    // create: 201 to the sender, the same frame to bob with alice's request_id.
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "hello", "request_id": 1500001}),
+    )
+    .await;
+    let data = ok(&r, "create_message", 201, json!(1500001));
+    assert_eq!(data["text"], json!("hello"));
+    assert_eq!(data["user"]["id"], json!(1));
+    assert_eq!(data["room"]["pk"], json!(room.0));
+    let msg = data["id"].as_i64().expect("id");
+    assert_eq!(bob.recv_json().await, r);
+    alice.assert_silent(200).await;
+
+    // edit and delete, each pushed to bob.
+    let r = req(
+        &mut alice,
+        json!({"action": "edit_message", "msg_id": msg, "edited_msg_text": "edit", "request_id": "e"}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r, "edit_message", 200, json!("e")),
+        json!({"room_id": room.0, "message_id": msg, "message_text": "edit"})
+    );
+    assert_eq!(bob.recv_json().await, r);
+    let r = req(
+        &mut bob,
+        json!({"action": "edit_message", "msg_id": msg, "edited_msg_text": "mine now"}),
+    )
+    .await;
+    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
+    let r = req(
+        &mut bob,
+        json!({"action": "delete_messages", "msg_id_list": [msg]}),
+    )
+    .await;
+    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
+    alice.assert_silent(200).await;
+    let r = req(
+        &mut alice,
+        json!({"action": "delete_messages", "msg_id_list": [msg], "request_id": [1, 2]}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r, "delete_messages", 200, json!([1, 2])),
+        json!({"room_id": room.0, "messages_ids": [msg]})
+    );
+    assert_eq!(bob.recv_json().await, r);
+    let r = req(
+        &mut alice,
+        json!({"action": "delete_messages", "msg_id_list": [msg]}),
+    )
+    .await;
+    assert_eq!(err(&r, 404), json!(["Not found."]));
+
+    // leave: then bob's messages no longer reach alice.
+    let r = req(&mut alice, json!({"action": "leave_room", "request_id": 9})).await;
+    assert_eq!(
+        ok(&r, "leave_room", 200, json!(9)),
+        json!({"response": format!("leaved room {} successfully!", room.0)})
+    );
+    let r = req(
+        &mut bob,
+        json!({"action": "create_message", "msg_text": "anyone?"}),
+    )
+    .await;
+    ok(&r, "create_message", 201, Value::Null);
+    alice.assert_silent(300).await;
+    let r = req(&mut alice, json!({"action": "leave_room"})).await;
+    assert_eq!(
+        err(&r, 400),
+        json!(["Action 'leave_room' not allowed. You are not in the room"])
+    );
+}
+dual_backend_test!(every_user_action);
+
+async fn admin_endpoint_rules(gw: TestGateway) {
+    gw.create_user(1, "alice").await;
+    gw.create_user(2, "bob").await;
+    let business = group(&gw, &[1, 2], true).await;
+    let plain = group(&gw, &[1, 2], false).await;
+    let mut root = connect(&gw, ADMIN, &gw.admin_token(9, "root")).await;
+    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
+    let mut bob = connect(&gw, USER, &gw.token(2, "bob")).await;
+
+    let r = req(&mut root, json!({"action": "list", "request_id": 1})).await;
+    let pks: Vec<i64> = ok(&r, "list", 200, json!(1))
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|x| x["pk"].as_i64().expect("pk"))
+        .collect();
+    assert!(
+        pks.contains(&business.0) && pks.contains(&plain.0),
+        "{pks:?}"
+    );
+    let r = req(
+        &mut root,
+        json!({"action": "current_room_info", "request_id": 2}),
+    )
+    .await;
+    assert_eq!(
+        err(&r, 405),
+        json!(["Method \"current_room_info\" not allowed."])
+    );
+
+    // View any room; write only where has_business.
+    join(&mut root, plain).await;
+    let r = req(
+        &mut root,
+        json!({"action": "create_message", "msg_text": "hi", "request_id": 3}),
+    )
+    .await;
+    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
+
+    join(&mut root, business).await;
+    join(&mut alice, business).await;
+    join(&mut bob, business).await;
+    let r = req(
+        &mut root,
+        json!({"action": "create_message", "msg_text": "support", "request_id": "a1"}),
+    )
+    .await;
+    let admin_msg = ok(&r, "create_message", 201, json!("a1"))["id"].clone();
+    assert_eq!(alice.recv_json().await, r);
+    assert_eq!(bob.recv_json().await, r);
+
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "help", "request_id": 5}),
+    )
+    .await;
+    let alice_msg = ok(&r, "create_message", 201, json!(5))["id"].clone();
+    assert_eq!(bob.recv_json().await, r);
+    // Not a member: core publishes to members only.
+    root.assert_silent(300).await;
+
+    // Edit own only; delete any.
+    let r = req(
+        &mut root,
+        json!({"action": "edit_message", "msg_id": alice_msg, "edited_msg_text": "x"}),
+    )
+    .await;
+    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
+    let r = req(
+        &mut root,
+        json!({"action": "edit_message", "msg_id": admin_msg, "edited_msg_text": "support!", "request_id": 6}),
+    )
+    .await;
+    ok(&r, "edit_message", 200, json!(6));
+    assert_eq!(alice.recv_json().await, r);
+    assert_eq!(bob.recv_json().await, r);
+    let r = req(
+        &mut root,
+        json!({"action": "delete_messages", "msg_id_list": [alice_msg], "request_id": 7}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r, "delete_messages", 200, json!(7)),
+        json!({"room_id": business.0, "messages_ids": [alice_msg]})
+    );
+    assert_eq!(alice.recv_json().await, r);
+    assert_eq!(bob.recv_json().await, r);
+    let r = req(&mut root, json!({"action": "join_room", "room_pk": 987654})).await;
+    assert_eq!(err(&r, 404), json!(["Not found."]));
+}
+dual_backend_test!(admin_endpoint_rules);
+
+async fn handshake_refusals(gw: TestGateway) {
+    gw.create_user(1, "alice").await;
+    let token = format!("Bearer {}", gw.token(1, "alice"));
+    let origin = ("Origin", "http://localhost:80");
+    // Missing, forged, expired, alg:none tokens.
+    assert_eq!(status_of(&gw, USER, &[origin]).await, Err(403));
+    for bad in [
+        gw.forged_token(1),
+        gw.expired_token(1),
+        gw.alg_none_token(1),
+        "garbage".to_string(),
+    ] {
+        let h = format!("Bearer {bad}");
+        assert_eq!(
+            status_of(&gw, USER, &[("Authorization", &h), origin]).await,
+            Err(403),
+            "{bad}"
+        );
+        assert_eq!(
+            status_of(&gw, ADMIN, &[("Authorization", &h), origin]).await,
+            Err(403),
+            "{bad}"
+        );
+    }
+    // A non-admin on the admin endpoint.
+    assert_eq!(
+        status_of(&gw, ADMIN, &[("Authorization", &token), origin]).await,
+        Err(403)
+    );
+    // Accepted: bearer, raw, query string, subprotocol.
+    assert_eq!(
+        status_of(&gw, USER, &[("Authorization", &token), origin]).await,
+        Ok(())
+    );
+    let raw = gw.token(1, "alice");
+    assert_eq!(
+        status_of(&gw, USER, &[("Authorization", &raw), origin]).await,
+        Ok(())
+    );
+    let url = format!("{}?token={raw}", gw.ws_url(USER));
+    assert!(WsClient::connect_with_headers(&url, &[origin])
+        .await
+        .is_ok());
+    let proto = format!("Bearer, {raw}");
+    let c = WsClient::connect_with_headers(
+        &gw.ws_url(USER),
+        &[("Sec-WebSocket-Protocol", &proto), origin],
+    )
+    .await
+    .expect("subprotocol carrier");
+    assert_eq!(c.subprotocol.as_deref(), Some("Bearer"));
+    let admin = format!("Bearer {}", gw.admin_token(9, "root"));
+    assert_eq!(
+        status_of(&gw, ADMIN, &[("Authorization", &admin), origin]).await,
+        Ok(())
+    );
+    // Without the trailing slash.
+    assert_eq!(
+        status_of(&gw, "/ws/admin-chat", &[("Authorization", &admin), origin]).await,
+        Ok(())
+    );
+}
+dual_backend_test!(handshake_refusals);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_allow_list() {
+    let gw = TestGateway::start(Options {
+        allowed_origins: vec!["example.com".into(), ".corp.net".into()],
+        ..Options::default()
+    })
+    .await
+    .expect("sqlite gateway");
+    gw.create_user(1, "alice").await;
+    let token = format!("Bearer {}", gw.token(1, "alice"));
+    let admin = format!("Bearer {}", gw.admin_token(9, "root"));
+    let auth = ("Authorization", token.as_str());
+    assert_eq!(
+        status_of(&gw, USER, &[auth, ("Origin", "http://example.com")]).await,
+        Ok(())
+    );
+    assert_eq!(
+        status_of(&gw, USER, &[auth, ("Origin", "https://chat.corp.net")]).await,
+        Ok(())
+    );
+    assert_eq!(
+        status_of(&gw, USER, &[auth, ("Origin", "http://evil.com")]).await,
+        Err(403)
+    );
+    assert_eq!(
+        status_of(&gw, USER, &[auth, ("Origin", "http://sub.example.com")]).await,
+        Err(403)
+    );
+    assert_eq!(
+        status_of(&gw, USER, &[auth]).await,
+        Err(403),
+        "no Origin with a list"
+    );
+    assert_eq!(
+        status_of(
+            &gw,
+            ADMIN,
+            &[("Authorization", &admin), ("Origin", "http://evil.com")]
+        )
+        .await,
+        Err(403)
+    );
+    assert_eq!(
+        status_of(
+            &gw,
+            ADMIN,
+            &[("Authorization", &admin), ("Origin", "http://example.com")]
+        )
+        .await,
+        Ok(())
+    );
+}
+
+async fn bad_input_keeps_the_connection(gw: TestGateway) {
+    gw.create_user(1, "alice").await;
+    gw.create_user(2, "bob").await;
+    let room = group(&gw, &[1, 2], false).await;
+    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
+    join(&mut alice, room).await;
+
+    alice.send_text("this is not json").await;
+    let r = alice.recv_json().await;
+    assert!(
+        err(&r, 400)[0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("JSON parse error")),
+        "{r}"
+    );
+    alice.send_text("[1, 2, 3]").await;
+    assert_eq!(
+        err(&alice.recv_json().await, 400),
+        json!(["Invalid data. Expected a dictionary, but got list."])
+    );
+    alice.send_text("42").await;
+    err(&alice.recv_json().await, 400);
+    alice.send_binary(b"{\"action\": \"list\"}").await;
+    err(&alice.recv_json().await, 400);
+    let r = req(&mut alice, json!({"request_id": 5})).await;
+    assert_eq!(err(&r, 405), json!(["Method \"None\" not allowed."]));
+    assert_eq!(r["request_id"], json!(5));
+    let r = req(&mut alice, json!({"action": "rm -rf", "request_id": 6})).await;
+    assert_eq!(err(&r, 405), json!(["Method \"rm -rf\" not allowed."]));
+    assert_eq!(r["action"], json!("rm -rf"));
+    let r = req(&mut alice, json!({"action": "join_room", "room_pk": "one"})).await;
+    assert_eq!(
+        err(&r, 400),
+        json!([{"room_pk": ["A valid integer is required."]}])
+    );
+    let r = req(&mut alice, json!({"action": "create_message"})).await;
+    assert_eq!(
+        err(&r, 400),
+        json!([{"msg_text": ["This field is required."]}])
+    );
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": {"a": 1}}),
+    )
+    .await;
+    assert_eq!(err(&r, 400), json!([{"msg_text": ["Not a valid string."]}]));
+    let r = req(
+        &mut alice,
+        json!({"action": "edit_message", "msg_id": 424242, "edited_msg_text": "x"}),
+    )
+    .await;
+    assert_eq!(err(&r, 404), json!(["Not found."]));
+    let r = req(
+        &mut alice,
+        json!({"action": "delete_messages", "msg_id_list": [424242]}),
+    )
+    .await;
+    assert_eq!(err(&r, 404), json!(["Not found."]));
+    let r = req(
+        &mut alice,
+        json!({"action": "delete_messages", "msg_id_list": [1, "x"]}),
+    )
+    .await;
+    assert_eq!(
+        err(&r, 400),
+        json!([{"msg_id_list": {"1": ["A valid integer is required."]}}])
+    );
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "x".repeat(20_000)}),
+    )
+    .await;
+    assert_eq!(
+        err(&r, 400)[0]["msg_text"][0],
+        json!("Ensure this field has no more than 16384 characters.")
+    );
+
+    // Nothing was stored; the socket still works.
+    let (_, history) = gw
+        .service()
+        .history(
+            &gw.service()
+                .authenticate(&gw.token(1, "alice"))
+                .await
+                .expect("principal"),
+            &chat_core::RoomRef::Id(room),
+            None,
+            50,
+        )
+        .await
+        .expect("history");
+    assert!(history.is_empty(), "{history:?}");
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "fine", "request_id": 1}),
+    )
+    .await;
+    ok(&r, "create_message", 201, json!(1));
+}
+dual_backend_test!(bad_input_keeps_the_connection);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_frames_are_refused_in_the_envelope() {
+    let mut opts = Options::default();
+    opts.limits.max_frame_bytes = 1024;
+    let gw = TestGateway::start(opts).await.expect("sqlite gateway");
+    gw.create_user(1, "alice").await;
+    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
+    let big = json!({"action": "create_message", "msg_text": "x".repeat(2000), "request_id": 1});
+    alice.send_json(&big).await;
+    let r = alice.recv_json().await;
+    err(&r, 400);
+    assert_eq!(r["request_id"], Value::Null);
+    let r = req(&mut alice, json!({"action": "list", "request_id": 2})).await;
+    ok(&r, "list", 200, json!(2));
+}
+
+async fn other_dialects_reach_joined_connections(gw: TestGateway) {
+    gw.create_user(1, "alice").await;
+    gw.create_user(2, "bob").await;
+    let room = group(&gw, &[1, 2], false).await;
+    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
+    join(&mut alice, room).await;
+
+    // Bob speaks method-args.
+    let mut bob = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
+    bob.send_json(&json!({
+        "method": "send_message",
+        "access_token": gw.token(2, "bob"),
+        "args": {"chat": room.0, "text": "hi from method-args", "event_response_key": "k"}
+    }))
+    .await;
+    let answer = bob.recv_where("type", "message_created").await;
+    assert_eq!(answer["data"]["event_response_key"], json!("k"));
+
+    let push = alice.recv_json().await;
+    let data = ok(&push, "create_message", 201, Value::Null);
+    assert_eq!(data["text"], json!("hi from method-args"));
+    assert_eq!(data["user"]["id"], json!(2));
+    assert_eq!(data["room"]["pk"], json!(room.0));
+
+    // Alice's message reaches bob on method-args.
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "hi back", "request_id": 3}),
+    )
+    .await;
+    ok(&r, "create_message", 201, json!(3));
+    let pushed = bob.recv_where("type", "new_message").await;
+    assert!(pushed.to_string().contains("hi back"), "{pushed}");
+    // Nothing else for alice (read marks, presence are silent).
+    alice.assert_silent(300).await;
+}
+dual_backend_test!(other_dialects_reach_joined_connections);
