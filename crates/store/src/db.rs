@@ -8,9 +8,10 @@
 //! transaction that has to upgrade to a writer can fail without waiting for the busy
 //! timeout. So every write goes through a pool of exactly one connection, whose
 //! checkout queue is the write queue, while reads use their own pool of connections
-//! opened `query_only` and run concurrently thanks to WAL. Because nothing else
-//! writes, the writer's plain deferred transactions can never lose that upgrade race;
-//! the busy timeout only covers outside tools and WAL checkpoints.
+//! opened `query_only` and run concurrently thanks to WAL. Write transactions begin
+//! `IMMEDIATE`, taking the file's write lock up front where the busy timeout applies,
+//! so even a second store on the same file (another process, an admin tool) makes
+//! writers wait for each other instead of failing.
 //!
 //! Migrations are embedded so that a single binary can create or upgrade its schema
 //! at start-up on a fresh machine. Diesel's migration harness is synchronous, so it

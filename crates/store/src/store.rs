@@ -45,17 +45,22 @@ impl DieselStore {
     }
 }
 
-fn finish<T>(joined: Result<Result<T, Fail>, tokio::task::JoinError>) -> StoreResult<T> {
+fn joined<T>(joined: Result<Result<T, Fail>, tokio::task::JoinError>) -> Result<T, Fail> {
     match joined {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(fail)) => Err(fail.into_store_error()),
-        Err(e) => Err(StoreError::Backend(format!("a store task failed: {e}"))),
+        Ok(out) => out,
+        Err(e) => Err(Fail::Store(StoreError::Backend(format!(
+            "a store task failed: {e}"
+        )))),
     }
+}
+
+fn finish<T>(joined_task: Result<Result<T, Fail>, tokio::task::JoinError>) -> StoreResult<T> {
+    joined(joined_task).map_err(Fail::into_store_error)
 }
 
 /// Run `$body` with `$conn` bound to a connection of the store's backend, taken from
 /// the `read` or `write` pool (the same pool on PostgreSQL), on a spawned task.
-/// `$body` evaluates to `Result<_, Fail>`.
+/// `$body` evaluates to `Result<_, Fail>`; the macro to a `StoreResult`.
 macro_rules! with_conn {
     ($store:expr, $role:ident, |$conn:ident| $body:expr) => {{
         let task = match &$store.db {
@@ -82,14 +87,38 @@ macro_rules! with_conn {
     }};
 }
 
-/// Run `$body` in a transaction on `$conn`, rebinding `$conn` to the transaction's
-/// connection. Values the body uses are moved into it.
-macro_rules! in_tx {
-    ($conn:ident, $body:expr) => {
-        $conn
-            .transaction(async move |$conn| -> Result<_, Fail> { $body })
-            .await
-    };
+/// Run `$body` in one write transaction, with `$conn` bound to the transaction's
+/// connection, on a spawned task. Values the body uses are moved into it. Evaluates
+/// to `Result<_, Fail>`, so that callers can still tell a unique violation from other
+/// failures.
+macro_rules! with_tx {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let task = match &$store.db {
+            Db::Pg(pool) => {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let mut pooled = pool.get().await.map_err(Fail::pool)?;
+                    let conn: &mut AsyncPgConnection = &mut pooled;
+                    conn.transaction(async move |$conn| -> Result<_, Fail> { $body })
+                        .await
+                })
+            }
+            Db::Sqlite(lite) => {
+                let pool = lite.write().clone();
+                tokio::spawn(async move {
+                    let mut pooled = pool.get().await.map_err(Fail::pool)?;
+                    let conn: &mut SqliteConn = &mut pooled;
+                    // IMMEDIATE takes the write lock at BEGIN, where SQLite's busy
+                    // timeout applies. A deferred transaction that read first could be
+                    // refused outright at its first write if another connection (a
+                    // second store on the file, an outside tool) wrote in between.
+                    conn.immediate_transaction(async move |$conn| -> Result<_, Fail> { $body })
+                        .await
+                })
+            }
+        };
+        joined(task.await)
+    }};
 }
 
 /// Attachment rows of the given message ids, by message then position.
@@ -408,57 +437,57 @@ impl Store for DieselStore {
         if let Some(user) = unchanged {
             return Ok(user);
         }
-        with_conn!(self, write, |conn| {
-            let row = in_tx!(conn, {
-                Ok(match find_user!(conn, &p) {
-                    Some(row) => match changes_for(&row, &p) {
-                        None => row,
-                        Some(changes) => {
-                            if let Some(name) = &changes.username {
-                                ensure_free!(conn, users::username, name, Some(row.id), "username");
-                            }
-                            if let Some(ext) = &changes.external_id {
-                                ensure_free!(
-                                    conn,
-                                    users::external_id,
-                                    ext,
-                                    Some(row.id),
-                                    "external id"
-                                );
-                            }
-                            diesel::update(users::table.find(row.id))
-                                .set(&changes)
-                                .returning(UserRow::as_returning())
-                                .get_result::<UserRow>(conn)
-                                .await?
+        let row = with_tx!(self, |conn| {
+            Ok(match find_user!(conn, &p) {
+                Some(row) => match changes_for(&row, &p) {
+                    None => row,
+                    Some(changes) => {
+                        if let Some(name) = &changes.username {
+                            ensure_free!(conn, users::username, name, Some(row.id), "username");
                         }
-                    },
-                    None => insert_user!(conn, &p),
-                })
-            });
-            row.map_err(user_conflict)?.into_user()
-        })
+                        if let Some(ext) = &changes.external_id {
+                            ensure_free!(
+                                conn,
+                                users::external_id,
+                                ext,
+                                Some(row.id),
+                                "external id"
+                            );
+                        }
+                        diesel::update(users::table.find(row.id))
+                            .set(&changes)
+                            .returning(UserRow::as_returning())
+                            .get_result::<UserRow>(conn)
+                            .await?
+                    }
+                },
+                None => insert_user!(conn, &p),
+            })
+        });
+        row.map_err(user_conflict)
+            .and_then(UserRow::into_user)
+            .map_err(Fail::into_store_error)
     }
 
     async fn create_user(&self, profile: &UserProfile) -> StoreResult<User> {
         let p = profile.clone();
-        with_conn!(self, write, |conn| {
-            let row = in_tx!(conn, {
-                if let Some(id) = p.id {
-                    let exists = users::table
-                        .find(id.0)
-                        .select(users::id)
-                        .first::<i64>(conn)
-                        .await
-                        .optional()?;
-                    if exists.is_some() {
-                        return Err(Fail::conflict(format!("user {id} exists already")));
-                    }
+        let row = with_tx!(self, |conn| {
+            if let Some(id) = p.id {
+                let exists = users::table
+                    .find(id.0)
+                    .select(users::id)
+                    .first::<i64>(conn)
+                    .await
+                    .optional()?;
+                if exists.is_some() {
+                    return Err(Fail::conflict(format!("user {id} exists already")));
                 }
-                Ok(insert_user!(conn, &p))
-            });
-            row.map_err(user_conflict)?.into_user()
-        })
+            }
+            Ok(insert_user!(conn, &p))
+        });
+        row.map_err(user_conflict)
+            .and_then(UserRow::into_user)
+            .map_err(Fail::into_store_error)
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -536,87 +565,85 @@ impl Store for DieselStore {
     async fn create_room(&self, room: &NewRoom) -> StoreResult<Room> {
         let new = room.clone();
         let key = room_key(&new.kind);
-        with_conn!(self, write, |conn| {
-            let key_in_tx = key.clone();
-            let created = in_tx!(conn, {
-                if let Some(key) = &key_in_tx {
-                    if let Some(existing) = room_by_key!(conn, key) {
-                        return Err(StoreError::DuplicateRoom(RoomId(existing.id)).into());
-                    }
+        let key_in_tx = key.clone();
+        let created = with_tx!(self, |conn| {
+            if let Some(key) = &key_in_tx {
+                if let Some(existing) = room_by_key!(conn, key) {
+                    return Err(StoreError::DuplicateRoom(RoomId(existing.id)).into());
                 }
-                if let Some(id) = new.id {
-                    let taken = rooms::table
-                        .find(id.0)
-                        .select(rooms::id)
-                        .first::<i64>(conn)
-                        .await
-                        .optional()?;
-                    if taken.is_some() {
-                        return Err(Fail::conflict(format!("room {id} exists already")));
-                    }
-                }
-                let now = now_micros();
-                let (direct, project) = match &key_in_tx {
-                    Some(RoomKey::Direct(k)) => (Some(k.clone()), None),
-                    Some(RoomKey::Project(p)) => (None, Some(*p)),
-                    None => (None, None),
-                };
-                let row = diesel::insert_into(rooms::table)
-                    .values(NewRoomRow {
-                        id: new.id.map(|i| i.0),
-                        kind: new.kind.name(),
-                        direct_key: direct,
-                        project_id: project,
-                        title: &new.title,
-                        has_business: new.has_business,
-                        created_by: new.created_by.map(|u| u.0),
-                        created_at: now,
-                        updated_at: now,
-                    })
-                    .returning(RoomRow::as_returning())
-                    .get_result::<RoomRow>(conn)
-                    .await?;
-                if new.id.is_some() {
-                    bump_sequence!(conn, "rooms", PG_LOCK_ROOMS_SEQ, row.id);
-                }
-                let members: Vec<NewMemberRow> = dedup_keep_order(new.members.iter().map(|u| u.0))
-                    .into_iter()
-                    .zip(1..)
-                    .map(|(user_id, join_seq)| NewMemberRow {
-                        room_id: row.id,
-                        user_id,
-                        join_seq,
-                        joined_at: now,
-                    })
-                    .collect();
-                // One statement per member: diesel-async cannot send a multi-row
-                // insert to SQLite, and rooms are created with few members.
-                for member in &members {
-                    diesel::insert_into(members::table)
-                        .values(member)
-                        .execute(conn)
-                        .await?;
-                }
-                row.into_room()
-            });
-            match created {
-                // Lost a race with a concurrent creation of the same key: report theirs.
-                Err(fail) if fail.is_unique_violation() => {
-                    let existing = match &key {
-                        Some(key) => room_by_key!(conn, key),
-                        None => None,
-                    };
-                    match existing {
-                        Some(existing) => {
-                            Err(StoreError::DuplicateRoom(RoomId(existing.id)).into())
-                        }
-                        None => Err(fail),
-                    }
-                }
-                Err(fail) if fail.is_foreign_key_violation() => Err(Fail::not_found("user")),
-                other => other,
             }
-        })
+            if let Some(id) = new.id {
+                let taken = rooms::table
+                    .find(id.0)
+                    .select(rooms::id)
+                    .first::<i64>(conn)
+                    .await
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(Fail::conflict(format!("room {id} exists already")));
+                }
+            }
+            let now = now_micros();
+            let (direct, project) = match &key_in_tx {
+                Some(RoomKey::Direct(k)) => (Some(k.clone()), None),
+                Some(RoomKey::Project(p)) => (None, Some(*p)),
+                None => (None, None),
+            };
+            let row = diesel::insert_into(rooms::table)
+                .values(NewRoomRow {
+                    id: new.id.map(|i| i.0),
+                    kind: new.kind.name(),
+                    direct_key: direct,
+                    project_id: project,
+                    title: &new.title,
+                    has_business: new.has_business,
+                    created_by: new.created_by.map(|u| u.0),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .returning(RoomRow::as_returning())
+                .get_result::<RoomRow>(conn)
+                .await?;
+            if new.id.is_some() {
+                bump_sequence!(conn, "rooms", PG_LOCK_ROOMS_SEQ, row.id);
+            }
+            let members: Vec<NewMemberRow> = dedup_keep_order(new.members.iter().map(|u| u.0))
+                .into_iter()
+                .zip(1..)
+                .map(|(user_id, join_seq)| NewMemberRow {
+                    room_id: row.id,
+                    user_id,
+                    join_seq,
+                    joined_at: now,
+                })
+                .collect();
+            // One statement per member: diesel-async cannot send a multi-row
+            // insert to SQLite, and rooms are created with few members.
+            for member in &members {
+                diesel::insert_into(members::table)
+                    .values(member)
+                    .execute(conn)
+                    .await?;
+            }
+            row.into_room()
+        });
+        match created {
+            Ok(room) => Ok(room),
+            // Lost a race with a concurrent creation of the same key: report theirs,
+            // which is committed by the time the violation is reported.
+            Err(fail) if fail.is_unique_violation() => {
+                let existing = match key {
+                    Some(key) => with_conn!(self, read, |conn| Ok(room_by_key!(conn, &key)))?,
+                    None => None,
+                };
+                match existing {
+                    Some(existing) => Err(StoreError::DuplicateRoom(RoomId(existing.id))),
+                    None => Err(fail.into_store_error()),
+                }
+            }
+            Err(fail) if fail.is_foreign_key_violation() => Err(StoreError::NotFound("user")),
+            Err(fail) => Err(fail.into_store_error()),
+        }
     }
 
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
@@ -719,57 +746,55 @@ impl Store for DieselStore {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        with_conn!(self, write, |conn| {
-            let added = in_tx!(conn, {
-                lock_room!(conn, room.0);
-                let mut present: HashSet<i64> = HashSet::new();
-                for chunk in wanted.chunks(CHUNK) {
-                    let part = members::table
-                        .filter(members::room_id.eq(room.0))
-                        .filter(members::user_id.eq_any(chunk))
-                        .select(members::user_id)
-                        .load::<i64>(conn)
-                        .await?;
-                    present.extend(part);
-                }
-                let fresh: Vec<i64> = wanted
-                    .into_iter()
-                    .filter(|u| !present.contains(u))
-                    .collect();
-                if fresh.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let last_seq = members::table
+        let added = with_tx!(self, |conn| {
+            lock_room!(conn, room.0);
+            let mut present: HashSet<i64> = HashSet::new();
+            for chunk in wanted.chunks(CHUNK) {
+                let part = members::table
                     .filter(members::room_id.eq(room.0))
-                    .select(max(members::join_seq))
-                    .first::<Option<i64>>(conn)
-                    .await?
-                    .unwrap_or(0);
-                let now = now_micros();
-                let rows: Vec<NewMemberRow> = fresh
-                    .iter()
-                    .zip(last_seq + 1..)
-                    .map(|(user_id, join_seq)| NewMemberRow {
-                        room_id: room.0,
-                        user_id: *user_id,
-                        join_seq,
-                        joined_at: now,
-                    })
-                    .collect();
-                // One statement per member (see `create_room`).
-                for member in &rows {
-                    diesel::insert_into(members::table)
-                        .values(member)
-                        .execute(conn)
-                        .await?;
-                }
-                Ok(fresh.into_iter().map(UserId).collect())
-            });
-            match added {
-                Err(fail) if fail.is_foreign_key_violation() => Err(Fail::not_found("user")),
-                other => other,
+                    .filter(members::user_id.eq_any(chunk))
+                    .select(members::user_id)
+                    .load::<i64>(conn)
+                    .await?;
+                present.extend(part);
             }
-        })
+            let fresh: Vec<i64> = wanted
+                .into_iter()
+                .filter(|u| !present.contains(u))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(Vec::new());
+            }
+            let last_seq = members::table
+                .filter(members::room_id.eq(room.0))
+                .select(max(members::join_seq))
+                .first::<Option<i64>>(conn)
+                .await?
+                .unwrap_or(0);
+            let now = now_micros();
+            let rows: Vec<NewMemberRow> = fresh
+                .iter()
+                .zip(last_seq + 1..)
+                .map(|(user_id, join_seq)| NewMemberRow {
+                    room_id: room.0,
+                    user_id: *user_id,
+                    join_seq,
+                    joined_at: now,
+                })
+                .collect();
+            // One statement per member (see `create_room`).
+            for member in &rows {
+                diesel::insert_into(members::table)
+                    .values(member)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(fresh.into_iter().map(UserId).collect())
+        });
+        match added {
+            Err(fail) if fail.is_foreign_key_violation() => Err(StoreError::NotFound("user")),
+            other => other.map_err(Fail::into_store_error),
+        }
     }
 
     async fn remove_members(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
@@ -777,28 +802,27 @@ impl Store for DieselStore {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        with_conn!(self, write, |conn| {
-            in_tx!(conn, {
-                lock_room!(conn, room.0);
-                let mut gone: HashSet<i64> = HashSet::new();
-                for chunk in wanted.chunks(CHUNK) {
-                    let part = diesel::delete(
-                        members::table
-                            .filter(members::room_id.eq(room.0))
-                            .filter(members::user_id.eq_any(chunk)),
-                    )
-                    .returning(members::user_id)
-                    .get_results::<i64>(conn)
-                    .await?;
-                    gone.extend(part);
-                }
-                Ok(wanted
-                    .into_iter()
-                    .filter(|u| gone.contains(u))
-                    .map(UserId)
-                    .collect())
-            })
+        with_tx!(self, |conn| {
+            lock_room!(conn, room.0);
+            let mut gone: HashSet<i64> = HashSet::new();
+            for chunk in wanted.chunks(CHUNK) {
+                let part = diesel::delete(
+                    members::table
+                        .filter(members::room_id.eq(room.0))
+                        .filter(members::user_id.eq_any(chunk)),
+                )
+                .returning(members::user_id)
+                .get_results::<i64>(conn)
+                .await?;
+                gone.extend(part);
+            }
+            Ok(wanted
+                .into_iter()
+                .filter(|u| gone.contains(u))
+                .map(UserId)
+                .collect())
         })
+        .map_err(Fail::into_store_error)
     }
 
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
@@ -827,48 +851,47 @@ impl Store for DieselStore {
 
     async fn insert_message(&self, msg: &NewMessage) -> StoreResult<Message> {
         let msg = msg.clone();
-        with_conn!(self, write, |conn| {
-            in_tx!(conn, {
-                // Serialises the room's inserts: ids commit in order (see crate docs).
-                lock_room!(conn, msg.room_id.0);
-                let now = now_micros();
-                let row = diesel::insert_into(messages::table)
-                    .values(NewMessageRow {
-                        room_id: msg.room_id.0,
-                        author_id: msg.author_id.0,
-                        kind: msg.kind.as_str(),
-                        text: &msg.text,
-                        reply_to: msg.reply_to.map(|m| m.0),
-                        created_at: now,
-                        updated_at: now,
-                    })
-                    .returning(MessageRow::as_returning())
-                    .get_result::<MessageRow>(conn)
-                    .await?;
-                for (position, attachment) in (0_i64..).zip(&msg.attachments) {
-                    let bound = diesel::update(
-                        attachments::table
-                            .find(attachment.0)
-                            .filter(attachments::message_id.is_null()),
-                    )
-                    .set((
-                        attachments::message_id.eq(row.id),
-                        attachments::position.eq(position),
-                    ))
-                    .execute(conn)
-                    .await?;
-                    if bound == 0 {
-                        return Err(Fail::conflict(format!(
-                            "attachment {attachment} does not exist or belongs to another message"
-                        )));
-                    }
+        with_tx!(self, |conn| {
+            // Serialises the room's inserts: ids commit in order (see crate docs).
+            lock_room!(conn, msg.room_id.0);
+            let now = now_micros();
+            let row = diesel::insert_into(messages::table)
+                .values(NewMessageRow {
+                    room_id: msg.room_id.0,
+                    author_id: msg.author_id.0,
+                    kind: msg.kind.as_str(),
+                    text: &msg.text,
+                    reply_to: msg.reply_to.map(|m| m.0),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .returning(MessageRow::as_returning())
+                .get_result::<MessageRow>(conn)
+                .await?;
+            for (position, attachment) in (0_i64..).zip(&msg.attachments) {
+                let bound = diesel::update(
+                    attachments::table
+                        .find(attachment.0)
+                        .filter(attachments::message_id.is_null()),
+                )
+                .set((
+                    attachments::message_id.eq(row.id),
+                    attachments::position.eq(position),
+                ))
+                .execute(conn)
+                .await?;
+                if bound == 0 {
+                    return Err(Fail::conflict(format!(
+                        "attachment {attachment} does not exist or belongs to another message"
+                    )));
                 }
-                let mut built = with_attachments!(conn, vec![row]);
-                built
-                    .pop()
-                    .ok_or_else(|| Fail::corrupt("the inserted message vanished"))
-            })
+            }
+            let mut built = with_attachments!(conn, vec![row]);
+            built
+                .pop()
+                .ok_or_else(|| Fail::corrupt("the inserted message vanished"))
         })
+        .map_err(Fail::into_store_error)
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -885,41 +908,40 @@ impl Store for DieselStore {
 
     async fn edit_message(&self, id: MessageId, text: &str) -> StoreResult<Message> {
         let text = text.to_owned();
-        with_conn!(self, write, |conn| {
-            in_tx!(conn, {
-                let now = now_micros();
-                let row = diesel::update(
-                    messages::table
-                        .find(id.0)
-                        .filter(messages::deleted_at.is_null()),
-                )
-                .set((
-                    messages::text.eq(&text),
-                    messages::edited_at.eq(Some(now)),
-                    messages::updated_at.eq(now),
-                ))
-                .returning(MessageRow::as_returning())
-                .get_result::<MessageRow>(conn)
-                .await
-                .optional()?;
-                let Some(row) = row else {
-                    let exists = messages::table
-                        .find(id.0)
-                        .select(messages::id)
-                        .first::<i64>(conn)
-                        .await
-                        .optional()?;
-                    return Err(match exists {
-                        Some(_) => Fail::conflict(format!("message {id} has been deleted")),
-                        None => Fail::not_found("message"),
-                    });
-                };
-                let mut built = with_attachments!(conn, vec![row]);
-                built
-                    .pop()
-                    .ok_or_else(|| Fail::corrupt("the edited message vanished"))
-            })
+        with_tx!(self, |conn| {
+            let now = now_micros();
+            let row = diesel::update(
+                messages::table
+                    .find(id.0)
+                    .filter(messages::deleted_at.is_null()),
+            )
+            .set((
+                messages::text.eq(&text),
+                messages::edited_at.eq(Some(now)),
+                messages::updated_at.eq(now),
+            ))
+            .returning(MessageRow::as_returning())
+            .get_result::<MessageRow>(conn)
+            .await
+            .optional()?;
+            let Some(row) = row else {
+                let exists = messages::table
+                    .find(id.0)
+                    .select(messages::id)
+                    .first::<i64>(conn)
+                    .await
+                    .optional()?;
+                return Err(match exists {
+                    Some(_) => Fail::conflict(format!("message {id} has been deleted")),
+                    None => Fail::not_found("message"),
+                });
+            };
+            let mut built = with_attachments!(conn, vec![row]);
+            built
+                .pop()
+                .ok_or_else(|| Fail::corrupt("the edited message vanished"))
         })
+        .map_err(Fail::into_store_error)
     }
 
     async fn delete_messages(
@@ -931,31 +953,30 @@ impl Store for DieselStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        with_conn!(self, write, |conn| {
-            in_tx!(conn, {
-                let now = now_micros();
-                let mut deleted: Vec<i64> = Vec::new();
-                for chunk in ids.chunks(CHUNK) {
-                    let mut part = diesel::update(
-                        messages::table
-                            .filter(messages::room_id.eq(room.0))
-                            .filter(messages::id.eq_any(chunk))
-                            .filter(messages::deleted_at.is_null()),
-                    )
-                    .set((
-                        messages::deleted_at.eq(Some(now)),
-                        messages::text.eq(""),
-                        messages::updated_at.eq(now),
-                    ))
-                    .returning(messages::id)
-                    .get_results::<i64>(conn)
-                    .await?;
-                    deleted.append(&mut part);
-                }
-                deleted.sort_unstable();
-                Ok(deleted.into_iter().map(MessageId).collect())
-            })
+        with_tx!(self, |conn| {
+            let now = now_micros();
+            let mut deleted: Vec<i64> = Vec::new();
+            for chunk in ids.chunks(CHUNK) {
+                let mut part = diesel::update(
+                    messages::table
+                        .filter(messages::room_id.eq(room.0))
+                        .filter(messages::id.eq_any(chunk))
+                        .filter(messages::deleted_at.is_null()),
+                )
+                .set((
+                    messages::deleted_at.eq(Some(now)),
+                    messages::text.eq(""),
+                    messages::updated_at.eq(now),
+                ))
+                .returning(messages::id)
+                .get_results::<i64>(conn)
+                .await?;
+                deleted.append(&mut part);
+            }
+            deleted.sort_unstable();
+            Ok(deleted.into_iter().map(MessageId).collect())
         })
+        .map_err(Fail::into_store_error)
     }
 
     async fn history(
@@ -1024,33 +1045,32 @@ impl Store for DieselStore {
         user: UserId,
         up_to: MessageId,
     ) -> StoreResult<Option<Option<MessageId>>> {
-        with_conn!(self, write, |conn| {
-            in_tx!(conn, {
-                let key = (room.0, user.0);
-                // Lock the membership first so that concurrent advances of the same
-                // watermark see each other and each reports its true predecessor.
-                let touched = diesel::update(members::table.find(key))
-                    .set(members::last_read.eq(members::last_read))
-                    .execute(conn)
-                    .await?;
-                if touched == 0 {
-                    return Err(Fail::not_found("member"));
-                }
-                let previous = members::table
-                    .find(key)
-                    .select(members::last_read)
-                    .first::<Option<i64>>(conn)
-                    .await?;
-                if previous.is_some_and(|p| p >= up_to.0) {
-                    return Ok(None);
-                }
-                diesel::update(members::table.find(key))
-                    .set(members::last_read.eq(Some(up_to.0)))
-                    .execute(conn)
-                    .await?;
-                Ok(Some(previous.map(MessageId)))
-            })
+        with_tx!(self, |conn| {
+            let key = (room.0, user.0);
+            // Lock the membership first so that concurrent advances of the same
+            // watermark see each other and each reports its true predecessor.
+            let touched = diesel::update(members::table.find(key))
+                .set(members::last_read.eq(members::last_read))
+                .execute(conn)
+                .await?;
+            if touched == 0 {
+                return Err(Fail::not_found("member"));
+            }
+            let previous = members::table
+                .find(key)
+                .select(members::last_read)
+                .first::<Option<i64>>(conn)
+                .await?;
+            if previous.is_some_and(|p| p >= up_to.0) {
+                return Ok(None);
+            }
+            diesel::update(members::table.find(key))
+                .set(members::last_read.eq(Some(up_to.0)))
+                .execute(conn)
+                .await?;
+            Ok(Some(previous.map(MessageId)))
         })
+        .map_err(Fail::into_store_error)
     }
 
     async fn messages_read_between(

@@ -86,6 +86,7 @@ behaviours! {
     url: [
         data_survives_a_restart,
         migrate_is_idempotent,
+        two_stores_share_one_database,
     ],
 }
 
@@ -1309,6 +1310,47 @@ async fn migrate_is_idempotent(url: &str) {
     );
 }
 
+async fn two_stores_share_one_database(url: &str) {
+    // Two stores on one database (two nodes, or a gateway and an admin tool): their
+    // writes interleave without either failing, on SQLite as well.
+    let first = open(url).await;
+    let second = open(url).await;
+    let a = user(&first, "a").await;
+    let room = group(&first, &[a]).await;
+    let mut tasks = Vec::new();
+    for i in 0..60usize {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            // A read-then-write transaction and a plain insert, from both stores.
+            store
+                .upsert_user(&UserProfile {
+                    username: Some(format!("u{i}")),
+                    ..Default::default()
+                })
+                .await?;
+            store.insert_message(&text(room, a, &format!("m{i}"))).await
+        }));
+    }
+    for t in tasks {
+        t.await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("a write failed with two stores open: {e}"));
+    }
+    assert_eq!(
+        second
+            .history(room, None, 100)
+            .await
+            .expect("history")
+            .len(),
+        60
+    );
+    assert_eq!(first.list_users(100).await.expect("users").len(), 61);
+}
+
 // ---------------------------------------------------------------- backend-specific
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1330,4 +1372,21 @@ async fn unsupported_urls_are_refused() {
         Err(e) => e,
     };
     assert!(matches!(e, chat_store::StoreSetupError::BadUrl(_)), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_use_wal() {
+    let db = chat_store::testing::sqlite_temp().await;
+    let path = db
+        .url
+        .strip_prefix("sqlite://")
+        .expect("sqlite_temp gives a sqlite:// URL")
+        .to_owned();
+    let store = open(&db.url).await;
+    user(&store, "a").await;
+    // With WAL, committed writes land in the `-wal` file next to the database.
+    assert!(
+        std::path::Path::new(&format!("{path}-wal")).exists(),
+        "no WAL file next to {path}"
+    );
 }
