@@ -661,3 +661,41 @@ async fn send(c: &mut Conn, text: &str) -> i64 {
         .as_i64()
         .unwrap_or_else(|| panic!("created: {r}"))
 }
+
+#[tokio::test]
+async fn a_removed_member_no_longer_sees_the_room() {
+    let w = World::new();
+    let mut alice = w.user_conn(1, "alice").await;
+    let bob = w.h.principal(2, "bob", false).await;
+    w.h.principal(3, "carol", false).await;
+    let room = w.h.room(&[1, 2, 3], false).await;
+    w.join(&mut alice, room).await;
+    w.h.svc
+        .remove_members(&bob, room, &[chat_core::UserId(1)], None)
+        .await
+        .expect_err("bob did not create the room");
+    let root = w.h.principal(9, "root", true).await;
+    w.h.svc
+        .remove_members(&root, room, &[chat_core::UserId(1)], None)
+        .await
+        .expect("removed");
+    assert!(
+        alice.pump().await.is_empty(),
+        "membership changes are silent"
+    );
+    let r = alice
+        .req(json!({"action": "current_room_info", "request_id": 1}))
+        .await;
+    assert_eq!(err(&r, 404), json!(["Not found."]));
+    let r = alice
+        .req(json!({"action": "create_message", "msg_text": "still here?"}))
+        .await;
+    assert_eq!(err(&r, 404), json!(["Not found."]));
+    w.h.svc
+        .send_message(&bob, SendMessage::text(RoomRef::Id(room), "bye"), None)
+        .await
+        .expect("sent");
+    assert!(alice.pump().await.is_empty());
+    let r = alice.req(json!({"action": "leave_room"})).await;
+    ok(&r, "leave_room", 200, Value::Null);
+}

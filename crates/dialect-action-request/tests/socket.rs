@@ -339,6 +339,18 @@ async fn handshake_refusals(gw: TestGateway) {
     .await
     .expect("subprotocol carrier");
     assert_eq!(c.subprotocol.as_deref(), Some("Bearer"));
+    // The subprotocols later versions of the original backend required.
+    let c = WsClient::connect_with_headers(
+        &gw.ws_url(USER),
+        &[
+            ("Authorization", &token),
+            ("Sec-WebSocket-Protocol", "chat"),
+            origin,
+        ],
+    )
+    .await
+    .expect("chat subprotocol");
+    assert_eq!(c.subprotocol.as_deref(), Some("chat"));
     let admin = format!("Bearer {}", gw.admin_token(9, "root"));
     assert_eq!(
         status_of(&gw, ADMIN, &[("Authorization", &admin), origin]).await,
@@ -559,3 +571,46 @@ async fn other_dialects_reach_joined_connections(gw: TestGateway) {
     alice.assert_silent(300).await;
 }
 dual_backend_test!(other_dialects_reach_joined_connections);
+
+async fn concurrent_senders_see_every_message_once(gw: TestGateway) {
+    gw.create_user(1, "alice").await;
+    gw.create_user(2, "bob").await;
+    let room = group(&gw, &[1, 2], false).await;
+    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
+    let mut bob = connect(&gw, USER, &gw.token(2, "bob")).await;
+    join(&mut alice, room).await;
+    join(&mut bob, room).await;
+    const N: usize = 40;
+    // Both send without waiting for replies; each then reads 2N frames: N replies to
+    // itself (its request_ids, in order) and N pushes of the other's messages.
+    for i in 0..N {
+        alice
+            .send_json(&json!({"action": "create_message", "msg_text": format!("a{i}"), "request_id": format!("a{i}")}))
+            .await;
+        bob.send_json(&json!({"action": "create_message", "msg_text": format!("b{i}"), "request_id": format!("b{i}")}))
+            .await;
+    }
+    for (me, other, c) in [("a", "b", &mut alice), ("b", "a", &mut bob)] {
+        let mut mine = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..2 * N {
+            let f = c.recv_json().await;
+            let rid = f["request_id"].as_str().expect("request_id").to_string();
+            ok(&f, "create_message", 201, json!(rid.clone()));
+            assert_eq!(f["data"]["text"], json!(rid.clone()));
+            if rid.starts_with(me) {
+                mine.push(rid);
+            } else {
+                theirs.push((f["data"]["id"].as_i64().expect("id"), rid));
+            }
+        }
+        let expected: Vec<String> = (0..N).map(|i| format!("{me}{i}")).collect();
+        assert_eq!(mine, expected, "replies in request order");
+        let mut texts: Vec<String> = theirs.iter().map(|(_, t)| t.clone()).collect();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), N, "every push of {other} once");
+        c.assert_silent(200).await;
+    }
+}
+dual_backend_test!(concurrent_senders_see_every_message_once);
