@@ -75,7 +75,8 @@ impl ActionSession {
                 Ok(render::success(data, &f.action, 200, &f.request_id))
             }
             Command::JoinRoom { room } => {
-                // A refused join keeps the room joined before, as the original did.
+                // A refused join keeps the previously joined room (the original refused
+                // non-members before leaving the old room).
                 let view = service.room(actor, *room).await.map_err(chat)?;
                 self.joined = Some(view.id());
                 Ok(render::success(
