@@ -54,6 +54,8 @@ pub struct ChatService {
 pub struct ReadOutcome {
     pub room: SharedRoom,
     pub up_to: Option<MessageId>,
+    /// Whether the reader's watermark moved (and an event was published).
+    pub moved: bool,
     /// Messages of other authors that became read by this command.
     pub newly_read: Vec<MessageId>,
 }
@@ -115,12 +117,23 @@ impl ChatService {
         if claims.is_admin {
             profile.is_admin = Some(true);
         }
-        match &claims.subject {
-            Some(Subject::Id(id)) => profile.id = Some(UserId(*id)),
-            Some(Subject::External(ext)) => profile.external_id = Some(ext.clone()),
+        let existing = match &claims.subject {
+            Some(Subject::Id(id)) => {
+                profile.id = Some(UserId(*id));
+                self.store.user(UserId(*id)).await?
+            }
+            Some(Subject::External(ext)) => {
+                profile.external_id = Some(ext.clone());
+                self.store.user_by_external_id(ext).await?
+            }
             None => return Err(TokenError::NoSubject.into()),
-        }
-        let user = self.store.upsert_user(&profile).await?;
+        };
+        // Write only when the token says something the record does not: tokens are
+        // checked on every connection and request, and most carry nothing new.
+        let user = match existing {
+            Some(u) if !profile_changes(&u, &profile) => u,
+            _ => self.store.upsert_user(&profile).await?,
+        };
         Ok(Principal {
             is_admin: user.is_admin || claims.is_admin,
             user,
@@ -208,6 +221,21 @@ impl ChatService {
     /// Resolve a room reference for `actor`; direct rooms are created on first use.
     /// Checks that the actor may view it.
     pub async fn resolve_room(&self, actor: &Principal, r: &RoomRef) -> Result<SharedRoom> {
+        self.lookup_room(actor, r, true).await
+    }
+
+    /// Like [`Self::resolve_room`], but a direct room that does not exist yet is "not
+    /// found" instead of created: for commands about messages that cannot exist there.
+    pub async fn find_room(&self, actor: &Principal, r: &RoomRef) -> Result<SharedRoom> {
+        self.lookup_room(actor, r, false).await
+    }
+
+    async fn lookup_room(
+        &self,
+        actor: &Principal,
+        r: &RoomRef,
+        create: bool,
+    ) -> Result<SharedRoom> {
         let view = match r {
             RoomRef::Id(id) => self.room_by_id(*id).await?,
             RoomRef::Project(pid) => {
@@ -231,9 +259,9 @@ impl ChatService {
                     ));
                 }
                 let peer = if actor.id() == *a { *b } else { *a };
-                self.direct_room(actor, peer).await?
+                self.direct_room_of(actor, peer, create).await?
             }
-            RoomRef::DirectWith(peer) => self.direct_room(actor, *peer).await?,
+            RoomRef::DirectWith(peer) => self.direct_room_of(actor, *peer, create).await?,
         };
         policy::can_view(actor, &view)?;
         Ok(view)
@@ -241,10 +269,22 @@ impl ChatService {
 
     /// The direct room of `actor` and `peer`, created when missing.
     pub async fn direct_room(&self, actor: &Principal, peer: UserId) -> Result<SharedRoom> {
+        self.direct_room_of(actor, peer, true).await
+    }
+
+    async fn direct_room_of(
+        &self,
+        actor: &Principal,
+        peer: UserId,
+        create: bool,
+    ) -> Result<SharedRoom> {
         let kind = RoomKind::direct(actor.id(), peer)
             .ok_or_else(|| ChatError::invalid("user", "a direct chat needs another user"))?;
         if let Some(room) = self.store.room_by_kind(&kind).await? {
             return self.room_view(room).await;
+        }
+        if !create {
+            return Err(ChatError::not_found("chat"));
         }
         if self.store.user(peer).await?.is_none() {
             return Err(ChatError::not_found("user"));
@@ -744,7 +784,7 @@ impl ChatService {
         up_to: Option<MessageId>,
         origin: Option<Origin>,
     ) -> Result<ReadOutcome> {
-        let view = self.resolve_room(actor, room).await?;
+        let view = self.find_room(actor, room).await?;
         if !view.is_member(actor.id()) {
             return Err(ChatError::forbidden("only members have a read state"));
         }
@@ -759,6 +799,7 @@ impl ChatService {
             return Ok(ReadOutcome {
                 room: view,
                 up_to: None,
+                moved: false,
                 newly_read: Vec::new(),
             });
         };
@@ -770,6 +811,7 @@ impl ChatService {
             return Ok(ReadOutcome {
                 room: view,
                 up_to: Some(up_to),
+                moved: false,
                 newly_read: Vec::new(),
             });
         };
@@ -804,6 +846,7 @@ impl ChatService {
         Ok(ReadOutcome {
             room: after,
             up_to: Some(up_to),
+            moved: true,
             newly_read,
         })
     }
@@ -935,6 +978,18 @@ impl ChatService {
         validate_profile(profile)?;
         Ok(self.store.upsert_user(profile).await?)
     }
+}
+
+/// Whether applying `p` would change `u`.
+fn profile_changes(u: &User, p: &UserProfile) -> bool {
+    fn differs(field: &Option<String>, current: &str) -> bool {
+        field.as_deref().is_some_and(|v| v != current)
+    }
+    differs(&p.username, &u.username)
+        || differs(&p.email, &u.email)
+        || differs(&p.first_name, &u.first_name)
+        || differs(&p.last_name, &u.last_name)
+        || p.is_admin.is_some_and(|a| a != u.is_admin)
 }
 
 fn validate_profile(p: &UserProfile) -> Result<()> {

@@ -59,12 +59,11 @@ impl TypeContentSession {
             }
             Request::Read { chat, message } => {
                 let room = self.existing(&svc, chat).await?;
-                let before = room.watermark(me.id());
                 let out = svc
                     .mark_read(me, &RoomRef::Id(room.id()), Some(message), origin)
                     .await?;
                 // Already read past it: core publishes nothing, so answer this connection.
-                if before.is_some_and(|w| w >= message) {
+                if !out.moved {
                     cx.send(encode::read_frame(&out.room, me.id(), message));
                 }
             }
@@ -99,14 +98,8 @@ impl TypeContentSession {
     async fn existing(&self, svc: &ChatService, chat: Chat) -> Result<SharedRoom, ChatError> {
         match chat {
             Chat::Direct { low, high } => {
-                // Core's resolver creates direct rooms on first use and offers no
-                // lookup-only variant, so map the pair to a room id with a read of the
-                // store; the service still decides whether the caller may see it.
-                let kind = RoomKind::Direct { low, high };
-                match svc.store().room_by_kind(&kind).await? {
-                    Some(room) => svc.room(&self.principal, room.id).await,
-                    None => Err(ChatError::not_found("chat")),
-                }
+                svc.find_room(&self.principal, &RoomRef::DirectPair(low, high))
+                    .await
             }
             Chat::Project(id) => {
                 svc.resolve_room(&self.principal, &RoomRef::Project(id))

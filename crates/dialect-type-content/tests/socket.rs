@@ -433,7 +433,7 @@ async fn message_read_reaches_the_chat(gw: TestGateway) {
     let m = error(&mut c, &read("direct", json!("1_2"), json!(id))).await;
     assert_eq!(
         m,
-        "message_read: chat not found, or you are not a member of it"
+        "message_read: not allowed: you are not one of the two users of this direct chat"
     );
     // Reading a chat that was never used does not create it.
     let m = error(&mut c, &read("direct", json!("2_3"), json!(id))).await;

@@ -1,7 +1,6 @@
-//! Session tests without sockets: the real [`ChatService`] over an in-memory store,
-//! sessions driven through the [`Session`] trait the way the gateway's loop drives them.
-
-mod mem_store;
+//! Session tests without sockets: the real [`ChatService`] over a real SQLite store in
+//! a throw-away file, sessions driven through the [`Session`] trait the way the
+//! gateway's loop drives them.
 
 use crate::{TypeContent, NAME};
 use chat_core::store::{NewRoom, Store};
@@ -10,7 +9,6 @@ use chat_core::{
     SendMessage, ServiceConfig, Session, Subject, TokenError, TokenVerifier, Upload, UserId,
     WsDialect,
 };
-use mem_store::MemStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -24,12 +22,16 @@ impl TokenVerifier for NoTokens {
 
 struct World {
     svc: Arc<ChatService>,
-    store: Arc<MemStore>,
+    store: Arc<dyn Store>,
+    _db: chat_store::testing::TestDb,
 }
 
 impl World {
-    fn new() -> World {
-        let store = Arc::new(MemStore::default());
+    async fn new() -> World {
+        let db = chat_store::testing::sqlite_temp().await;
+        let store = chat_store::connect(&db.url, chat_store::StoreOptions::default())
+            .await
+            .expect("the SQLite test store opens");
         let files =
             FileStore::new(std::env::temp_dir().join(format!("tc-files-{}", std::process::id())));
         let config = ServiceConfig {
@@ -38,7 +40,11 @@ impl World {
             ..ServiceConfig::default()
         };
         let svc = ChatService::new(store.clone(), Arc::new(NoTokens), files, config);
-        World { svc, store }
+        World {
+            svc,
+            store,
+            _db: db,
+        }
     }
 
     async fn user(&self, id: i64) -> Principal {
@@ -155,7 +161,7 @@ fn new_message(chat_type: &str, chat_id: Value, text: &str, reply_to: Value) -> 
 }
 
 async fn pair() -> (World, Principal, Principal, Conn, Conn) {
-    let w = World::new();
+    let w = World::new().await;
     let a = w.user(1).await;
     let b = w.user(2).await;
     let ca = w.connect(&a).await;
@@ -187,7 +193,7 @@ async fn handshake_without_a_valid_token_is_refused_with_403() {
 
 #[tokio::test]
 async fn open_signs_in_and_close_signs_out() {
-    let w = World::new();
+    let w = World::new().await;
     let a = w.user(1).await;
     let mut ca = w.connect(&a).await;
     assert!(w.svc.is_online(a.id()));
@@ -453,7 +459,7 @@ async fn refused_reads() {
     let e = cc.error(read("1_2", id)).await;
     assert_eq!(
         e,
-        "message_read: chat not found, or you are not a member of it"
+        "message_read: not allowed: you are not one of the two users of this direct chat"
     );
     assert_eq!(w.store.all_rooms().await.unwrap().len(), rooms_before);
     assert!(ca.pump().await.is_empty());
@@ -558,7 +564,7 @@ async fn set_online_and_set_offline_reach_contacts() {
 
 #[tokio::test]
 async fn connecting_and_leaving_is_presence_for_contacts() {
-    let w = World::new();
+    let w = World::new().await;
     let a = w.user(1).await;
     let b = w.user(2).await;
     let stranger = w.user(3).await;
