@@ -761,7 +761,14 @@ impl ChatService {
         for m in &msgs {
             policy::can_delete(actor, &view, m)?;
         }
-        let deleted = self.store.delete_messages(room_id, ids).await?;
+        let stored = self.store.delete_messages(room_id, ids).await?;
+        // Report in the order the caller named them, each once.
+        let mut deleted: Vec<MessageId> = Vec::with_capacity(stored.len());
+        for id in ids {
+            if stored.contains(id) && !deleted.contains(id) {
+                deleted.push(*id);
+            }
+        }
         if !deleted.is_empty() {
             self.publish(
                 &view.member_ids(),

@@ -1,6 +1,6 @@
 //! The dialect driven without sockets: handshake decisions, every action on both
 //! endpoints, joined-room fan-out, admin rules and bad input, over a real
-//! `ChatService` and an in-memory store.
+//! `ChatService` and a real SQLite store.
 
 mod common;
 
@@ -43,9 +43,9 @@ struct World {
 }
 
 impl World {
-    fn new() -> World {
+    async fn new() -> World {
         World {
-            h: Harness::new(),
+            h: Harness::new().await,
             user: ActionRequest::user(),
             admin: ActionRequest::admin(),
         }
@@ -85,7 +85,7 @@ fn names_paths_and_subprotocols() {
 
 #[tokio::test]
 async fn handshake_refusals_are_403() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let user = h.principal(1, "alice", false).await;
     let admin = h.principal(2, "root", true).await;
     let (u, a) = (ActionRequest::user(), ActionRequest::admin());
@@ -119,7 +119,7 @@ async fn handshake_refusals_are_403() {
 
 #[tokio::test]
 async fn list_join_current_leave_on_the_user_endpoint() {
-    let w = World::new();
+    let w = World::new().await;
     let mut alice = w.user_conn(1, "alice").await;
     w.h.principal(2, "bob", false).await;
     w.h.principal(3, "carol", false).await;
@@ -198,7 +198,7 @@ async fn list_join_current_leave_on_the_user_endpoint() {
 
 #[tokio::test]
 async fn create_message_fans_out_to_connections_joined_to_the_room() {
-    let w = World::new();
+    let w = World::new().await;
     let mut alice = w.user_conn(1, "alice").await;
     let mut alice_tab = w.user_conn(1, "alice").await;
     let mut bob = w.user_conn(2, "bob").await;
@@ -217,7 +217,7 @@ async fn create_message_fans_out_to_connections_joined_to_the_room() {
         .req(json!({"action": "create_message", "msg_text": "x", "request_id": 1}))
         .await;
     assert_eq!(err(&r, 400), json!([NOT_IN_ROOM]));
-    assert!(w.h.store.all_messages().is_empty());
+    assert!(w.h.all_messages().await.is_empty());
 
     let rid = json!({"client": "web", "seq": 17});
     let r = alice
@@ -252,13 +252,13 @@ async fn create_message_fans_out_to_connections_joined_to_the_room() {
     assert!(bob_elsewhere.pump().await.is_empty());
     assert!(lonely.pump().await.is_empty());
 
-    assert_eq!(w.h.store.all_messages().len(), 1);
-    assert_eq!(w.h.store.all_messages()[0].id, MessageId(id));
+    assert_eq!(w.h.all_messages().await.len(), 1);
+    assert_eq!(w.h.all_messages().await[0].id, MessageId(id));
 }
 
 #[tokio::test]
 async fn edit_and_delete_in_the_joined_room() {
-    let w = World::new();
+    let w = World::new().await;
     let mut alice = w.user_conn(1, "alice").await;
     let mut bob = w.user_conn(2, "bob").await;
     w.h.principal(3, "carol", false).await;
@@ -317,8 +317,8 @@ async fn edit_and_delete_in_the_joined_room() {
     assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
     assert!(w
         .h
-        .store
         .all_messages()
+        .await
         .iter()
         .all(|m| m.deleted_at.is_none()));
 
@@ -361,7 +361,7 @@ async fn edit_and_delete_in_the_joined_room() {
 
 #[tokio::test]
 async fn admin_views_any_room_and_writes_only_in_business_rooms() {
-    let w = World::new();
+    let w = World::new().await;
     let mut root = w.admin_conn(9, "root").await;
     let mut alice = w.user_conn(1, "alice").await;
     let mut bob = w.user_conn(2, "bob").await;
@@ -455,7 +455,7 @@ async fn admin_views_any_room_and_writes_only_in_business_rooms() {
 
 #[tokio::test]
 async fn a_user_deletes_only_own_messages() {
-    let w = World::new();
+    let w = World::new().await;
     let mut alice = w.user_conn(1, "alice").await;
     let mut bob = w.user_conn(2, "bob").await;
     let room = w.h.room(&[1, 2], true).await;
@@ -475,7 +475,7 @@ async fn a_user_deletes_only_own_messages() {
 
 #[tokio::test]
 async fn pushes_from_other_dialects() {
-    let w = World::new();
+    let w = World::new().await;
     let mut alice = w.user_conn(1, "alice").await;
     let bob = w.h.principal(2, "bob", false).await;
     let room = w.h.room(&[1, 2], false).await;
@@ -558,7 +558,7 @@ async fn pushes_from_other_dialects() {
 
 #[tokio::test]
 async fn bad_input_is_answered_and_the_connection_stays_usable() {
-    let w = World::new();
+    let w = World::new().await;
     let mut alice = w.user_conn(1, "alice").await;
     w.h.principal(2, "bob", false).await;
     let room = w.h.room(&[1, 2], false).await;
@@ -638,7 +638,7 @@ async fn bad_input_is_answered_and_the_connection_stays_usable() {
     err(&r, 400);
 
     // Nothing was stored, the joined room is intact, and the connection still works.
-    assert!(w.h.store.all_messages().is_empty());
+    assert!(w.h.all_messages().await.is_empty());
     let r = alice
         .req(json!({"action": "current_room_info", "request_id": 9}))
         .await;
@@ -664,7 +664,7 @@ async fn send(c: &mut Conn, text: &str) -> i64 {
 
 #[tokio::test]
 async fn a_removed_member_no_longer_sees_the_room() {
-    let w = World::new();
+    let w = World::new().await;
     let mut alice = w.user_conn(1, "alice").await;
     let bob = w.h.principal(2, "bob", false).await;
     w.h.principal(3, "carol", false).await;
