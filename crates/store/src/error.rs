@@ -64,6 +64,11 @@ impl Fail {
         )
     }
 
+    /// True for a conflict found by an explicit check.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Fail::Store(StoreError::Conflict(_)))
+    }
+
     /// True for a violated foreign key.
     pub fn is_foreign_key_violation(&self) -> bool {
         matches!(

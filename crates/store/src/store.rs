@@ -437,36 +437,53 @@ impl Store for DieselStore {
         if let Some(user) = unchanged {
             return Ok(user);
         }
-        let row = with_tx!(self, |conn| {
-            Ok(match find_user!(conn, &p) {
-                Some(row) => match changes_for(&row, &p) {
-                    None => row,
-                    Some(changes) => {
-                        if let Some(name) = &changes.username {
-                            ensure_free!(conn, users::username, name, Some(row.id), "username");
+        // Two first sign-ins of the same new user can both find nothing and both
+        // try to insert; the loser then meets the winner's row, as a unique violation
+        // or through the explicit checks (a `Conflict`). Trying again finds the row and
+        // takes the update path. A genuine conflict with another user stays one after
+        // the retries, which only cost a little in that rare case.
+        let mut retries = 2;
+        loop {
+            let p = p.clone();
+            let row = with_tx!(self, |conn| {
+                Ok(match find_user!(conn, &p) {
+                    Some(row) => match changes_for(&row, &p) {
+                        None => row,
+                        Some(changes) => {
+                            if let Some(name) = &changes.username {
+                                ensure_free!(conn, users::username, name, Some(row.id), "username");
+                            }
+                            if let Some(ext) = &changes.external_id {
+                                ensure_free!(
+                                    conn,
+                                    users::external_id,
+                                    ext,
+                                    Some(row.id),
+                                    "external id"
+                                );
+                            }
+                            diesel::update(users::table.find(row.id))
+                                .set(&changes)
+                                .returning(UserRow::as_returning())
+                                .get_result::<UserRow>(conn)
+                                .await?
                         }
-                        if let Some(ext) = &changes.external_id {
-                            ensure_free!(
-                                conn,
-                                users::external_id,
-                                ext,
-                                Some(row.id),
-                                "external id"
-                            );
-                        }
-                        diesel::update(users::table.find(row.id))
-                            .set(&changes)
-                            .returning(UserRow::as_returning())
-                            .get_result::<UserRow>(conn)
-                            .await?
-                    }
-                },
-                None => insert_user!(conn, &p),
-            })
-        });
-        row.map_err(user_conflict)
-            .and_then(UserRow::into_user)
-            .map_err(Fail::into_store_error)
+                    },
+                    None => insert_user!(conn, &p),
+                })
+            });
+            match row {
+                Err(fail) if (fail.is_unique_violation() || fail.is_conflict()) && retries > 0 => {
+                    retries -= 1
+                }
+                row => {
+                    return row
+                        .map_err(user_conflict)
+                        .and_then(UserRow::into_user)
+                        .map_err(Fail::into_store_error)
+                }
+            }
+        }
     }
 
     async fn create_user(&self, profile: &UserProfile) -> StoreResult<User> {

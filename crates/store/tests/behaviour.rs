@@ -67,6 +67,7 @@ behaviours! {
         usernames_default_to_user_id,
         username_and_identity_conflicts,
         upsert_refreshes_and_matches,
+        concurrent_first_sign_ins_agree,
         user_lookups,
         direct_and_project_rooms_are_unique,
         explicit_room_ids_then_allocated,
@@ -409,6 +410,40 @@ async fn upsert_refreshes_and_matches(store: Arc<dyn Store>) {
         .expect("rename");
     assert_eq!(renamed.username, "seventh");
     assert_eq!(store.user_by_username("seven").await.expect("lookup"), None);
+}
+
+async fn concurrent_first_sign_ins_agree(store: Arc<dyn Store>) {
+    // A client opening several sockets at once provisions the same new user from
+    // each: all must succeed and agree, by id and by external id.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let by_id = store
+                .upsert_user(&UserProfile {
+                    id: Some(UserId(31)),
+                    username: Some("thirty-one".into()),
+                    email: Some(format!("{}@example.org", i % 2)),
+                    ..Default::default()
+                })
+                .await?;
+            let by_ext = store
+                .upsert_user(&UserProfile {
+                    external_id: Some("ext-31".into()),
+                    ..Default::default()
+                })
+                .await?;
+            Ok::<_, StoreError>((by_id.id, by_ext.id))
+        }));
+    }
+    let mut ext_ids = HashSet::new();
+    for t in tasks {
+        let (id, ext) = t.await.expect("join").expect("concurrent sign-in");
+        assert_eq!(id, UserId(31));
+        ext_ids.insert(ext);
+    }
+    assert_eq!(ext_ids.len(), 1, "one user per external id");
+    assert_eq!(store.list_users(100).await.expect("users").len(), 2);
 }
 
 async fn user_lookups(store: Arc<dyn Store>) {
