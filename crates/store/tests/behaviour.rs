@@ -1425,3 +1425,19 @@ async fn sqlite_files_use_wal() {
         "no WAL file next to {path}"
     );
 }
+
+/// Callers' tests often use tokio's default single-threaded test runtime: start-up
+/// (migrations on a blocking thread) and queries must work there too.
+#[tokio::test]
+async fn current_thread_runtime_sqlite() {
+    let db = chat_store::testing::sqlite_temp().await;
+    data_survives_a_restart(&db.url).await;
+}
+
+#[tokio::test]
+async fn current_thread_runtime_postgres() {
+    let Some(db) = chat_store::testing::postgres_schema().await else {
+        return;
+    };
+    data_survives_a_restart(&db.url).await;
+}
