@@ -12,6 +12,7 @@ pub mod multipart;
 pub mod origin;
 pub mod rest;
 pub mod server;
+pub mod socketio;
 pub mod ws;
 
 use chat_core::{ChatService, FileStore, ServiceConfig};

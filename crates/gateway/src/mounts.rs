@@ -71,6 +71,19 @@ pub fn registry() -> Vec<DialectInfo> {
             default_paths: &["/ws/admin-chat/"],
             make: Make::Ws(|| Arc::new(dialect_action_request::ActionRequest::admin())),
         },
+        // After the WebSocket dialects: an HTTP mount takes its whole subtree, and the
+        // router tries routes in this order, so `/ws/chat/` stays method-args' while
+        // everything else under `/ws/` is socketio-pubsub's.
+        DialectInfo {
+            name: "socketio-rooms",
+            default_paths: &["/socket.io/"],
+            make: Make::Http(crate::socketio::rooms),
+        },
+        DialectInfo {
+            name: "socketio-pubsub",
+            default_paths: &["/ws/"],
+            make: Make::Http(crate::socketio::pubsub),
+        },
     ]
 }
 

@@ -1,0 +1,497 @@
+//! The connect decision and the per-socket session of socketio-pubsub.
+//!
+//! **Connecting.** The token travels in the handshake (`auth.token`; `?token=` and
+//! `Authorization` work too). As the original server did, a socket with a missing or
+//! bad token is accepted only to be told `auth-failed` and disconnected.
+//!
+//! **Replies** go through the ack of each request. A failure is `{error, message,
+//! event}` in the ack, or an `error` event when the client passed no ack.
+//!
+//! **Waiting.** `wait-for-user {user}` means "I have my conversation with `user`
+//! open". The peer is told `user-join {user: me}` (through core's attention event,
+//! on every connection they have), and `user-leave` when I stop waiting or my last
+//! waiting socket closes. If the peer is already waiting for me, I am told
+//! `user-join {user: peer}` at once, so both sides know they are both looking. A
+//! registry shared by the dialect's sockets counts waiting sockets per pair, so a
+//! second tab does not announce twice and closing one of two does not announce a
+//! leave.
+
+use crate::media;
+use crate::wire::{self, *};
+use async_trait::async_trait;
+use chat_core::event::slots;
+use chat_core::{
+    ChatError, ChatService, Event, MessageId, Principal, Published, RoomKind, RoomRef, RoomView,
+    User, UserId,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use socketio_common::{time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The dialect's name, as used on the command line and in event origins.
+pub const NAME: &str = "socketio-pubsub";
+
+/// The events a client may send.
+pub const EVENTS: &[&str] = &[
+    "fetch-users",
+    "fetch-conversation-with-user",
+    "fetch-chats-with-user",
+    "fetch-unread-chats-count",
+    "read-chat",
+    "send-message",
+    "wait-for-user",
+    "stop-waiting-for-user",
+];
+
+/// Most users `fetch-users` lists.
+pub const USERS_LIMIT: i64 = 1000;
+/// Most chats `fetch-conversation-with-user` returns (the most recent ones).
+pub const CONVERSATION_LIMIT: usize = 5000;
+/// Unread counts stop counting here.
+pub const UNREAD_CAP: i64 = 500;
+
+/// Sockets waiting, per (waiter, peer).
+type Waiting = Arc<Mutex<HashMap<(UserId, UserId), usize>>>;
+
+/// The dialect: decides at connect time; holds the registry of waiting sockets.
+#[derive(Default)]
+pub struct PubsubDialect {
+    waiting: Waiting,
+}
+
+#[async_trait]
+impl SioDialect for PubsubDialect {
+    type Session = PubsubSession;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn open(&self, service: &Arc<ChatService>, hs: &Handshake) -> Opening<PubsubSession> {
+        let failed = |message: String| Opening::Reject {
+            events: vec![("auth-failed".to_string(), json!({ "message": message }))],
+        };
+        let Some(token) = hs.token() else {
+            return failed(
+                "no token was given; connect with auth: {token: \"<JWT>\"}".to_string(),
+            );
+        };
+        match service.authenticate(&token).await {
+            Ok(p) => Opening::Accept {
+                session: PubsubSession {
+                    waiting: self.waiting.clone(),
+                    waits_for: Vec::new(),
+                },
+                principal: Some(p),
+            },
+            Err(ChatError::Unauthenticated(why)) => failed(why.to_string()),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+}
+
+/// One socket.
+pub struct PubsubSession {
+    waiting: Waiting,
+    /// Peers this socket waits for (each at most once).
+    waits_for: Vec<UserId>,
+}
+
+type Reply = Result<Value, WireError>;
+
+fn decode<T: DeserializeOwned>(event: &str, payload: &Value) -> Result<T, WireError> {
+    if !payload.is_object() {
+        return Err(WireError::invalid(
+            event,
+            format!(
+                "the payload of `{event}` must be a JSON object, not {}",
+                time::kind(payload)
+            ),
+        ));
+    }
+    serde_json::from_value(payload.clone())
+        .map_err(|e| WireError::invalid(event, format!("bad `{event}` payload: {e}")))
+}
+
+fn json_of<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn chat_err(event: &str) -> impl Fn(ChatError) -> WireError + '_ {
+    move |e| WireError::from_chat(event, &e)
+}
+
+fn me(cx: &SioCtx, event: &str) -> Result<Principal, WireError> {
+    cx.principal()
+        .cloned()
+        .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))
+}
+
+/// The user with this username; not the caller.
+async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Result<User, WireError> {
+    let username = username.trim();
+    if username.is_empty() {
+        return Err(WireError::invalid(event, "user must be a username"));
+    }
+    let user = cx
+        .service()
+        .user_by_username(username)
+        .await
+        .map_err(chat_err(event))?
+        .ok_or_else(|| WireError::new("not_found", event, format!("no user `{username}`")))?;
+    if user.id == me.id() {
+        return Err(WireError::invalid(
+            event,
+            "user must be another user: a conversation has two people",
+        ));
+    }
+    Ok(user)
+}
+
+/// Unread chats of `me` from the peer in a direct room: the peer's messages after
+/// my read mark (counted up to [`UNREAD_CAP`]).
+async fn unread_in(service: &ChatService, me: &Principal, room: &RoomView) -> Result<i64, ChatError> {
+    let mark = room.watermark(me.id());
+    let (_, recent) = service
+        .history(me, &RoomRef::Id(room.id()), None, UNREAD_CAP)
+        .await?;
+    Ok(recent
+        .iter()
+        .take_while(|m| mark.is_none_or(|w| m.message.id > w))
+        .filter(|m| m.message.author_id != me.id() && !m.message.is_deleted())
+        .count() as i64)
+}
+
+impl PubsubSession {
+    async fn fetch_users(&mut self, cx: &SioCtx, event: &str) -> Reply {
+        let me = me(cx, event)?;
+        let service = cx.service();
+        let users = service.list_users(USERS_LIMIT).await.map_err(chat_err(event))?;
+        Ok(json_of(&UsersReply {
+            users: users
+                .iter()
+                .filter(|u| u.id != me.id())
+                .map(|u| UserOut::new(u, service.is_online(u.id)))
+                .collect(),
+        }))
+    }
+
+    async fn conversation(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
+        let me = me(cx, event)?;
+        let req: WithUser = decode(event, payload)?;
+        let peer = peer(cx, event, &req.user, &me).await?;
+        let service = cx.service();
+        // Looking at a conversation does not start one: read the room, never create it.
+        let Some(kind) = RoomKind::direct(me.id(), peer.id) else {
+            return Err(WireError::invalid(event, "user must be another user"));
+        };
+        let Some(room) = service
+            .store()
+            .room_by_kind(&kind)
+            .await
+            .map_err(|e| WireError::from_chat(event, &e.into()))?
+        else {
+            return Ok(json_of(&ChatsReply { chats: Vec::new() }));
+        };
+        let mut views = Vec::new();
+        let mut before: Option<MessageId> = None;
+        let mut view = None;
+        while views.len() < CONVERSATION_LIMIT {
+            let (v, page) = service
+                .history(&me, &RoomRef::Id(room.id), before, 500)
+                .await
+                .map_err(chat_err(event))?;
+            let full = page.len() == 500;
+            before = page.last().map(|m| m.message.id);
+            views.extend(page);
+            view = Some(v);
+            if !full {
+                break;
+            }
+        }
+        views.truncate(CONVERSATION_LIMIT);
+        views.reverse();
+        let Some(view) = view else {
+            return Ok(json_of(&ChatsReply { chats: Vec::new() }));
+        };
+        let file_url = |a: &chat_core::Attachment| service.file_url(a);
+        Ok(json_of(&ChatsReply {
+            chats: views
+                .iter()
+                .filter(|m| !m.message.is_deleted())
+                .filter_map(|m| ChatOut::from_view(&view, m, &file_url))
+                .collect(),
+        }))
+    }
+
+    async fn unread_count(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
+        let me = me(cx, event)?;
+        let req: UnreadCount = if payload.is_null() {
+            UnreadCount::default()
+        } else {
+            decode(event, payload)?
+        };
+        let service = cx.service();
+        let named = req
+            .user
+            .filter(|u| !u.trim().is_empty() && u.trim() != me.user.username);
+        let count = match named {
+            Some(username) => {
+                let peer = peer(cx, event, &username, &me).await?;
+                match RoomKind::direct(me.id(), peer.id) {
+                    None => 0,
+                    Some(kind) => match service
+                        .store()
+                        .room_by_kind(&kind)
+                        .await
+                        .map_err(|e| WireError::from_chat(event, &e.into()))?
+                    {
+                        None => 0,
+                        Some(room) => {
+                            let view = service.room_view(room).await.map_err(chat_err(event))?;
+                            unread_in(&service, &me, &view).await.map_err(chat_err(event))?
+                        }
+                    },
+                }
+            }
+            None => {
+                let rooms = service.rooms(&me).await.map_err(chat_err(event))?;
+                let mut total = 0;
+                for room in rooms.iter().filter(|r| matches!(r.room.kind, RoomKind::Direct { .. })) {
+                    total += unread_in(&service, &me, room).await.map_err(chat_err(event))?;
+                }
+                total
+            }
+        };
+        Ok(json_of(&CountReply {
+            unread_chats_count: count,
+        }))
+    }
+
+    async fn read_chat(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
+        let me = me(cx, event)?;
+        let req: ReadChat = decode(event, payload)?;
+        let service = cx.service();
+        let id = MessageId(req.id.0);
+        let message = service
+            .store()
+            .message(id)
+            .await
+            .map_err(|e| WireError::from_chat(event, &e.into()))?
+            .ok_or_else(|| WireError::new("not_found", event, format!("chat {} not found", id)))?;
+        service
+            .mark_read(&me, &RoomRef::Id(message.room_id), Some(id), cx.origin())
+            .await
+            .map_err(|e| match e {
+                // A chat of a conversation the caller is not part of does not exist
+                // for them.
+                ChatError::NotFound { .. } | ChatError::Forbidden(_) => {
+                    WireError::new("not_found", event, format!("chat {} not found", id))
+                }
+                other => WireError::from_chat(event, &other),
+            })?;
+        Ok(json_of(&Empty {}))
+    }
+
+    async fn send_message(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
+        let me = me(cx, event)?;
+        let req: wire::SendMessage = decode(event, payload)?;
+        let service = cx.service();
+        let base = service.config().public_base_url.clone();
+        let mut attachments = Vec::new();
+        for (i, url) in req.media.iter().flatten().enumerate() {
+            let id = media::attachment_id(&base, url)
+                .map_err(|why| WireError::invalid(event, format!("media[{i}]: {why}")))?;
+            if !attachments.contains(&id) {
+                attachments.push(id);
+            }
+        }
+        let peer = peer(cx, event, &req.user, &me).await?;
+        let cmd = chat_core::SendMessage {
+            attachments,
+            ..chat_core::SendMessage::text(RoomRef::DirectWith(peer.id), req.message)
+        };
+        let (room, message) = service
+            .send_message(&me, cmd, cx.origin())
+            .await
+            .map_err(chat_err(event))?;
+        let chat = ChatOut::from_view(&room, &message, &|a| service.file_url(a))
+            .ok_or_else(|| WireError::new("server_error", event, "the conversation is not direct"))?;
+        Ok(json_of(&ChatReply { chat }))
+    }
+
+    async fn wait(&mut self, cx: &mut SioCtx, event: &str, payload: &Value, on: bool) -> Reply {
+        let me = me(cx, event)?;
+        let req: WithUser = decode(event, payload)?;
+        let peer = peer(cx, event, &req.user, &me).await?;
+        if on {
+            if !self.waits_for.contains(&peer.id) {
+                self.waits_for.push(peer.id);
+                if self.count(me.id(), peer.id, true) {
+                    cx.service()
+                        .attention(&me, peer.id, true)
+                        .await
+                        .map_err(chat_err(event))?;
+                }
+            }
+            let peer_waits = self
+                .waiting
+                .lock()
+                .map(|w| w.get(&(peer.id, me.id())).is_some_and(|n| *n > 0))
+                .unwrap_or(false);
+            if peer_waits {
+                cx.emit("user-join", &UserPush { user: peer.username });
+            }
+        } else if let Some(pos) = self.waits_for.iter().position(|p| *p == peer.id) {
+            self.waits_for.remove(pos);
+            if self.count(me.id(), peer.id, false) {
+                cx.service()
+                    .attention(&me, peer.id, false)
+                    .await
+                    .map_err(chat_err(event))?;
+            }
+        }
+        Ok(json_of(&Empty {}))
+    }
+
+    /// Count a socket in or out of waiting for (me, peer). True when this changed
+    /// whether anyone waits (first in, last out).
+    fn count(&self, me: UserId, peer: UserId, up: bool) -> bool {
+        let Ok(mut w) = self.waiting.lock() else {
+            return true;
+        };
+        let n = w.entry((me, peer)).or_insert(0);
+        if up {
+            *n += 1;
+            *n == 1
+        } else {
+            *n = n.saturating_sub(1);
+            let last = *n == 0;
+            if last {
+                w.remove(&(me, peer));
+            }
+            last
+        }
+    }
+
+    async fn push_unread(&self, cx: &SioCtx, room: &RoomView) {
+        let Some(me) = cx.principal().cloned() else { return };
+        let Some(peer) = room.peer_of(me.id()) else { return };
+        let service = cx.service();
+        match unread_in(&service, &me, room).await {
+            Ok(n) => {
+                cx.emit(
+                    "unread-chats-count",
+                    &CountPush {
+                        unread_chats_count: n,
+                        user: peer.username.clone(),
+                    },
+                );
+            }
+            Err(e) => tracing::warn!(dialect = NAME, error = %e, "unread count not pushed"),
+        }
+    }
+}
+
+#[async_trait]
+impl SioSession for PubsubSession {
+    async fn on_request(&mut self, cx: &mut SioCtx, mut req: Request) {
+        let event = req.event.clone();
+        let payload = std::mem::take(&mut req.payload);
+        let reply = match event.as_str() {
+            "fetch-users" => self.fetch_users(cx, &event).await,
+            "fetch-conversation-with-user" | "fetch-chats-with-user" => {
+                self.conversation(cx, &event, &payload).await
+            }
+            "fetch-unread-chats-count" => self.unread_count(cx, &event, &payload).await,
+            "read-chat" => self.read_chat(cx, &event, &payload).await,
+            "send-message" => self.send_message(cx, &event, &payload).await,
+            "wait-for-user" => self.wait(cx, &event, &payload, true).await,
+            "stop-waiting-for-user" => self.wait(cx, &event, &payload, false).await,
+            other => Err(WireError::unknown_event(other, EVENTS)),
+        };
+        match reply {
+            Ok(v) => {
+                cx.ack(&mut req, &v);
+            }
+            Err(e) => {
+                if !cx.ack(&mut req, &e) {
+                    cx.emit("error", &e);
+                }
+            }
+        }
+    }
+
+    async fn on_push(&mut self, cx: &mut SioCtx, event: &Arc<Published>) {
+        let Some(me) = cx.principal().map(Principal::id) else {
+            return;
+        };
+        let service = cx.service();
+        match &event.event {
+            Event::MessageCreated { room, message } => {
+                if !matches!(room.room.kind, RoomKind::Direct { .. }) {
+                    return;
+                }
+                if !event.is_from(cx.conn.conn) {
+                    let text = event.rendered(slots::SOCKETIO_PUBSUB, || {
+                        ChatOut::from_view(room, message, &|a| service.file_url(a))
+                            .map(|chat| serde_json::to_string(&ChatReply { chat }).unwrap_or_default())
+                            .unwrap_or_default()
+                    });
+                    if !text.is_empty() {
+                        cx.emit_json("chat", &text);
+                    }
+                }
+                if message.message.author_id != me {
+                    self.push_unread(cx, room).await;
+                }
+            }
+            Event::MessagesRead {
+                room,
+                reader,
+                newly_read,
+                ..
+            } => {
+                if !matches!(room.room.kind, RoomKind::Direct { .. }) {
+                    return;
+                }
+                if *reader == me {
+                    self.push_unread(cx, room).await;
+                } else if let Some(reader) = room.member(*reader) {
+                    for id in newly_read {
+                        cx.emit(
+                            "read-chat",
+                            &ReadPush {
+                                id: id.0,
+                                user: reader.username.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            Event::Presence { user, online } => {
+                let name = if *online { "user-online" } else { "user-offline" };
+                cx.emit(name, &UserPush { user: user.username.clone() });
+            }
+            Event::Attention { user, waiting } => {
+                let name = if *waiting { "user-join" } else { "user-leave" };
+                cx.emit(name, &UserPush { user: user.username.clone() });
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_close(&mut self, cx: &mut SioCtx) {
+        let Some(me) = cx.principal().cloned() else { return };
+        for peer in std::mem::take(&mut self.waits_for) {
+            if self.count(me.id(), peer, false) {
+                if let Err(e) = cx.service().attention(&me, peer, false).await {
+                    tracing::debug!(dialect = NAME, error = %e, "user-leave not published");
+                }
+            }
+        }
+    }
+}

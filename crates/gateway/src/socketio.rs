@@ -1,0 +1,87 @@
+//! Socket.IO dialects behind the gateway's router.
+//!
+//! socketioxide is a hyper service that answers Engine.IO requests (polling, and the
+//! upgrade to WebSocket) under its request path. The gateway's router hands it every
+//! request at or below the dialect's mount path ([`HttpMount`]); this module adapts
+//! the service's response body to the gateway's and closes every socket on shutdown,
+//! which clients see as a lost transport and answer by reconnecting.
+
+use crate::http_util::Body;
+use crate::mounts::SioParams;
+use crate::server::{BoxFuture, HttpMount};
+use chat_core::ChatService;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::Service;
+use socketio_common::{Params, SioService};
+use socketioxide::SocketIo;
+use std::sync::Arc;
+
+/// A mounted Socket.IO dialect.
+pub struct SocketIoMount {
+    name: &'static str,
+    svc: SioService,
+    io: SocketIo,
+}
+
+impl SocketIoMount {
+    pub fn new(name: &'static str, (svc, io): (SioService, SocketIo)) -> Self {
+        SocketIoMount { name, svc, io }
+    }
+}
+
+impl HttpMount for SocketIoMount {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn call(&self, req: Request<Incoming>) -> BoxFuture<Response<Body>> {
+        let fut = self.svc.call(req);
+        Box::pin(async move {
+            match fut.await {
+                Ok(resp) => resp.map(|b| b.map_err(|never| match never {}).boxed()),
+                Err(never) => match never {},
+            }
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        let io = self.io.clone();
+        Box::pin(async move { io.close().await })
+    }
+}
+
+fn params(p: SioParams) -> Params {
+    Params {
+        path: p.path,
+        max_payload: p.max_payload,
+        trusted: p.trusted,
+    }
+}
+
+/// socketio-rooms at `params.path`, namespace `/`.
+pub fn rooms(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
+    if p.trusted {
+        tracing::warn!(
+            path = %p.path,
+            "socketio-rooms runs in TRUSTED mode (--socketio-rooms-trusted): no token is required \
+             and any client can act as any user named in a request body; use it only behind a \
+             trusted network"
+        );
+    }
+    let built = dialect_socketio_rooms::mount(service, params(p));
+    Arc::new(SocketIoMount::new(dialect_socketio_rooms::NAME, built))
+}
+
+/// socketio-pubsub at `params.path`, namespace `/chat`.
+pub fn pubsub(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
+    let built = dialect_socketio_pubsub::mount(
+        service,
+        params(SioParams {
+            trusted: false,
+            ..p
+        }),
+    );
+    Arc::new(SocketIoMount::new(dialect_socketio_pubsub::NAME, built))
+}

@@ -1,0 +1,89 @@
+//! The one error shape of both Socket.IO dialects.
+//!
+//! Neither legacy spec says how a failure looks, so the gateway picks one shape that a
+//! JavaScript client can test with `if (res.error)`: a stable machine-readable code, a
+//! sentence for people, and the event that failed. It travels in the ack when the
+//! client asked for one, and as an `error` event otherwise (socketio-rooms sends the
+//! event in both cases, because its replies are events too).
+
+use chat_core::ChatError;
+use serde::Serialize;
+
+/// `{"error": "<code>", "message": "<why>", "event": "<event name>"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WireError {
+    /// One of: `invalid`, `unauthenticated`, `forbidden`, `not_found`, `conflict`,
+    /// `too_large`, `rate_limited`, `unknown_event`, `slow_consumer`, `server_error`.
+    pub error: &'static str,
+    pub message: String,
+    /// The client event this answers; empty for errors not caused by one.
+    pub event: String,
+}
+
+impl WireError {
+    pub fn new(code: &'static str, event: &str, message: impl Into<String>) -> Self {
+        WireError {
+            error: code,
+            message: message.into(),
+            event: event.to_string(),
+        }
+    }
+
+    /// A payload that does not have the event's shape.
+    pub fn invalid(event: &str, message: impl Into<String>) -> Self {
+        Self::new("invalid", event, message)
+    }
+
+    /// A domain error, with the domain's own sentence. Storage failures are logged
+    /// here and shown to the client without internals.
+    pub fn from_chat(event: &str, err: &ChatError) -> Self {
+        let code = match err {
+            ChatError::Unauthenticated(_) => "unauthenticated",
+            ChatError::Forbidden(_) => "forbidden",
+            ChatError::NotFound { .. } => "not_found",
+            ChatError::Invalid { .. } => "invalid",
+            ChatError::DuplicateRoom { .. } | ChatError::Conflict(_) => "conflict",
+            ChatError::TooLarge { .. } => "too_large",
+            ChatError::RateLimited { .. } => "rate_limited",
+            ChatError::Storage(detail) => {
+                tracing::error!(event, error = %detail, "a Socket.IO request failed in storage");
+                return Self::new(
+                    "server_error",
+                    event,
+                    "the server could not store or read this; nothing was changed, try again",
+                );
+            }
+        };
+        Self::new(code, event, err.to_string())
+    }
+
+    /// An event name the dialect does not know.
+    pub fn unknown_event(event: &str, known: &[&str]) -> Self {
+        Self::new(
+            "unknown_event",
+            event,
+            format!(
+                "`{event}` is not an event of this API; known events: {}",
+                known.join(", ")
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_errors_keep_their_sentence_and_hide_storage_details() {
+        let e = WireError::from_chat("send-message", &ChatError::not_found("user"));
+        assert_eq!(e.error, "not_found");
+        assert_eq!(e.message, "user not found");
+        assert_eq!(e.event, "send-message");
+        let e = WireError::from_chat("x", &ChatError::Storage("pool timed out at 10.0.0.1".into()));
+        assert_eq!(e.error, "server_error");
+        assert!(!e.message.contains("10.0.0.1"));
+        let v = serde_json::to_value(WireError::invalid("a", "b")).unwrap();
+        assert_eq!(v, serde_json::json!({"error": "invalid", "message": "b", "event": "a"}));
+    }
+}

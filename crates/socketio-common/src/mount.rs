@@ -1,0 +1,219 @@
+//! Building a dialect's socketioxide service: configuration, the connect decision,
+//! and the hand-over of each accepted socket to its worker.
+
+use crate::inbox::{Enqueued, Inbox, Request};
+use crate::worker::{self, SioCtx, SioSession};
+use crate::{SioService, WireError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use chat_core::{ChatService, Principal};
+use http::{HeaderMap, StatusCode};
+use http_body_util::Full;
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::SocketIo;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How a dialect is mounted.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// The HTTP path (socketioxide's `req_path`), e.g. `/ws`; matched as a prefix.
+    pub path: String,
+    /// The Socket.IO namespace, e.g. `/chat`.
+    pub namespace: &'static str,
+    /// Largest Engine.IO payload (a polling body or a WebSocket message), in bytes.
+    pub max_payload: u64,
+    /// Packets socketioxide may buffer per socket before the socket counts as a slow
+    /// consumer; the gateway uses its hub queue length.
+    pub outbound_buffer: usize,
+    /// Client events waiting for the socket's worker before new ones are refused.
+    pub inbox: usize,
+}
+
+/// What a connecting client presented.
+#[derive(Clone, Debug, Default)]
+pub struct Handshake {
+    /// The `auth` payload of the namespace CONNECT packet (`{}` when none was sent).
+    pub auth: Option<serde_json::Value>,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+}
+
+impl Handshake {
+    /// The client's token, from `auth.token`, `?token=` or `Authorization`.
+    pub fn token(&self) -> Option<String> {
+        crate::token::find(self.auth.as_ref(), self.query.as_deref(), &self.headers)
+    }
+}
+
+/// A dialect's answer to a connecting client.
+pub enum Opening<S> {
+    /// Refuse the namespace: the client gets `connect_error` with this message and is
+    /// not connected.
+    Refuse(String),
+    /// Accept; sign in as the principal (when there is one) and run the session.
+    Accept {
+        session: S,
+        principal: Option<Principal>,
+    },
+    /// Accept only to emit these events, then disconnect (socketio-pubsub tells a bad
+    /// token this way: `auth-failed`, then a disconnect).
+    Reject {
+        events: Vec<(String, serde_json::Value)>,
+    },
+}
+
+/// A Socket.IO dialect: decides at connect time, then runs a session per socket.
+#[async_trait]
+pub trait SioDialect: Send + Sync + 'static {
+    type Session: SioSession;
+    /// The CLI name, used in logs and event origins.
+    fn name(&self) -> &'static str;
+    async fn open(&self, service: &Arc<ChatService>, hs: &Handshake) -> Opening<Self::Session>;
+}
+
+/// The answer to a request under the mount path that is not Engine.IO.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NotSocketIo;
+
+impl<B> hyper::service::Service<http::Request<B>> for NotSocketIo {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn call(&self, _req: http::Request<B>) -> Self::Future {
+        let body = br#"{"error":"not_found","detail":"this path serves Socket.IO only; connect with a socket.io client"}"#;
+        let mut resp = http::Response::new(Full::new(Bytes::from_static(body)));
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        std::future::ready(Ok(resp))
+    }
+}
+
+/// What the connect middleware leaves for the connect handler.
+struct Pending<S> {
+    opening: Opening<S>,
+    inbox: mpsc::Receiver<Request>,
+    closed: CancellationToken,
+}
+
+/// The pending state, in the socket's extensions (which want `Clone` values).
+struct Slot<S>(Arc<Mutex<Option<Pending<S>>>>);
+
+impl<S> Clone for Slot<S> {
+    fn clone(&self) -> Self {
+        Slot(self.0.clone())
+    }
+}
+
+/// Build the socketioxide service of `dialect`.
+///
+/// The decision to accept is made in a connect middleware, before socketioxide sends
+/// the CONNECT packet, and the socket's event handler and inbox are installed there
+/// too: so no event can arrive before there is somewhere to put it.
+pub fn mount<D: SioDialect>(
+    service: Arc<ChatService>,
+    dialect: Arc<D>,
+    opts: MountOptions,
+) -> (SioService, SocketIo) {
+    let max_payload = usize::try_from(opts.max_payload).unwrap_or(usize::MAX);
+    let (svc, io) = SocketIo::builder()
+        .req_path(opts.path.clone())
+        .max_payload(opts.max_payload)
+        .ws_max_message_size(max_payload)
+        .ws_max_frame_size(max_payload)
+        .max_buffer_size(opts.outbound_buffer.max(16))
+        .build_with_inner_svc(NotSocketIo);
+
+    let inbox_len = opts.inbox.max(1);
+    let middleware = {
+        let service = service.clone();
+        let dialect = dialect.clone();
+        move |s: SocketRef, TryData(auth): TryData<serde_json::Value>| {
+            let service = service.clone();
+            let dialect = dialect.clone();
+            async move {
+                let parts = s.req_parts();
+                let hs = Handshake {
+                    auth: auth.ok(),
+                    query: parts.uri.query().map(str::to_owned),
+                    headers: parts.headers.clone(),
+                };
+                match dialect.open(&service, &hs).await {
+                    Opening::Refuse(message) => Err(message),
+                    opening => {
+                        install::<D::Session>(&s, opening, inbox_len);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    };
+    let handler = {
+        let name = dialect.name();
+        move |s: SocketRef| {
+            let service = service.clone();
+            async move {
+                let Some(Slot(slot)) = s.extensions.remove::<Slot<D::Session>>() else {
+                    return;
+                };
+                let pending = slot.lock().ok().and_then(|mut p| p.take());
+                let Some(pending) = pending else { return };
+                match pending.opening {
+                    Opening::Refuse(_) => {}
+                    Opening::Reject { events } => {
+                        let cx = SioCtx::new(service, Some(s.clone()), name);
+                        for (event, payload) in events {
+                            cx.emit(&event, &payload);
+                        }
+                        cx.disconnect();
+                    }
+                    Opening::Accept { session, principal } => {
+                        let cx = SioCtx::new(service, Some(s.clone()), name);
+                        worker::run(session, cx, pending.inbox, pending.closed, principal).await;
+                    }
+                }
+            }
+        }
+    };
+    io.ns(opts.namespace, handler.with(middleware));
+    (svc, io)
+}
+
+fn install<S: SioSession>(s: &SocketRef, opening: Opening<S>, inbox_len: usize) {
+    let (tx, rx) = mpsc::channel(inbox_len);
+    let closed = CancellationToken::new();
+    s.extensions.insert(Inbox(tx));
+    s.extensions.insert(Slot(Arc::new(Mutex::new(Some(Pending {
+        opening,
+        inbox: rx,
+        closed: closed.clone(),
+    })))));
+    s.on_fallback(|s: SocketRef, Enqueued(refused): Enqueued| async move {
+        if let Some(mut req) = refused {
+            let err = WireError::new(
+                "rate_limited",
+                &req.event,
+                "too many requests waiting for an answer on this connection; wait for the answers before sending more",
+            );
+            match req.take_ack() {
+                Some(ack) if req.wants_ack => {
+                    let _ = ack.send(&err);
+                }
+                _ => {
+                    let _ = s.emit("error", &err);
+                }
+            }
+        }
+    });
+    s.on_disconnect(move |_s: SocketRef| {
+        let closed = closed.clone();
+        async move { closed.cancel() }
+    });
+}

@@ -1,0 +1,172 @@
+//! One task per socket: the session, the client's events in order, the hub's events.
+//!
+//! This is the Socket.IO twin of the gateway's WebSocket connection loop. The task
+//! waits on four things — the kill switch (slow consumer, shutdown), the socket
+//! closing, the next client event from the inbox, the next hub event for the user —
+//! and handles one at a time, so a session never needs a lock and events of one
+//! socket never overtake each other.
+//!
+//! Emitting never waits: socketioxide's per-socket buffer is bounded, and a socket
+//! whose buffer is full is treated like a full hub queue — the client is told
+//! `slow_consumer` if there is room, the socket is disconnected, and it is
+//! unregistered from the hub so nothing more piles up for it.
+
+use crate::error::WireError;
+use crate::inbox::Request;
+use async_trait::async_trait;
+use chat_core::hub::SLOW_CONSUMER;
+use chat_core::{ChatService, ConnCtx, Origin, Principal, Published};
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The per-socket state machine of a dialect.
+#[async_trait]
+pub trait SioSession: Send + 'static {
+    /// A client event (any name; unknown ones are the session's to refuse).
+    async fn on_request(&mut self, cx: &mut SioCtx, req: Request);
+    /// An event the hub queued for this socket's user.
+    async fn on_push(&mut self, cx: &mut SioCtx, event: &Arc<Published>);
+    /// The socket is closing; called once, before the hub registration is dropped.
+    async fn on_close(&mut self, _cx: &mut SioCtx) {}
+}
+
+/// What a session works with: the connection's domain context ([`ConnCtx`]: the
+/// service, the caller once known, the hub subscription, the kill switch) and the
+/// socket to emit on.
+pub struct SioCtx {
+    pub conn: ConnCtx,
+    socket: Option<SocketRef>,
+    dialect: &'static str,
+}
+
+impl SioCtx {
+    pub fn new(service: Arc<ChatService>, socket: Option<SocketRef>, dialect: &'static str) -> Self {
+        SioCtx {
+            conn: ConnCtx::new(service),
+            socket,
+            dialect,
+        }
+    }
+
+    pub fn service(&self) -> Arc<ChatService> {
+        self.conn.service.clone()
+    }
+
+    pub fn principal(&self) -> Option<&Principal> {
+        self.conn.principal.as_ref()
+    }
+
+    /// Register with the hub as `principal` (presence, pushes). Signing in again as
+    /// the same user changes nothing.
+    pub async fn sign_in(&mut self, principal: Principal) {
+        self.conn.sign_in(principal).await;
+    }
+
+    /// The origin of this socket's commands, so its own hub echo can be recognized.
+    pub fn origin(&self) -> Option<Origin> {
+        Some(self.conn.origin(self.dialect, None))
+    }
+
+    /// Emit an event with one argument. False when it could not be queued.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> bool {
+        let Some(socket) = &self.socket else {
+            return false;
+        };
+        self.check(event, socket.emit(event, data))
+    }
+
+    /// Emit an event whose argument is already JSON text (a rendering shared by every
+    /// recipient, see `Published::rendered`).
+    pub fn emit_json(&self, event: &str, json: &str) -> bool {
+        match serde_json::from_str::<&serde_json::value::RawValue>(json) {
+            Ok(raw) => self.emit(event, raw),
+            Err(e) => {
+                tracing::error!(dialect = self.dialect, event, error = %e, "a rendering is not JSON");
+                false
+            }
+        }
+    }
+
+    /// Answer the request's ack, if the client asked for one. False when there was
+    /// no ack to answer or it could not be queued.
+    pub fn ack<T: Serialize + ?Sized>(&self, req: &mut Request, data: &T) -> bool {
+        match req.take_ack() {
+            Some(ack) if req.wants_ack => self.check(&req.event, ack.send(data)),
+            _ => false,
+        }
+    }
+
+    /// Disconnect the socket from its namespace (the client does not reconnect).
+    pub fn disconnect(&self) {
+        if let Some(socket) = &self.socket {
+            if let Err(e) = socket.clone().disconnect() {
+                // The buffer is full: the engine's next heartbeat cannot be queued
+                // either, and closes the connection then.
+                tracing::debug!(dialect = self.dialect, error = ?e, "disconnect not queued");
+            }
+        }
+    }
+
+    fn check(&self, event: &str, r: Result<(), SendError>) -> bool {
+        match r {
+            Ok(()) => true,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                tracing::info!(dialect = self.dialect, conn = %self.conn.conn, event, "socket buffer full; closing as a slow consumer");
+                self.conn.kill.kill(SLOW_CONSUMER);
+                false
+            }
+            Err(SendError::Socket(_)) => false,
+            Err(SendError::Serialize(e)) => {
+                tracing::error!(dialect = self.dialect, event, error = %e, "could not encode an event");
+                false
+            }
+        }
+    }
+}
+
+/// Drive one socket until it closes or is killed.
+pub(crate) async fn run<S: SioSession>(
+    mut session: S,
+    mut cx: SioCtx,
+    mut inbox: mpsc::Receiver<Request>,
+    closed: CancellationToken,
+    principal: Option<Principal>,
+) {
+    if let Some(p) = principal {
+        cx.sign_in(p).await;
+    }
+    let kill = cx.conn.kill.clone();
+    loop {
+        let next_event = async {
+            match cx.conn.subscription.as_mut() {
+                Some(sub) => sub.rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = kill.killed() => {
+                let reason = kill.reason().unwrap_or_else(|| "closed by the server".into());
+                // On shutdown socketioxide closes the transport itself, which a client
+                // takes as a reason to reconnect; a namespace disconnect would not be.
+                if !reason.starts_with("server") {
+                    cx.emit("error", &WireError::new("slow_consumer", "", reason));
+                    cx.disconnect();
+                }
+                break;
+            }
+            _ = closed.cancelled() => break,
+            req = inbox.recv() => match req {
+                Some(req) => session.on_request(&mut cx, req).await,
+                None => break,
+            },
+            Some(event) = next_event => session.on_push(&mut cx, &event).await,
+        }
+    }
+    session.on_close(&mut cx).await;
+    cx.conn.sign_out().await;
+}
