@@ -7,7 +7,7 @@
 //! held to look up senders, never across an await or a socket write.
 
 use crate::event::Published;
-use crate::ids::{ConnId, UserId};
+use crate::ids::{ConnId, RoomId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -55,6 +55,8 @@ struct Entry {
 
 struct Inner {
     conns: RwLock<HashMap<UserId, Vec<Entry>>>,
+    /// Connections that watch a room they are not a member of (moderators), by room.
+    watchers: RwLock<HashMap<RoomId, Vec<(UserId, Entry)>>>,
     queue_len: usize,
     delivered: AtomicU64,
     dropped_slow: AtomicU64,
@@ -107,6 +109,7 @@ impl Hub {
         Hub {
             inner: Arc::new(Inner {
                 conns: RwLock::new(HashMap::new()),
+                watchers: RwLock::new(HashMap::new()),
                 queue_len: queue_len.max(1),
                 delivered: AtomicU64::new(0),
                 dropped_slow: AtomicU64::new(0),
@@ -145,7 +148,43 @@ impl Hub {
         )
     }
 
+    /// Let a connection also receive the events of `room` (or stop, with `None`). Used
+    /// for moderators viewing a room they are not a member of; the caller has checked
+    /// that they may view it. A connection watches at most one room.
+    pub fn watch(&self, sub: &Subscription, room: Option<RoomId>) {
+        self.unwatch(sub.conn);
+        let Some(room) = room else { return };
+        let entry = {
+            let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+            map.get(&sub.user)
+                .and_then(|l| l.iter().find(|e| e.conn == sub.conn))
+                .cloned()
+        };
+        if let Some(entry) = entry {
+            self.inner
+                .watchers
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(room)
+                .or_default()
+                .push((sub.user, entry));
+        }
+    }
+
+    fn unwatch(&self, conn: ConnId) {
+        let mut w = self
+            .inner
+            .watchers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        w.retain(|_, list| {
+            list.retain(|(_, e)| e.conn != conn);
+            !list.is_empty()
+        });
+    }
+
     fn remove(&self, user: UserId, conn: ConnId) -> bool {
+        self.unwatch(conn);
         let mut map = self.inner.conns.write().unwrap_or_else(|e| e.into_inner());
         let Some(list) = map.get_mut(&user) else {
             return false;
@@ -220,6 +259,24 @@ impl Hub {
                         self.inner.dropped_slow.fetch_add(1, Ordering::Relaxed);
                         entry.kill.kill(SLOW_CONSUMER);
                     }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+        }
+        drop(map);
+        if let Some(room) = event.event.room().map(|r| r.id()) {
+            let watchers = self
+                .inner
+                .watchers
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            for (user, entry) in watchers.get(&room).into_iter().flatten() {
+                if recipients.contains(user) {
+                    continue;
+                }
+                match entry.tx.try_send(event.clone()) {
+                    Ok(()) => delivered += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => entry.kill.kill(SLOW_CONSUMER),
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
@@ -304,6 +361,51 @@ mod tests {
         assert!(hub.is_online(UserId(1)));
         assert!(a2.unregister());
         assert!(!hub.is_online(UserId(1)));
+    }
+
+    #[test]
+    fn watchers_get_room_events_once_until_they_stop() {
+        use crate::model::{Room, RoomKind, RoomView};
+        let hub = Hub::new(8);
+        let now = chrono::Utc::now();
+        let room = Arc::new(RoomView {
+            room: Room {
+                id: crate::RoomId(5),
+                kind: RoomKind::Group,
+                title: String::new(),
+                has_business: true,
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+            },
+            members: vec![user(1)],
+            watermarks: vec![],
+        });
+        let ev = || {
+            Arc::new(Published::new(
+                Event::Typing {
+                    room: room.clone(),
+                    user: user(1),
+                    until: now,
+                },
+                None,
+            ))
+        };
+        let (mut admin, _) = hub.register(UserId(9), next_conn_id(), Default::default());
+        hub.watch(&admin, Some(crate::RoomId(5)));
+        hub.publish(&[UserId(1)], ev());
+        assert!(admin.rx.try_recv().is_ok());
+        // A watcher who is also a recipient gets it once.
+        hub.publish(&[UserId(1), UserId(9)], ev());
+        assert!(admin.rx.try_recv().is_ok());
+        assert!(admin.rx.try_recv().is_err());
+        hub.watch(&admin, None);
+        hub.publish(&[UserId(1)], ev());
+        assert!(admin.rx.try_recv().is_err());
+        // Unregistering forgets the watch.
+        hub.watch(&admin, Some(crate::RoomId(5)));
+        admin.unregister();
+        assert!(hub.inner.watchers.read().unwrap().is_empty());
     }
 
     #[test]

@@ -507,6 +507,25 @@ impl ChatService {
         Ok(out)
     }
 
+    /// Let the actor's connection receive the events of a room it may view but is not a
+    /// member of (a moderator), or stop with `None`.
+    pub async fn watch_room(
+        &self,
+        actor: &Principal,
+        sub: &Subscription,
+        room: Option<RoomId>,
+    ) -> Result<()> {
+        if let Some(id) = room {
+            let view = self.room(actor, id).await?;
+            if view.is_member(actor.id()) {
+                self.hub.watch(sub, None);
+                return Ok(());
+            }
+        }
+        self.hub.watch(sub, room);
+        Ok(())
+    }
+
     /// One room, if the actor may view it.
     pub async fn room(&self, actor: &Principal, room: RoomId) -> Result<SharedRoom> {
         self.resolve_room(actor, &RoomRef::Id(room)).await

@@ -167,6 +167,15 @@ impl ConnCtx {
         }
     }
 
+    /// Also receive the events of `room`, which the caller may view without being a
+    /// member (moderators); `None` stops. Does nothing before sign-in.
+    pub async fn watch_room(&mut self, room: Option<crate::RoomId>) -> crate::Result<()> {
+        match (&self.principal, &self.subscription) {
+            (Some(p), Some(sub)) => self.service.watch_room(p, sub, room).await,
+            _ => Ok(()),
+        }
+    }
+
     /// An origin for commands from this connection.
     pub fn origin(&self, dialect: &'static str, tag: Option<Arc<str>>) -> Origin {
         Origin {

@@ -79,6 +79,9 @@ impl ActionSession {
                 // non-members before leaving the old room).
                 let view = service.room(actor, *room).await.map_err(chat)?;
                 self.joined = Some(view.id());
+                // A moderator viewing a room they are not a member of still gets its
+                // pushes while joined.
+                cx.watch_room(self.joined).await.map_err(chat)?;
                 Ok(render::success(
                     render::room(&view),
                     &f.action,
@@ -91,6 +94,7 @@ impl ActionSession {
                     .joined
                     .take()
                     .ok_or_else(|| Failure::bad_request(NOT_IN_ROOM_LEAVE))?;
+                cx.watch_room(None).await.map_err(chat)?;
                 let data = LeftOut {
                     response: format!("leaved room {room} successfully!"),
                 };
