@@ -12,6 +12,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== socket.io-client for the Socket.IO dialect tests (tests/node)"
+# The Socket.IO tests drive the real npm socket.io-client, pinned by
+# tests/node/package-lock.json. Without Node they print SKIPPED (under CI=true they fail).
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+else
+  echo "!!!! npm not found: the socket.io-client tests will be SKIPPED (they fail under CI=true)"
+fi
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

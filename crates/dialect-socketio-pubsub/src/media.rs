@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn maps_own_urls_and_refuses_others() {
         let b = "http://127.0.0.1:8080";
-        assert_eq!(attachment_id(b, "http://127.0.0.1:8080/files/12/a%20b.png"), Ok(AttachmentId(12)));
+        assert_eq!(
+            attachment_id(b, "http://127.0.0.1:8080/files/12/a%20b.png"),
+            Ok(AttachmentId(12))
+        );
         assert!(attachment_id(b, "https://cdn.example.com/files/12/a.png").is_err());
         assert!(attachment_id(b, "http://127.0.0.1:8080/files/x/a.png").is_err());
         assert!(attachment_id(b, "http://127.0.0.1:8080/files/12").is_err());

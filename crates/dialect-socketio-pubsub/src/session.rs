@@ -27,7 +27,9 @@ use chat_core::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use socketio_common::{time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError};
+use socketio_common::{
+    time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -75,9 +77,7 @@ impl SioDialect for PubsubDialect {
             events: vec![("auth-failed".to_string(), json!({ "message": message }))],
         };
         let Some(token) = hs.token() else {
-            return failed(
-                "no token was given; connect with auth: {token: \"<JWT>\"}".to_string(),
-            );
+            return failed("no token was given; connect with auth: {token: \"<JWT>\"}".to_string());
         };
         match service.authenticate(&token).await {
             Ok(p) => Opening::Accept {
@@ -85,7 +85,7 @@ impl SioDialect for PubsubDialect {
                     waiting: self.waiting.clone(),
                     waits_for: Vec::new(),
                 },
-                principal: Some(p),
+                principal: Some(Box::new(p)),
             },
             Err(ChatError::Unauthenticated(why)) => failed(why.to_string()),
             Err(e) => failed(e.to_string()),
@@ -153,7 +153,11 @@ async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Resul
 
 /// Unread chats of `me` from the peer in a direct room: the peer's messages after
 /// my read mark (counted up to [`UNREAD_CAP`]).
-async fn unread_in(service: &ChatService, me: &Principal, room: &RoomView) -> Result<i64, ChatError> {
+async fn unread_in(
+    service: &ChatService,
+    me: &Principal,
+    room: &RoomView,
+) -> Result<i64, ChatError> {
     let mark = room.watermark(me.id());
     let (_, recent) = service
         .history(me, &RoomRef::Id(room.id()), None, UNREAD_CAP)
@@ -169,7 +173,10 @@ impl PubsubSession {
     async fn fetch_users(&mut self, cx: &SioCtx, event: &str) -> Reply {
         let me = me(cx, event)?;
         let service = cx.service();
-        let users = service.list_users(USERS_LIMIT).await.map_err(chat_err(event))?;
+        let users = service
+            .list_users(USERS_LIMIT)
+            .await
+            .map_err(chat_err(event))?;
         Ok(json_of(&UsersReply {
             users: users
                 .iter()
@@ -252,7 +259,9 @@ impl PubsubSession {
                         None => 0,
                         Some(room) => {
                             let view = service.room_view(room).await.map_err(chat_err(event))?;
-                            unread_in(&service, &me, &view).await.map_err(chat_err(event))?
+                            unread_in(&service, &me, &view)
+                                .await
+                                .map_err(chat_err(event))?
                         }
                     },
                 }
@@ -260,8 +269,13 @@ impl PubsubSession {
             None => {
                 let rooms = service.rooms(&me).await.map_err(chat_err(event))?;
                 let mut total = 0;
-                for room in rooms.iter().filter(|r| matches!(r.room.kind, RoomKind::Direct { .. })) {
-                    total += unread_in(&service, &me, room).await.map_err(chat_err(event))?;
+                for room in rooms
+                    .iter()
+                    .filter(|r| matches!(r.room.kind, RoomKind::Direct { .. }))
+                {
+                    total += unread_in(&service, &me, room)
+                        .await
+                        .map_err(chat_err(event))?;
                 }
                 total
             }
@@ -318,8 +332,10 @@ impl PubsubSession {
             .send_message(&me, cmd, cx.origin())
             .await
             .map_err(chat_err(event))?;
-        let chat = ChatOut::from_view(&room, &message, &|a| service.file_url(a))
-            .ok_or_else(|| WireError::new("server_error", event, "the conversation is not direct"))?;
+        let chat =
+            ChatOut::from_view(&room, &message, &|a| service.file_url(a)).ok_or_else(|| {
+                WireError::new("server_error", event, "the conversation is not direct")
+            })?;
         Ok(json_of(&ChatReply { chat }))
     }
 
@@ -343,7 +359,12 @@ impl PubsubSession {
                 .map(|w| w.get(&(peer.id, me.id())).is_some_and(|n| *n > 0))
                 .unwrap_or(false);
             if peer_waits {
-                cx.emit("user-join", &UserPush { user: peer.username });
+                cx.emit(
+                    "user-join",
+                    &UserPush {
+                        user: peer.username,
+                    },
+                );
             }
         } else if let Some(pos) = self.waits_for.iter().position(|p| *p == peer.id) {
             self.waits_for.remove(pos);
@@ -378,8 +399,12 @@ impl PubsubSession {
     }
 
     async fn push_unread(&self, cx: &SioCtx, room: &RoomView) {
-        let Some(me) = cx.principal().cloned() else { return };
-        let Some(peer) = room.peer_of(me.id()) else { return };
+        let Some(me) = cx.principal().cloned() else {
+            return;
+        };
+        let Some(peer) = room.peer_of(me.id()) else {
+            return;
+        };
         let service = cx.service();
         match unread_in(&service, &me, room).await {
             Ok(n) => {
@@ -438,7 +463,9 @@ impl SioSession for PubsubSession {
                 if !event.is_from(cx.conn.conn) {
                     let text = event.rendered(slots::SOCKETIO_PUBSUB, || {
                         ChatOut::from_view(room, message, &|a| service.file_url(a))
-                            .map(|chat| serde_json::to_string(&ChatReply { chat }).unwrap_or_default())
+                            .map(|chat| {
+                                serde_json::to_string(&ChatReply { chat }).unwrap_or_default()
+                            })
                             .unwrap_or_default()
                     });
                     if !text.is_empty() {
@@ -473,19 +500,35 @@ impl SioSession for PubsubSession {
                 }
             }
             Event::Presence { user, online } => {
-                let name = if *online { "user-online" } else { "user-offline" };
-                cx.emit(name, &UserPush { user: user.username.clone() });
+                let name = if *online {
+                    "user-online"
+                } else {
+                    "user-offline"
+                };
+                cx.emit(
+                    name,
+                    &UserPush {
+                        user: user.username.clone(),
+                    },
+                );
             }
             Event::Attention { user, waiting } => {
                 let name = if *waiting { "user-join" } else { "user-leave" };
-                cx.emit(name, &UserPush { user: user.username.clone() });
+                cx.emit(
+                    name,
+                    &UserPush {
+                        user: user.username.clone(),
+                    },
+                );
             }
             _ => {}
         }
     }
 
     async fn on_close(&mut self, cx: &mut SioCtx) {
-        let Some(me) = cx.principal().cloned() else { return };
+        let Some(me) = cx.principal().cloned() else {
+            return;
+        };
         for peer in std::mem::take(&mut self.waits_for) {
             if self.count(me.id(), peer, false) {
                 if let Err(e) = cx.service().attention(&me, peer, false).await {

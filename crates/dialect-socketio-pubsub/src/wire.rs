@@ -163,15 +163,38 @@ mod tests {
 
     #[test]
     fn ids_and_shapes() {
-        assert_eq!(serde_json::from_value::<ReadChat>(json!({"id": 5})).unwrap().id, ChatId(5));
-        assert_eq!(serde_json::from_value::<ReadChat>(json!({"id": "5"})).unwrap().id, ChatId(5));
+        assert_eq!(
+            serde_json::from_value::<ReadChat>(json!({"id": 5}))
+                .unwrap()
+                .id,
+            ChatId(5)
+        );
+        assert_eq!(
+            serde_json::from_value::<ReadChat>(json!({"id": "5"}))
+                .unwrap()
+                .id,
+            ChatId(5)
+        );
         assert!(serde_json::from_value::<ReadChat>(json!({"id": "five"})).is_err());
         assert!(serde_json::from_value::<ReadChat>(json!({"id": [5]})).is_err());
-        let u = UserOut { username: "ann".into(), is_online: true };
-        assert_eq!(serde_json::to_value(u).unwrap(), json!({"username": "ann", "isOnline": true}));
-        let c = CountPush { unread_chats_count: 2, user: "bob".into() };
-        assert_eq!(serde_json::to_value(c).unwrap(), json!({"unreadChatsCount": 2, "user": "bob"}));
-        let s: SendMessage = serde_json::from_value(json!({"message": "hi", "user": "bob"})).unwrap();
+        let u = UserOut {
+            username: "ann".into(),
+            is_online: true,
+        };
+        assert_eq!(
+            serde_json::to_value(u).unwrap(),
+            json!({"username": "ann", "isOnline": true})
+        );
+        let c = CountPush {
+            unread_chats_count: 2,
+            user: "bob".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(c).unwrap(),
+            json!({"unreadChatsCount": 2, "user": "bob"})
+        );
+        let s: SendMessage =
+            serde_json::from_value(json!({"message": "hi", "user": "bob"})).unwrap();
         assert_eq!(s.media, None);
     }
 }

@@ -33,8 +33,12 @@ fn assert_error(v: &Value, code: &str, event: &str) {
 
 async fn stored_messages(gw: &TestGateway, a: i64, b: i64) -> usize {
     let svc = gw.service();
-    let Some(kind) = RoomKind::direct(UserId(a), UserId(b)) else { return 0 };
-    let Some(room) = svc.store().room_by_kind(&kind).await.unwrap() else { return 0 };
+    let Some(kind) = RoomKind::direct(UserId(a), UserId(b)) else {
+        return 0;
+    };
+    let Some(room) = svc.store().room_by_kind(&kind).await.unwrap() else {
+        return 0;
+    };
     svc.store().history(room.id, None, 500).await.unwrap().len()
 }
 
@@ -42,15 +46,23 @@ async fn stored_messages(gw: &TestGateway, a: i64, b: i64) -> usize {
 
 /// Every publish event with its ack, and the pushes they cause.
 async fn publish_events_and_pushes(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let bob = user(&gw, 2, "bob").await;
     user(&gw, 3, "carol").await;
     let url = gw.http_url("/chat");
     n.connect("a", &url, opts(Some(&ann), None)).await;
-    assert_eq!(n.expect("a", |m| m["type"] == "open").await["transport"], "polling");
+    assert_eq!(
+        n.expect("a", |m| m["type"] == "open").await["transport"],
+        "polling"
+    );
     n.expect("a", |m| m["type"] == "connect").await;
-    assert_eq!(n.expect("a", |m| m["type"] == "upgrade").await["transport"], "websocket");
+    assert_eq!(
+        n.expect("a", |m| m["type"] == "upgrade").await["transport"],
+        "websocket"
+    );
     n.connect_ok("b", &url, opts(Some(&bob), None)).await;
 
     let users = n.call("a", "fetch-users", json!({})).await;
@@ -62,7 +74,13 @@ async fn publish_events_and_pushes(gw: TestGateway) {
     let again = n.call_args("a", "fetch-users", json!([])).await;
     assert_eq!(again[0], users);
 
-    let sent = n.call("a", "send-message", json!({"message": "hi bob", "user": "bob"})).await;
+    let sent = n
+        .call(
+            "a",
+            "send-message",
+            json!({"message": "hi bob", "user": "bob"}),
+        )
+        .await;
     let chat = &sent["chat"];
     assert_eq!(chat["sender"], "ann");
     assert_eq!(chat["recipient"], "bob");
@@ -70,28 +88,71 @@ async fn publish_events_and_pushes(gw: TestGateway) {
     assert_eq!(chat["has_read"], false);
     assert_eq!(chat["media"], json!([]));
     let id = chat["id"].as_i64().expect("a numeric chat id");
-    assert_eq!(n.event("b", "chat").await, sent, "the recipient is pushed the same chat");
-    assert_eq!(n.event("b", "unread-chats-count").await, json!({"unreadChatsCount": 1, "user": "ann"}));
+    assert_eq!(
+        n.event("b", "chat").await,
+        sent,
+        "the recipient is pushed the same chat"
+    );
+    assert_eq!(
+        n.event("b", "unread-chats-count").await,
+        json!({"unreadChatsCount": 1, "user": "ann"})
+    );
     n.assert_no_event("a", "chat", 300).await;
 
-    assert_eq!(n.call("b", "fetch-unread-chats-count", json!({"user": "ann"})).await, json!({"unreadChatsCount": 1}));
-    assert_eq!(n.call("b", "fetch-unread-chats-count", json!({})).await, json!({"unreadChatsCount": 1}));
-    let conv = n.call("b", "fetch-conversation-with-user", json!({"user": "ann"})).await;
+    assert_eq!(
+        n.call("b", "fetch-unread-chats-count", json!({"user": "ann"}))
+            .await,
+        json!({"unreadChatsCount": 1})
+    );
+    assert_eq!(
+        n.call("b", "fetch-unread-chats-count", json!({})).await,
+        json!({"unreadChatsCount": 1})
+    );
+    let conv = n
+        .call("b", "fetch-conversation-with-user", json!({"user": "ann"}))
+        .await;
     assert_eq!(conv["chats"].as_array().unwrap().len(), 1);
     assert_eq!(conv["chats"][0]["id"], id);
-    let alias = n.call("b", "fetch-chats-with-user", json!({"user": "ann"})).await;
+    let alias = n
+        .call("b", "fetch-chats-with-user", json!({"user": "ann"}))
+        .await;
     assert_eq!(alias, conv, "the old name works too");
-    assert_eq!(n.call("b", "fetch-conversation-with-user", json!({"user": "carol"})).await, json!({"chats": []}));
+    assert_eq!(
+        n.call(
+            "b",
+            "fetch-conversation-with-user",
+            json!({"user": "carol"})
+        )
+        .await,
+        json!({"chats": []})
+    );
     assert_eq!(stored_messages(&gw, 2, 3).await, 0);
     assert!(
-        gw.service().store().room_by_kind(&RoomKind::direct(UserId(2), UserId(3)).unwrap()).await.unwrap().is_none(),
+        gw.service()
+            .store()
+            .room_by_kind(&RoomKind::direct(UserId(2), UserId(3)).unwrap())
+            .await
+            .unwrap()
+            .is_none(),
         "looking at a conversation does not create it"
     );
 
-    assert_eq!(n.call("b", "read-chat", json!({"id": id.to_string()})).await, json!({}));
-    assert_eq!(n.event("a", "read-chat").await, json!({"id": id, "user": "bob"}));
-    assert_eq!(n.event("b", "unread-chats-count").await, json!({"unreadChatsCount": 0, "user": "ann"}));
-    let conv = n.call("a", "fetch-conversation-with-user", json!({"user": "bob"})).await;
+    assert_eq!(
+        n.call("b", "read-chat", json!({"id": id.to_string()}))
+            .await,
+        json!({})
+    );
+    assert_eq!(
+        n.event("a", "read-chat").await,
+        json!({"id": id, "user": "bob"})
+    );
+    assert_eq!(
+        n.event("b", "unread-chats-count").await,
+        json!({"unreadChatsCount": 0, "user": "ann"})
+    );
+    let conv = n
+        .call("a", "fetch-conversation-with-user", json!({"user": "bob"}))
+        .await;
     assert_eq!(conv["chats"][0]["has_read"], true);
 
     // Presence: ann and bob share a conversation now.
@@ -105,18 +166,31 @@ dual_backend_test!(publish_events_and_pushes);
 
 /// WebSocket only.
 async fn websocket_only(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
-    let t = n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), Some(&["websocket"]))).await;
+    let t = n
+        .connect_ok(
+            "a",
+            &gw.http_url("/chat"),
+            opts(Some(&ann), Some(&["websocket"])),
+        )
+        .await;
     assert_eq!(t, "websocket");
-    assert_eq!(n.call("a", "fetch-users", json!({})).await, json!({"users": []}));
+    assert_eq!(
+        n.call("a", "fetch-users", json!({})).await,
+        json!({"users": []})
+    );
     n.exit().await;
 }
 dual_backend_test!(websocket_only);
 
 /// A missing, expired or forged token: `auth-failed`, then a server disconnect.
 async fn auth_failed_then_disconnect(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let url = gw.http_url("/chat");
     for (id, token, why) in [
         ("none", None, "no token"),
@@ -125,9 +199,15 @@ async fn auth_failed_then_disconnect(gw: TestGateway) {
     ] {
         n.connect(id, &url, opts(token.as_deref(), None)).await;
         let failed = n.event(id, "auth-failed").await;
-        assert!(failed["message"].as_str().unwrap().contains(why), "{id}: {failed}");
+        assert!(
+            failed["message"].as_str().unwrap().contains(why),
+            "{id}: {failed}"
+        );
         let d = n.expect(id, |m| m["type"] == "disconnect").await;
-        assert_eq!(d["reason"], "io server disconnect", "{id}: the client does not retry");
+        assert_eq!(
+            d["reason"], "io server disconnect",
+            "{id}: the client does not retry"
+        );
     }
     n.exit().await;
 }
@@ -135,23 +215,35 @@ dual_backend_test!(auth_failed_then_disconnect);
 
 /// wait-for-user / stop-waiting-for-user: user-join and user-leave.
 async fn waiting_for_a_user(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let bob = user(&gw, 2, "bob").await;
     let url = gw.http_url("/chat");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("b", &url, opts(Some(&bob), None)).await;
-    assert_eq!(n.call("a", "wait-for-user", json!({"user": "bob"})).await, json!({}));
+    assert_eq!(
+        n.call("a", "wait-for-user", json!({"user": "bob"})).await,
+        json!({})
+    );
     assert_eq!(n.event("b", "user-join").await, json!({"user": "ann"}));
     // Bob opens the conversation too: he learns at once that ann is there.
     n.call("b", "wait-for-user", json!({"user": "ann"})).await;
     assert_eq!(n.event("b", "user-join").await, json!({"user": "ann"}));
     assert_eq!(n.event("a", "user-join").await, json!({"user": "bob"}));
-    n.emit("a", "stop-waiting-for-user", json!([{"user": "bob"}])).await;
+    n.emit("a", "stop-waiting-for-user", json!([{"user": "bob"}]))
+        .await;
     assert_eq!(n.event("b", "user-leave").await, json!({"user": "ann"}));
     n.close("b").await;
-    assert_eq!(n.event("a", "user-leave").await, json!({"user": "bob"}), "a closing socket stops waiting");
-    let v = n.call("a", "wait-for-user", json!({"user": "nobody"})).await;
+    assert_eq!(
+        n.event("a", "user-leave").await,
+        json!({"user": "bob"}),
+        "a closing socket stops waiting"
+    );
+    let v = n
+        .call("a", "wait-for-user", json!({"user": "nobody"}))
+        .await;
     assert_error(&v, "not_found", "wait-for-user");
     n.exit().await;
 }
@@ -159,7 +251,9 @@ dual_backend_test!(waiting_for_a_user);
 
 /// `media`: this gateway's upload URLs become attachments; others are refused.
 async fn media_urls(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let bob = user(&gw, 2, "bob").await;
     let url = gw.http_url("/chat");
@@ -180,15 +274,30 @@ async fn media_urls(gw: TestGateway) {
 
     let foreign = n.call("a", "send-message", json!({"message": "x", "user": "bob", "media": ["https://cdn.example.com/files/1/a.png"]})).await;
     assert_error(&foreign, "invalid", "send-message");
-    assert!(foreign["message"].as_str().unwrap().contains("POST /api/files"));
+    assert!(foreign["message"]
+        .as_str()
+        .unwrap()
+        .contains("POST /api/files"));
     assert_eq!(stored_messages(&gw, 1, 2).await, 0);
 
-    let sent = n.call("a", "send-message", json!({"message": "", "user": "bob", "media": [file]})).await;
+    let sent = n
+        .call(
+            "a",
+            "send-message",
+            json!({"message": "", "user": "bob", "media": [file]}),
+        )
+        .await;
     assert_eq!(sent["chat"]["media"], json!([file]));
     assert_eq!(n.event("b", "chat").await["chat"]["media"], json!([file]));
     let got = http_request("GET", &file, &[], Vec::new()).await;
     assert_eq!(&got.body[..], b"not really a png");
-    let twice = n.call("a", "send-message", json!({"message": "again", "user": "bob", "media": [file]})).await;
+    let twice = n
+        .call(
+            "a",
+            "send-message",
+            json!({"message": "again", "user": "bob", "media": [file]}),
+        )
+        .await;
     assert_error(&twice, "invalid", "send-message");
     assert_eq!(stored_messages(&gw, 1, 2).await, 1);
     n.exit().await;
@@ -197,7 +306,9 @@ dual_backend_test!(media_urls);
 
 /// Bad input: a clear error in the ack (or an `error` event), nothing stored.
 async fn bad_input_changes_nothing(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let bob = user(&gw, 2, "bob").await;
     let eve = user(&gw, 3, "eve").await;
@@ -205,22 +316,56 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("e", &url, opts(Some(&eve), None)).await;
     let _ = bob;
-    let sent = n.call("a", "send-message", json!({"message": "secret", "user": "bob"})).await;
+    let sent = n
+        .call(
+            "a",
+            "send-message",
+            json!({"message": "secret", "user": "bob"}),
+        )
+        .await;
     let id = sent["chat"]["id"].clone();
 
     let cases: Vec<(&str, Value, &str)> = vec![
         ("send-message", json!("hi"), "invalid"),
         ("send-message", json!({"message": "hi"}), "invalid"),
-        ("send-message", json!({"message": 5, "user": "bob"}), "invalid"),
-        ("send-message", json!({"message": "hi", "user": "nobody"}), "not_found"),
-        ("send-message", json!({"message": "hi", "user": "ann"}), "invalid"),
-        ("send-message", json!({"message": "  ", "user": "bob"}), "invalid"),
-        ("send-message", json!({"message": "hi", "user": "bob", "media": "x"}), "invalid"),
-        ("send-message", json!({"message": "x".repeat(20_000), "user": "bob"}), "too_large"),
+        (
+            "send-message",
+            json!({"message": 5, "user": "bob"}),
+            "invalid",
+        ),
+        (
+            "send-message",
+            json!({"message": "hi", "user": "nobody"}),
+            "not_found",
+        ),
+        (
+            "send-message",
+            json!({"message": "hi", "user": "ann"}),
+            "invalid",
+        ),
+        (
+            "send-message",
+            json!({"message": "  ", "user": "bob"}),
+            "invalid",
+        ),
+        (
+            "send-message",
+            json!({"message": "hi", "user": "bob", "media": "x"}),
+            "invalid",
+        ),
+        (
+            "send-message",
+            json!({"message": "x".repeat(20_000), "user": "bob"}),
+            "too_large",
+        ),
         ("read-chat", json!({"id": "abc"}), "invalid"),
         ("read-chat", json!({"id": 987654}), "not_found"),
         ("fetch-conversation-with-user", json!({}), "invalid"),
-        ("fetch-unread-chats-count", json!({"user": ["bob"]}), "invalid"),
+        (
+            "fetch-unread-chats-count",
+            json!({"user": ["bob"]}),
+            "invalid",
+        ),
         ("delete-everything", json!({}), "unknown_event"),
     ];
     for (event, payload, code) in &cases {
@@ -237,8 +382,16 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     n.raw("e", "2/chat,[\"read-chat\",").await;
     n.expect("e", |m| m["type"] == "disconnect").await;
     n.expect("e", |m| m["type"] == "connect").await;
-    assert_eq!(n.call("a", "fetch-unread-chats-count", json!({"user": "bob"})).await, json!({"unreadChatsCount": 0}));
-    assert_eq!(stored_messages(&gw, 1, 2).await, 1, "only the one good message");
+    assert_eq!(
+        n.call("a", "fetch-unread-chats-count", json!({"user": "bob"}))
+            .await,
+        json!({"unreadChatsCount": 0})
+    );
+    assert_eq!(
+        stored_messages(&gw, 1, 2).await,
+        1,
+        "only the one good message"
+    );
     assert_eq!(stored_messages(&gw, 1, 3).await, 0);
     n.exit().await;
 }
@@ -246,15 +399,25 @@ dual_backend_test!(bad_input_changes_nothing);
 
 /// A socketio-pubsub user and a method-args user in one direct room, both ways.
 async fn with_method_args(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let bob = user(&gw, 2, "bob").await;
-    n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), None)).await;
+    n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), None))
+        .await;
     let mut ma = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
-    ma.send_json(&json!({"method": "auth", "access_token": bob})).await;
+    ma.send_json(&json!({"method": "auth", "access_token": bob}))
+        .await;
     ma.recv_where("type", "authenticated").await;
 
-    let sent = n.call("a", "send-message", json!({"message": "hello from socket.io", "user": "bob"})).await;
+    let sent = n
+        .call(
+            "a",
+            "send-message",
+            json!({"message": "hello from socket.io", "user": "bob"}),
+        )
+        .await;
     let got = ma.recv_where("type", "new_message").await;
     let m = &got["data"]["message"];
     assert_eq!(m["text"], "hello from socket.io");
@@ -267,10 +430,14 @@ async fn with_method_args(gw: TestGateway) {
     assert_eq!(pushed["chat"]["message"], "hello from method-args");
     assert_eq!(pushed["chat"]["sender"], "bob");
     assert_eq!(pushed["chat"]["recipient"], "ann");
-    assert_eq!(n.event("a", "unread-chats-count").await, json!({"unreadChatsCount": 1, "user": "bob"}));
+    assert_eq!(
+        n.event("a", "unread-chats-count").await,
+        json!({"unreadChatsCount": 1, "user": "bob"})
+    );
 
     // Reads cross too: method-args reads the chat, ann is told.
-    ma.send_json(&json!({"method": "read_messages", "args": {"chat": chat}})).await;
+    ma.send_json(&json!({"method": "read_messages", "args": {"chat": chat}}))
+        .await;
     assert_eq!(n.event("a", "read-chat").await["user"], "bob");
     n.exit().await;
 }
@@ -278,15 +445,24 @@ dual_backend_test!(with_method_args);
 
 /// The server restarts; socket.io-client reconnects and carries on.
 async fn reconnects_after_restart(mut gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     user(&gw, 2, "bob").await;
-    n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), None)).await;
+    n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), None))
+        .await;
     gw.restart().await;
     let d = n.expect("a", |m| m["type"] == "disconnect").await;
     assert_eq!(d["reason"], "transport close");
     n.expect("a", |m| m["type"] == "connect").await;
-    let sent = n.call("a", "send-message", json!({"message": "after restart", "user": "bob"})).await;
+    let sent = n
+        .call(
+            "a",
+            "send-message",
+            json!({"message": "after restart", "user": "bob"}),
+        )
+        .await;
     assert_eq!(sent["chat"]["message"], "after restart");
     n.exit().await;
 }

@@ -27,7 +27,9 @@ use chat_core::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use socketio_common::{time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError};
+use socketio_common::{
+    time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError,
+};
 use std::sync::Arc;
 
 /// The dialect's name, as used on the command line and in event origins.
@@ -63,7 +65,7 @@ impl SioDialect for RoomsDialect {
             Some(token) => match service.authenticate(&token).await {
                 Ok(p) => Opening::Accept {
                     session: RoomsSession::new(true),
-                    principal: Some(p),
+                    principal: Some(Box::new(p)),
                 },
                 Err(e) => Opening::Refuse(match e {
                     ChatError::Unauthenticated(why) => format!("authentication failed: {why}"),
@@ -152,7 +154,12 @@ impl RoomsSession {
     }
 
     /// The principal a request acts as, given the user its body names.
-    async fn actor(&self, cx: &mut SioCtx, event: &str, named: UserId) -> Result<Principal, WireError> {
+    async fn actor(
+        &self,
+        cx: &mut SioCtx,
+        event: &str,
+        named: UserId,
+    ) -> Result<Principal, WireError> {
         if self.authenticated {
             let p = cx
                 .principal()
@@ -232,10 +239,16 @@ impl RoomsSession {
         }
         if let Some(ext) = &profile.external_id {
             if ext.trim().is_empty() || ext.chars().count() > 255 {
-                return Err(WireError::invalid(event, "user.external_id: 1 to 255 characters"));
+                return Err(WireError::invalid(
+                    event,
+                    "user.external_id: 1 to 255 characters",
+                ));
             }
         }
-        let user = service.upsert_user(&profile).await.map_err(chat_err(event))?;
+        let user = service
+            .upsert_user(&profile)
+            .await
+            .map_err(chat_err(event))?;
         if !self.authenticated && cx.principal().is_none() {
             cx.sign_in(acting_as(user.clone())).await;
         }
@@ -256,7 +269,10 @@ impl RoomsSession {
         } else {
             // No token: the chat's first user is its creator.
             let Some(first) = users.first().copied() else {
-                return Err(WireError::invalid(event, "users must name at least two users"));
+                return Err(WireError::invalid(
+                    event,
+                    "users must name at least two users",
+                ));
             };
             let actor = self.actor(cx, event, first).await?;
             (actor, users)
@@ -310,7 +326,13 @@ impl RoomsSession {
         };
         let service = cx.service();
         let (_, messages) = service
-            .messages_between(&actor, &RoomRef::Id(RoomId(req.chat.id.0)), from, to, LIST_LIMIT)
+            .messages_between(
+                &actor,
+                &RoomRef::Id(RoomId(req.chat.id.0)),
+                from,
+                to,
+                LIST_LIMIT,
+            )
             .await
             .map_err(chat_err(event))?;
         let file_url = |a: &chat_core::Attachment| service.file_url(a);
@@ -352,7 +374,9 @@ impl RoomsSession {
             .send_message(&actor, cmd, cx.origin())
             .await
             .map_err(chat_err(event))?;
-        Ok(json(&MessageOut::from_view(&message, &|a| service.file_url(a))))
+        Ok(json(&MessageOut::from_view(&message, &|a| {
+            service.file_url(a)
+        })))
     }
 }
 

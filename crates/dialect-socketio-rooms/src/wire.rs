@@ -346,7 +346,12 @@ mod tests {
         assert_eq!(r.id, WireId(12));
         let r: Ref = serde_json::from_value(json!({"id": 12})).unwrap();
         assert_eq!(r.id, WireId(12));
-        for bad in [json!({"id": "abc"}), json!({"id": ""}), json!({"id": "1.5"}), json!({"id": true})] {
+        for bad in [
+            json!({"id": "abc"}),
+            json!({"id": ""}),
+            json!({"id": "1.5"}),
+            json!({"id": true}),
+        ] {
             assert!(serde_json::from_value::<Ref>(bad).is_err());
         }
     }
@@ -363,8 +368,17 @@ mod tests {
         assert_eq!((m.kind, m.msg.as_str()), ("img", "http://h/files/1/a.png"));
         let m = MessageOut::from_view(&view("", &[("a.txt", "text/plain")]), &url);
         assert_eq!(m.kind, "file");
-        let m = MessageOut::from_view(&view("see", &[("a.txt", "text/plain"), ("b.txt", "text/plain")]), &url);
-        assert_eq!((m.kind, m.msg.as_str()), ("text", "see\nhttp://h/files/1/a.txt\nhttp://h/files/2/b.txt"));
+        let m = MessageOut::from_view(
+            &view("see", &[("a.txt", "text/plain"), ("b.txt", "text/plain")]),
+            &url,
+        );
+        assert_eq!(
+            (m.kind, m.msg.as_str()),
+            (
+                "text",
+                "see\nhttp://h/files/1/a.txt\nhttp://h/files/2/b.txt"
+            )
+        );
     }
 
     #[test]

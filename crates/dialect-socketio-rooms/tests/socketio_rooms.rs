@@ -35,10 +35,16 @@ async fn call(n: &mut NodeSio, id: &str, event: &str, payload: Value) -> Value {
     let acked = n.call(id, event, payload).await;
     if acked.get("error").is_none() {
         let emitted = n.event(id, event).await;
-        assert_eq!(acked, emitted, "the ack and the `{event}` event carry the same answer");
+        assert_eq!(
+            acked, emitted,
+            "the ack and the `{event}` event carry the same answer"
+        );
     } else {
         let emitted = n.event(id, "error").await;
-        assert_eq!(acked, emitted, "an error is both acked and emitted as `error`");
+        assert_eq!(
+            acked, emitted,
+            "an error is both acked and emitted as `error`"
+        );
     }
     acked
 }
@@ -66,28 +72,54 @@ async fn message_count(gw: &TestGateway, room: i64, reader: i64) -> usize {
 
 /// Default transports (polling, then the upgrade), every event, acks and the push.
 async fn events_and_pushes_with_default_transports(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let bob = user(&gw, 2, "bob").await;
     let url = gw.http_url("/");
     n.connect("a", &url, opts(Some(&ann), None)).await;
     let open = n.expect("a", |m| m["type"] == "open").await;
-    assert_eq!(open["transport"], "polling", "socket.io-client starts on polling");
+    assert_eq!(
+        open["transport"], "polling",
+        "socket.io-client starts on polling"
+    );
     n.expect("a", |m| m["type"] == "connect").await;
     let up = n.expect("a", |m| m["type"] == "upgrade").await;
     assert_eq!(up["transport"], "websocket", "then upgrades");
     n.connect_ok("b", &url, opts(Some(&bob), None)).await;
 
-    let u = call(&mut n, "a", "create-user", json!({"user": {"id": "1", "name": "Ann", "photo": "ann.png"}})).await;
+    let u = call(
+        &mut n,
+        "a",
+        "create-user",
+        json!({"user": {"id": "1", "name": "Ann", "photo": "ann.png"}}),
+    )
+    .await;
     assert_eq!(u["user"]["id"], "1");
     assert_eq!(u["user"]["external_id"], Value::Null);
     assert_eq!(u["user"]["name"], "Ann");
     assert!(u["user"]["created_at"].as_str().unwrap().ends_with('Z'));
-    let u = call(&mut n, "b", "create-user", json!({"user": {"external_id": "crm-2", "name": "Bob", "photo": ""}})).await;
-    assert_eq!(u["user"]["id"], "2", "external_id is bound to the token's user");
+    let u = call(
+        &mut n,
+        "b",
+        "create-user",
+        json!({"user": {"external_id": "crm-2", "name": "Bob", "photo": ""}}),
+    )
+    .await;
+    assert_eq!(
+        u["user"]["id"], "2",
+        "external_id is bound to the token's user"
+    );
     assert_eq!(u["user"]["external_id"], "crm-2");
 
-    let c = call(&mut n, "a", "create-chat", json!({"chat": {"name": "team"}, "users": ["2"]})).await;
+    let c = call(
+        &mut n,
+        "a",
+        "create-chat",
+        json!({"chat": {"name": "team"}, "users": ["2"]}),
+    )
+    .await;
     let chat = c["chat"]["id"].as_str().unwrap().to_string();
     assert_eq!(c["chat"]["name"], "team");
     assert_eq!(c["chat"]["users"], json!(["1", "2"]));
@@ -99,7 +131,10 @@ async fn events_and_pushes_with_default_transports(gw: TestGateway) {
     assert_eq!(m["user_id"], "1");
     assert_eq!(m["chat_id"], chat);
     let pushed = n.event("b", "new-message").await;
-    assert_eq!(pushed, m, "members get the same message as the sender's answer");
+    assert_eq!(
+        pushed, m,
+        "members get the same message as the sender's answer"
+    );
     n.assert_no_event("a", "new-message", 300).await;
 
     let img = call(&mut n, "b", "new-message", json!({"chat": {"id": chat}, "user": {"id": 2}, "message": {"value": "https://cdn.example/x.png", "type": "img"}})).await;
@@ -114,7 +149,13 @@ async fn events_and_pushes_with_default_transports(gw: TestGateway) {
     let msgs = all["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0]["msg"], "hello", "oldest first");
-    let none = call(&mut n, "a", "list-messages", json!({"chat": {"id": chat}, "query": {"to": before.to_rfc3339()}})).await;
+    let none = call(
+        &mut n,
+        "a",
+        "list-messages",
+        json!({"chat": {"id": chat}, "query": {"to": before.to_rfc3339()}}),
+    )
+    .await;
     assert_eq!(none["messages"], json!([]));
     let no_window = call(&mut n, "a", "list-messages", json!({"chat": {"id": chat}})).await;
     assert_eq!(no_window["messages"].as_array().unwrap().len(), 2);
@@ -124,13 +165,20 @@ dual_backend_test!(events_and_pushes_with_default_transports);
 
 /// WebSocket only, and an emit without an ack still gets the event.
 async fn websocket_only(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let t = n
-        .connect_ok("a", &gw.http_url("/"), opts(Some(&ann), Some(&["websocket"])))
+        .connect_ok(
+            "a",
+            &gw.http_url("/"),
+            opts(Some(&ann), Some(&["websocket"])),
+        )
         .await;
     assert_eq!(t, "websocket");
-    n.emit("a", "list-chats", json!([{"user": {"id": "1"}}])).await;
+    n.emit("a", "list-chats", json!([{"user": {"id": "1"}}]))
+        .await;
     assert_eq!(n.event("a", "list-chats").await, json!({"chats": []}));
     assert_eq!(n.transport("a").await, "websocket");
     n.exit().await;
@@ -139,7 +187,9 @@ dual_backend_test!(websocket_only);
 
 /// Missing, expired, forged and unsigned tokens are refused with `connect_error`.
 async fn tokens_are_required(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let url = gw.http_url("/");
     let cases = [
         ("none", None, "no token"),
@@ -150,7 +200,9 @@ async fn tokens_are_required(gw: TestGateway) {
     for (id, token, why) in cases {
         n.connect(id, &url, opts(token.as_deref(), None)).await;
         let m = n
-            .expect(id, |m| matches!(m["type"].as_str(), Some("connect" | "connect_error")))
+            .expect(id, |m| {
+                matches!(m["type"].as_str(), Some("connect" | "connect_error"))
+            })
             .await;
         assert_eq!(m["type"], "connect_error", "{id}: {m}");
         assert!(m["message"].as_str().unwrap().contains(why), "{id}: {m}");
@@ -166,35 +218,99 @@ dual_backend_test!(tokens_are_required);
 
 /// Bad input of every kind: a clear error, the socket stays usable, nothing stored.
 async fn bad_input_changes_nothing(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     user(&gw, 2, "bob").await;
     let eve = user(&gw, 3, "eve").await;
     let url = gw.http_url("/");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("e", &url, opts(Some(&eve), None)).await;
-    let c = call(&mut n, "a", "create-chat", json!({"chat": {"name": "t"}, "users": ["2"]})).await;
+    let c = call(
+        &mut n,
+        "a",
+        "create-chat",
+        json!({"chat": {"name": "t"}, "users": ["2"]}),
+    )
+    .await;
     let chat = c["chat"]["id"].as_str().unwrap().to_string();
     let room: i64 = chat.parse().unwrap();
 
     let cases: Vec<(&str, Value, &str)> = vec![
         ("new-message", json!("just a string"), "invalid"),
-        ("new-message", json!({"chat": {"id": chat}, "user": {"id": "1"}}), "invalid"),
-        ("new-message", json!({"chat": {"id": "abc"}, "user": {"id": "1"}, "message": {"value": "x"}}), "invalid"),
-        ("new-message", json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": 5, "type": "text"}}), "invalid"),
-        ("new-message", json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "x", "type": "video"}}), "invalid"),
-        ("new-message", json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "  ", "type": "text"}}), "invalid"),
-        ("new-message", json!({"chat": {"id": chat}, "user": {"id": "2"}, "message": {"value": "as bob"}}), "forbidden"),
-        ("new-message", json!({"chat": {"id": "999999"}, "user": {"id": "1"}, "message": {"value": "x"}}), "not_found"),
-        ("new-message", json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "x".repeat(20_000)}}), "too_large"),
-        ("list-messages", json!({"chat": {"id": chat}, "query": {"from": "yesterday"}}), "invalid"),
-        ("list-messages", json!({"chat": {"id": chat}, "query": {"from": "2030-01-01T00:00:00Z", "to": "2020-01-01T00:00:00Z"}}), "invalid"),
+        (
+            "new-message",
+            json!({"chat": {"id": chat}, "user": {"id": "1"}}),
+            "invalid",
+        ),
+        (
+            "new-message",
+            json!({"chat": {"id": "abc"}, "user": {"id": "1"}, "message": {"value": "x"}}),
+            "invalid",
+        ),
+        (
+            "new-message",
+            json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": 5, "type": "text"}}),
+            "invalid",
+        ),
+        (
+            "new-message",
+            json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "x", "type": "video"}}),
+            "invalid",
+        ),
+        (
+            "new-message",
+            json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "  ", "type": "text"}}),
+            "invalid",
+        ),
+        (
+            "new-message",
+            json!({"chat": {"id": chat}, "user": {"id": "2"}, "message": {"value": "as bob"}}),
+            "forbidden",
+        ),
+        (
+            "new-message",
+            json!({"chat": {"id": "999999"}, "user": {"id": "1"}, "message": {"value": "x"}}),
+            "not_found",
+        ),
+        (
+            "new-message",
+            json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "x".repeat(20_000)}}),
+            "too_large",
+        ),
+        (
+            "list-messages",
+            json!({"chat": {"id": chat}, "query": {"from": "yesterday"}}),
+            "invalid",
+        ),
+        (
+            "list-messages",
+            json!({"chat": {"id": chat}, "query": {"from": "2030-01-01T00:00:00Z", "to": "2020-01-01T00:00:00Z"}}),
+            "invalid",
+        ),
         ("list-chats", json!({"user": {"id": "2"}}), "forbidden"),
         ("list-chats", json!([1, 2]), "invalid"),
-        ("create-user", json!({"user": {"id": "2", "name": "B", "photo": ""}}), "forbidden"),
-        ("create-user", json!({"user": {"id": "1", "photo": ""}}), "invalid"),
-        ("create-user", json!({"user": {"name": "A", "photo": ""}}), "invalid"),
-        ("create-chat", json!({"chat": {"name": "x"}, "users": ["424242"]}), "invalid"),
+        (
+            "create-user",
+            json!({"user": {"id": "2", "name": "B", "photo": ""}}),
+            "forbidden",
+        ),
+        (
+            "create-user",
+            json!({"user": {"id": "1", "photo": ""}}),
+            "invalid",
+        ),
+        (
+            "create-user",
+            json!({"user": {"name": "A", "photo": ""}}),
+            "invalid",
+        ),
+        (
+            "create-chat",
+            json!({"chat": {"name": "x"}, "users": ["424242"]}),
+            "invalid",
+        ),
         ("no-such-event", json!({}), "unknown_event"),
     ];
     for (event, payload, code) in &cases {
@@ -204,7 +320,10 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     // Another user's chat does not exist for eve.
     for (event, payload) in [
         ("list-messages", json!({"chat": {"id": chat}})),
-        ("new-message", json!({"chat": {"id": chat}, "user": {"id": "3"}, "message": {"value": "hi"}})),
+        (
+            "new-message",
+            json!({"chat": {"id": chat}, "user": {"id": "3"}, "message": {"value": "hi"}}),
+        ),
     ] {
         let v = call(&mut n, "e", event, payload).await;
         assert_error(&v, "not_found", event);
@@ -231,8 +350,10 @@ dual_backend_test!(bad_input_changes_nothing);
 
 /// Payloads over the configured limit close that connection, and only it.
 async fn oversize_payload(_gw: TestGateway) {
-    let mut limits = chat_gateway::server::Limits::default();
-    limits.max_frame_bytes = 64 * 1024;
+    let limits = chat_gateway::server::Limits {
+        max_frame_bytes: 64 * 1024,
+        ..Default::default()
+    };
     let Some(gw) = TestGateway::start(Options {
         backend: _gw.backend,
         limits,
@@ -242,13 +363,22 @@ async fn oversize_payload(_gw: TestGateway) {
     else {
         return;
     };
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     user(&gw, 2, "bob").await;
     let url = gw.http_url("/");
-    n.connect_ok("big", &url, opts(Some(&ann), Some(&["websocket"]))).await;
+    n.connect_ok("big", &url, opts(Some(&ann), Some(&["websocket"])))
+        .await;
     n.connect_ok("ok", &url, opts(Some(&ann), None)).await;
-    let c = call(&mut n, "ok", "create-chat", json!({"chat": {"name": "t"}, "users": ["2"]})).await;
+    let c = call(
+        &mut n,
+        "ok",
+        "create-chat",
+        json!({"chat": {"name": "t"}, "users": ["2"]}),
+    )
+    .await;
     let chat = c["chat"]["id"].as_str().unwrap().to_string();
     n.emit("big", "new-message", json!([{"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "x".repeat(100 * 1024)}}])).await;
     n.expect("big", |m| m["type"] == "disconnect").await;
@@ -263,15 +393,27 @@ dual_backend_test!(oversize_payload);
 
 /// A socketio-rooms chat with a type-content member: messages both ways.
 async fn with_type_content(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     let bob = user(&gw, 2, "bob").await;
-    n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None)).await;
-    let c = call(&mut n, "a", "create-chat", json!({"chat": {"name": "mixed"}, "users": ["2"]})).await;
+    n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None))
+        .await;
+    let c = call(
+        &mut n,
+        "a",
+        "create-chat",
+        json!({"chat": {"name": "mixed"}, "users": ["2"]}),
+    )
+    .await;
     let chat: i64 = c["chat"]["id"].as_str().unwrap().parse().unwrap();
-    let mut tc = WsClient::connect_with_headers(&gw.ws_url("/ws/chats/"), &[("authorization", &format!("Bearer {bob}"))])
-        .await
-        .expect("type-content accepts the token");
+    let mut tc = WsClient::connect_with_headers(
+        &gw.ws_url("/ws/chats/"),
+        &[("authorization", &format!("Bearer {bob}"))],
+    )
+    .await
+    .expect("type-content accepts the token");
 
     tc.send_json(&json!({"type": "new_message", "content": {"chat_type": "group", "chat_id": chat, "message": "from type-content", "reply_to": null}}))
         .await;
@@ -293,17 +435,35 @@ dual_backend_test!(with_type_content);
 
 /// The server restarts; socket.io-client reconnects by itself and carries on.
 async fn reconnects_after_restart(mut gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let ann = user(&gw, 1, "ann").await;
     user(&gw, 2, "bob").await;
-    n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None)).await;
-    let c = call(&mut n, "a", "create-chat", json!({"chat": {"name": "t"}, "users": ["2"]})).await;
+    n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None))
+        .await;
+    let c = call(
+        &mut n,
+        "a",
+        "create-chat",
+        json!({"chat": {"name": "t"}, "users": ["2"]}),
+    )
+    .await;
     let chat = c["chat"]["id"].as_str().unwrap().to_string();
     gw.restart().await;
     let d = n.expect("a", |m| m["type"] == "disconnect").await;
-    assert_eq!(d["reason"], "transport close", "a lost transport, which the client retries");
+    assert_eq!(
+        d["reason"], "transport close",
+        "a lost transport, which the client retries"
+    );
     n.expect("a", |m| m["type"] == "connect").await;
-    let m = call(&mut n, "a", "new-message", json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "after restart"}})).await;
+    let m = call(
+        &mut n,
+        "a",
+        "new-message",
+        json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "after restart"}}),
+    )
+    .await;
     assert_eq!(m["msg"], "after restart");
     n.exit().await;
 }
@@ -322,24 +482,62 @@ async fn trusted_mode(gw: TestGateway) {
     else {
         return;
     };
-    let Some(mut n) = NodeSio::start().await else { return };
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
     let url = gw.http_url("/");
     n.connect_ok("a", &url, opts(None, None)).await;
     n.connect_ok("b", &url, opts(None, None)).await;
-    let a = call(&mut n, "a", "create-user", json!({"user": {"external_id": "ext-a", "name": "A", "photo": "a.png"}})).await;
+    let a = call(
+        &mut n,
+        "a",
+        "create-user",
+        json!({"user": {"external_id": "ext-a", "name": "A", "photo": "a.png"}}),
+    )
+    .await;
     let a_id = a["user"]["id"].as_str().unwrap().to_string();
-    let again = call(&mut n, "a", "create-user", json!({"user": {"external_id": "ext-a", "name": "A2", "photo": "a.png"}})).await;
+    let again = call(
+        &mut n,
+        "a",
+        "create-user",
+        json!({"user": {"external_id": "ext-a", "name": "A2", "photo": "a.png"}}),
+    )
+    .await;
     assert_eq!(again["user"]["id"], a_id, "fetched, not created twice");
-    let b = call(&mut n, "b", "create-user", json!({"user": {"external_id": "ext-b", "name": "B", "photo": ""}})).await;
+    let b = call(
+        &mut n,
+        "b",
+        "create-user",
+        json!({"user": {"external_id": "ext-b", "name": "B", "photo": ""}}),
+    )
+    .await;
     let b_id = b["user"]["id"].as_str().unwrap().to_string();
-    let c = call(&mut n, "a", "create-chat", json!({"chat": {"name": "pair"}, "users": [a_id, b_id]})).await;
+    let c = call(
+        &mut n,
+        "a",
+        "create-chat",
+        json!({"chat": {"name": "pair"}, "users": [a_id, b_id]}),
+    )
+    .await;
     let chat = c["chat"]["id"].as_str().unwrap().to_string();
-    call(&mut n, "a", "new-message", json!({"chat": {"id": chat}, "user": {"id": a_id}, "message": {"value": "hi b"}})).await;
+    call(
+        &mut n,
+        "a",
+        "new-message",
+        json!({"chat": {"id": chat}, "user": {"id": a_id}, "message": {"value": "hi b"}}),
+    )
+    .await;
     assert_eq!(n.event("b", "new-message").await["msg"], "hi b");
     let l = call(&mut n, "b", "list-messages", json!({"chat": {"id": chat}})).await;
     assert_eq!(l["messages"].as_array().unwrap().len(), 1);
     // A body naming a user who is not a member is still refused by the core.
-    let v = call(&mut n, "b", "new-message", json!({"chat": {"id": chat}, "user": {"id": "424242"}, "message": {"value": "x"}})).await;
+    let v = call(
+        &mut n,
+        "b",
+        "new-message",
+        json!({"chat": {"id": chat}, "user": {"id": "424242"}, "message": {"value": "x"}}),
+    )
+    .await;
     assert_error(&v, "not_found", "new-message");
     n.exit().await;
 }

@@ -5,10 +5,16 @@
 //! request at or below the dialect's mount path ([`HttpMount`]); this module adapts
 //! the service's response body to the gateway's and closes every socket on shutdown,
 //! which clients see as a lost transport and answer by reconnecting.
+//!
+//! Engine.IO requests only ever go to the mount path itself (`/ws/?EIO=4&…`). The
+//! router hands a mount its whole subtree, but a path below it (`/ws/anything`) is no
+//! Socket.IO request, so it gets the gateway's usual 404 instead of an Engine.IO
+//! error: with socketio-pubsub at `/ws/`, a moved method-args endpoint's old path
+//! `/ws/chat/` still answers 404.
 
-use crate::http_util::Body;
+use crate::http_util::{self, Body};
 use crate::mounts::SioParams;
-use crate::server::{BoxFuture, HttpMount};
+use crate::server::{normalize_path, BoxFuture, HttpMount};
 use chat_core::ChatService;
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -21,13 +27,20 @@ use std::sync::Arc;
 /// A mounted Socket.IO dialect.
 pub struct SocketIoMount {
     name: &'static str,
+    /// Normalized mount path.
+    path: String,
     svc: SioService,
     io: SocketIo,
 }
 
 impl SocketIoMount {
-    pub fn new(name: &'static str, (svc, io): (SioService, SocketIo)) -> Self {
-        SocketIoMount { name, svc, io }
+    pub fn new(name: &'static str, path: &str, (svc, io): (SioService, SocketIo)) -> Self {
+        SocketIoMount {
+            name,
+            path: normalize_path(path),
+            svc,
+            io,
+        }
     }
 }
 
@@ -37,6 +50,11 @@ impl HttpMount for SocketIoMount {
     }
 
     fn call(&self, req: Request<Incoming>) -> BoxFuture<Response<Body>> {
+        if normalize_path(req.uri().path()) != self.path {
+            return Box::pin(async {
+                http_util::error(http::StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            });
+        }
         let fut = self.svc.call(req);
         Box::pin(async move {
             match fut.await {
@@ -70,12 +88,18 @@ pub fn rooms(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
              trusted network"
         );
     }
+    let path = p.path.clone();
     let built = dialect_socketio_rooms::mount(service, params(p));
-    Arc::new(SocketIoMount::new(dialect_socketio_rooms::NAME, built))
+    Arc::new(SocketIoMount::new(
+        dialect_socketio_rooms::NAME,
+        &path,
+        built,
+    ))
 }
 
 /// socketio-pubsub at `params.path`, namespace `/chat`.
 pub fn pubsub(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
+    let path = p.path.clone();
     let built = dialect_socketio_pubsub::mount(
         service,
         params(SioParams {
@@ -83,5 +107,9 @@ pub fn pubsub(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
             ..p
         }),
     );
-    Arc::new(SocketIoMount::new(dialect_socketio_pubsub::NAME, built))
+    Arc::new(SocketIoMount::new(
+        dialect_socketio_pubsub::NAME,
+        &path,
+        built,
+    ))
 }

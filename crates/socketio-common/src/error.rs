@@ -80,10 +80,16 @@ mod tests {
         assert_eq!(e.error, "not_found");
         assert_eq!(e.message, "user not found");
         assert_eq!(e.event, "send-message");
-        let e = WireError::from_chat("x", &ChatError::Storage("pool timed out at 10.0.0.1".into()));
+        let e = WireError::from_chat(
+            "x",
+            &ChatError::Storage("pool timed out at 10.0.0.1".into()),
+        );
         assert_eq!(e.error, "server_error");
         assert!(!e.message.contains("10.0.0.1"));
         let v = serde_json::to_value(WireError::invalid("a", "b")).unwrap();
-        assert_eq!(v, serde_json::json!({"error": "invalid", "message": "b", "event": "a"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "invalid", "message": "b", "event": "a"})
+        );
     }
 }

@@ -57,7 +57,7 @@ pub enum Opening<S> {
     /// Accept; sign in as the principal (when there is one) and run the session.
     Accept {
         session: S,
-        principal: Option<Principal>,
+        principal: Option<Box<Principal>>,
     },
     /// Accept only to emit these events, then disconnect (socketio-pubsub tells a bad
     /// token this way: `auth-failed`, then a disconnect).

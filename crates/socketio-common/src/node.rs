@@ -57,7 +57,10 @@ impl NodeSio {
         if !node_ok {
             return skip("`node` is not installed");
         }
-        if !dir.join("node_modules/socket.io-client/package.json").exists() {
+        if !dir
+            .join("node_modules/socket.io-client/package.json")
+            .exists()
+        {
             return skip("tests/node/node_modules has no socket.io-client");
         }
         let mut child = Command::new("node")
@@ -119,8 +122,10 @@ impl NodeSio {
     pub async fn call_args(&mut self, id: &str, event: &str, args: Value) -> Vec<Value> {
         self.seq += 1;
         let seq = self.seq;
-        self.send(json!({"cmd": "emit", "id": id, "event": event, "args": args, "ack": true, "seq": seq}))
-            .await;
+        self.send(
+            json!({"cmd": "emit", "id": id, "event": event, "args": args, "ack": true, "seq": seq}),
+        )
+        .await;
         let m = self
             .expect(id, |m| m["type"] == "ack" && m["seq"] == seq)
             .await;
@@ -143,7 +148,8 @@ impl NodeSio {
 
     /// Send a raw Engine.IO message packet (its data is a Socket.IO packet).
     pub async fn raw(&mut self, id: &str, data: &str) {
-        self.send(json!({"cmd": "raw", "id": id, "data": data})).await;
+        self.send(json!({"cmd": "raw", "id": id, "data": data}))
+            .await;
     }
 
     /// The socket's current transport (`polling` or `websocket`).
@@ -189,11 +195,7 @@ impl NodeSio {
         wait: Duration,
         pred: &impl Fn(&Value) -> bool,
     ) -> Option<Value> {
-        if let Some(pos) = self
-            .backlog
-            .iter()
-            .position(|m| m["id"] == id && pred(m))
-        {
+        if let Some(pos) = self.backlog.iter().position(|m| m["id"] == id && pred(m)) {
             return Some(self.backlog.remove(pos));
         }
         let deadline = tokio::time::Instant::now() + wait;
@@ -219,10 +221,7 @@ impl NodeSio {
     /// Assert that socket `id` gets no `event` within `ms`.
     pub async fn assert_no_event(&mut self, id: &str, event: &str, ms: u64) {
         let pred = |m: &Value| m["type"] == "event" && m["event"] == event;
-        if let Some(m) = self
-            .try_expect(id, Duration::from_millis(ms), &pred)
-            .await
-        {
+        if let Some(m) = self.try_expect(id, Duration::from_millis(ms), &pred).await {
             panic!("socket {id} got an unexpected `{event}`: {m}");
         }
     }

@@ -59,11 +59,22 @@ mod tests {
             find(Some(&json!({"token": "a"})), Some("token=q"), &h).as_deref(),
             Some("a")
         );
-        assert_eq!(find(Some(&json!({})), Some("x=1&token=q"), &h).as_deref(), Some("q"));
-        assert_eq!(find(None, None, &h).as_deref(), Some("hdr"));
-        assert_eq!(find(Some(&json!({"token": 5})), None, &HeaderMap::new()), None);
         assert_eq!(
-            find(Some(&json!({"token": "Bearer  t "})), None, &HeaderMap::new()).as_deref(),
+            find(Some(&json!({})), Some("x=1&token=q"), &h).as_deref(),
+            Some("q")
+        );
+        assert_eq!(find(None, None, &h).as_deref(), Some("hdr"));
+        assert_eq!(
+            find(Some(&json!({"token": 5})), None, &HeaderMap::new()),
+            None
+        );
+        assert_eq!(
+            find(
+                Some(&json!({"token": "Bearer  t "})),
+                None,
+                &HeaderMap::new()
+            )
+            .as_deref(),
             Some("t")
         );
     }

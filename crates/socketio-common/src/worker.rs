@@ -44,7 +44,11 @@ pub struct SioCtx {
 }
 
 impl SioCtx {
-    pub fn new(service: Arc<ChatService>, socket: Option<SocketRef>, dialect: &'static str) -> Self {
+    pub fn new(
+        service: Arc<ChatService>,
+        socket: Option<SocketRef>,
+        dialect: &'static str,
+    ) -> Self {
         SioCtx {
             conn: ConnCtx::new(service),
             socket,
@@ -134,10 +138,10 @@ pub(crate) async fn run<S: SioSession>(
     mut cx: SioCtx,
     mut inbox: mpsc::Receiver<Request>,
     closed: CancellationToken,
-    principal: Option<Principal>,
+    principal: Option<Box<Principal>>,
 ) {
     if let Some(p) = principal {
-        cx.sign_in(p).await;
+        cx.sign_in(*p).await;
     }
     let kill = cx.conn.kill.clone();
     loop {
