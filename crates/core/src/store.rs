@@ -60,6 +60,9 @@ pub struct NewAttachment {
 /// service publishes exactly what was committed.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// A cheap round trip to the database (health checks).
+    async fn ping(&self) -> StoreResult<()>;
+
     // ---- users
     /// Create a user, or refresh the given fields of an existing one. Matching is by
     /// `id` when given, else by `external_id`, else by `username`. A `username` already
@@ -79,6 +82,7 @@ pub trait Store: Send + Sync + 'static {
     /// already is `DuplicateRoom(existing id)`.
     async fn create_room(&self, room: &NewRoom) -> StoreResult<Room>;
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
+    /// The direct or project room with that key; always `None` for `Group`.
     async fn room_by_kind(&self, kind: &RoomKind) -> StoreResult<Option<Room>>;
     async fn set_room_title(&self, id: RoomId, title: &str) -> StoreResult<Room>;
     /// Rooms the user is a member of, by id.
@@ -96,8 +100,11 @@ pub trait Store: Send + Sync + 'static {
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
 
     // ---- messages
+    /// Append a message. Ids of one room commit in increasing order. An attachment that
+    /// is missing or already bound is `Conflict`, and nothing is inserted.
     async fn insert_message(&self, msg: &NewMessage) -> StoreResult<Message>;
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// Replace a message's text; a tombstone is `Conflict`.
     async fn edit_message(&self, id: MessageId, text: &str) -> StoreResult<Message>;
     /// Tombstone the given messages of `room` that are not deleted yet; returns their ids.
     async fn delete_messages(&self, room: RoomId, ids: &[MessageId])

@@ -183,10 +183,16 @@ async fn route(
         };
     }
     match path.as_str() {
-        "/healthz" => http_util::json(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "connections": app.service.hub().connection_count()}),
-        ),
+        "/healthz" => match app.service.store().ping().await {
+            Ok(()) => http_util::json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ok", "connections": app.service.hub().connection_count()}),
+            ),
+            Err(e) => http_util::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"status": "unavailable", "detail": format!("database: {e}")}),
+            ),
+        },
         p if p.starts_with("/files/") => crate::rest::serve_file(req, &app).await,
         p if p == "/api" || p.starts_with("/api/") => crate::rest::handle(req, &app).await,
         _ => http_util::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

@@ -3,10 +3,9 @@
 //! every ordered pair is checked for messages, and wherever both sides can express
 //! them, edits, deletes and read marks.
 
-use chat_core::{RoomKind, UserId};
+use chat_core::RoomKind;
 use chat_testkit::{dual_backend_test, TestGateway, WsClient};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 const PROJECT: i64 = 500;
 
@@ -15,16 +14,6 @@ struct Trio {
     tc: WsClient,
     ar: WsClient,
     room: i64,
-}
-
-async fn wait_online(gw: &TestGateway, user: i64) {
-    for _ in 0..200 {
-        if gw.service().hub().connections_of(UserId(user)) > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("user {user} never signed in");
 }
 
 async fn trio(gw: &TestGateway) -> Trio {
@@ -51,7 +40,7 @@ async fn trio(gw: &TestGateway) -> Trio {
     )
     .await
     .expect("type-content upgrade");
-    wait_online(gw, 2).await;
+    gw.wait_connections(2, 1).await;
     let mut ar = WsClient::connect_with_headers(
         &gw.ws_url("/ws/dcrf/chat/"),
         &[("authorization", &format!("Bearer {}", gw.token(3, "ar")))],

@@ -719,6 +719,13 @@ impl Store for DieselStore {
         })
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        with_conn!(self, read, |conn| {
+            diesel::sql_query("SELECT 1").execute(conn).await?;
+            Ok(())
+        })
+    }
+
     async fn all_rooms(&self) -> StoreResult<Vec<Room>> {
         with_conn!(self, read, |conn| {
             rooms::table

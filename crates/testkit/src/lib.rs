@@ -269,6 +269,18 @@ impl TestGateway {
             .id
     }
 
+    /// Wait until `user` has at least `n` signed-in connections (a WebSocket upgrade
+    /// returns before the dialect's session has signed in).
+    pub async fn wait_connections(&self, user: i64, n: usize) {
+        for _ in 0..500 {
+            if self.service().hub().connections_of(UserId(user)) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("user {user} never had {n} signed-in connections");
+    }
+
     /// Stop the gateway and start it again on the same database, data and port.
     pub async fn restart(&mut self) {
         if let Some(gw) = self.gw.take() {
