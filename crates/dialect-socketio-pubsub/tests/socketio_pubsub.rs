@@ -452,9 +452,17 @@ async fn reconnects_after_restart(mut gw: TestGateway) {
     user(&gw, 2, "bob").await;
     n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), None))
         .await;
+    // Restart once the upgrade to WebSocket is done: in this in-process restart a
+    // probe connection caught mid-upgrade outlives the old server (a real process
+    // exit closes it) and the client would only notice at the heartbeat timeout.
+    n.expect("a", |m| m["type"] == "upgrade").await;
     gw.restart().await;
     let d = n.expect("a", |m| m["type"] == "disconnect").await;
-    assert_eq!(d["reason"], "transport close");
+    // "transport close" or "transport error", depending on what the shutdown caught
+    // the client doing; either way not a server-side namespace disconnect, which
+    // socket.io-client would not retry.
+    let reason = d["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("transport"), "{d}");
     n.expect("a", |m| m["type"] == "connect").await;
     let sent = n
         .call(
