@@ -176,7 +176,18 @@ async fn route(
     peer: SocketAddr,
 ) -> Response<Body> {
     let path = normalize_path(req.uri().path());
-    if let Some(r) = routes.iter().find(|r| r.matches(&path)) {
+    // An exact WebSocket mount wins over a prefix mount (socketio-pubsub's `/ws/`
+    // contains `/ws/chat/`); among prefix mounts the longest wins.
+    let exact = routes
+        .iter()
+        .find(|r| matches!(r.kind, RouteKind::Ws(_)) && r.matches(&path));
+    let prefix = || {
+        routes
+            .iter()
+            .filter(|r| matches!(r.kind, RouteKind::Http(_)) && r.matches(&path))
+            .max_by_key(|r| r.path.len())
+    };
+    if let Some(r) = exact.or_else(prefix) {
         return match &r.kind {
             RouteKind::Ws(d) => upgrade(req, app, d.clone(), shutdown, peer).await,
             RouteKind::Http(m) => m.call(req).await,

@@ -392,6 +392,7 @@ async fn mount_conflicts_are_refused_naming_both() {
 #[tokio::test]
 async fn a_dialect_can_move_to_its_own_address_and_path() {
     let opts = Options {
+        dialects: Some(vec!["method-args".into()]),
         mounts: vec!["method-args=/legacy/chat/@127.0.0.2:0".parse().unwrap()],
         ..Options::default()
     };
