@@ -877,6 +877,40 @@ impl ChatService {
         })
     }
 
+    /// Mark read up to a message, wherever it is (socketio-pubsub `read-chat` names only
+    /// the message).
+    pub async fn mark_read_message(
+        &self,
+        actor: &Principal,
+        id: MessageId,
+        origin: Option<Origin>,
+    ) -> Result<ReadOutcome> {
+        let msg = self
+            .store
+            .message(id)
+            .await?
+            .ok_or(ChatError::not_found("message"))?;
+        self.mark_read(actor, &RoomRef::Id(msg.room_id), Some(id), origin)
+            .await
+    }
+
+    /// Number of live messages by others after the actor's read mark in `room`.
+    pub async fn unread_in(&self, actor: &Principal, room: &RoomView) -> Result<i64> {
+        policy::can_view(actor, room)?;
+        let Some(last) = self.store.last_message(room.id()).await? else {
+            return Ok(0);
+        };
+        let mark = room.watermark(actor.id());
+        if mark.is_some_and(|w| w >= last.id) {
+            return Ok(0);
+        }
+        let unread = self
+            .store
+            .messages_read_between(room.id(), actor.id(), mark, last.id)
+            .await?;
+        Ok(unread.len() as i64)
+    }
+
     /// The actor is typing in a room: published to the other members at most once per
     /// refresh interval; a flood is refused.
     pub async fn typing(&self, actor: &Principal, room: &RoomRef) -> Result<SharedRoom> {

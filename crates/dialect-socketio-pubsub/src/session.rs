@@ -52,8 +52,6 @@ pub const EVENTS: &[&str] = &[
 pub const USERS_LIMIT: i64 = 1000;
 /// Most chats `fetch-conversation-with-user` returns (the most recent ones).
 pub const CONVERSATION_LIMIT: usize = 5000;
-/// Unread counts stop counting here.
-pub const UNREAD_CAP: i64 = 500;
 
 /// Sockets waiting, per (waiter, peer).
 type Waiting = Arc<Mutex<HashMap<(UserId, UserId), usize>>>;
@@ -151,24 +149,6 @@ async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Resul
     Ok(user)
 }
 
-/// Unread chats of `me` from the peer in a direct room: the peer's messages after
-/// my read mark (counted up to [`UNREAD_CAP`]).
-async fn unread_in(
-    service: &ChatService,
-    me: &Principal,
-    room: &RoomView,
-) -> Result<i64, ChatError> {
-    let mark = room.watermark(me.id());
-    let (_, recent) = service
-        .history(me, &RoomRef::Id(room.id()), None, UNREAD_CAP)
-        .await?;
-    Ok(recent
-        .iter()
-        .take_while(|m| mark.is_none_or(|w| m.message.id > w))
-        .filter(|m| m.message.author_id != me.id() && !m.message.is_deleted())
-        .count() as i64)
-}
-
 impl PubsubSession {
     async fn fetch_users(&mut self, cx: &SioCtx, event: &str) -> Reply {
         let me = me(cx, event)?;
@@ -191,24 +171,23 @@ impl PubsubSession {
         let req: WithUser = decode(event, payload)?;
         let peer = peer(cx, event, &req.user, &me).await?;
         let service = cx.service();
-        // Looking at a conversation does not start one: read the room, never create it.
-        let Some(kind) = RoomKind::direct(me.id(), peer.id) else {
+        if peer.id == me.id() {
             return Err(WireError::invalid(event, "user must be another user"));
-        };
-        let Some(room) = service
-            .store()
-            .room_by_kind(&kind)
-            .await
-            .map_err(|e| WireError::from_chat(event, &e.into()))?
-        else {
-            return Ok(json_of(&ChatsReply { chats: Vec::new() }));
+        }
+        // Looking at a conversation does not start one: find the room, never create it.
+        let room = match service.find_room(&me, &RoomRef::DirectWith(peer.id)).await {
+            Ok(room) => room,
+            Err(ChatError::NotFound { .. }) => {
+                return Ok(json_of(&ChatsReply { chats: Vec::new() }))
+            }
+            Err(e) => return Err(WireError::from_chat(event, &e)),
         };
         let mut views = Vec::new();
         let mut before: Option<MessageId> = None;
         let mut view = None;
         while views.len() < CONVERSATION_LIMIT {
             let (v, page) = service
-                .history(&me, &RoomRef::Id(room.id), before, 500)
+                .history(&me, &RoomRef::Id(room.id()), before, 500)
                 .await
                 .map_err(chat_err(event))?;
             let full = page.len() == 500;
@@ -248,22 +227,13 @@ impl PubsubSession {
         let count = match named {
             Some(username) => {
                 let peer = peer(cx, event, &username, &me).await?;
-                match RoomKind::direct(me.id(), peer.id) {
-                    None => 0,
-                    Some(kind) => match service
-                        .store()
-                        .room_by_kind(&kind)
+                match service.find_room(&me, &RoomRef::DirectWith(peer.id)).await {
+                    Ok(room) => service
+                        .unread_in(&me, &room)
                         .await
-                        .map_err(|e| WireError::from_chat(event, &e.into()))?
-                    {
-                        None => 0,
-                        Some(room) => {
-                            let view = service.room_view(room).await.map_err(chat_err(event))?;
-                            unread_in(&service, &me, &view)
-                                .await
-                                .map_err(chat_err(event))?
-                        }
-                    },
+                        .map_err(chat_err(event))?,
+                    Err(ChatError::NotFound { .. } | ChatError::Invalid { .. }) => 0,
+                    Err(e) => return Err(WireError::from_chat(event, &e)),
                 }
             }
             None => {
@@ -273,7 +243,8 @@ impl PubsubSession {
                     .iter()
                     .filter(|r| matches!(r.room.kind, RoomKind::Direct { .. }))
                 {
-                    total += unread_in(&service, &me, room)
+                    total += service
+                        .unread_in(&me, room)
                         .await
                         .map_err(chat_err(event))?;
                 }
@@ -290,14 +261,8 @@ impl PubsubSession {
         let req: ReadChat = decode(event, payload)?;
         let service = cx.service();
         let id = MessageId(req.id.0);
-        let message = service
-            .store()
-            .message(id)
-            .await
-            .map_err(|e| WireError::from_chat(event, &e.into()))?
-            .ok_or_else(|| WireError::new("not_found", event, format!("chat {} not found", id)))?;
         service
-            .mark_read(&me, &RoomRef::Id(message.room_id), Some(id), cx.origin())
+            .mark_read_message(&me, id, cx.origin())
             .await
             .map_err(|e| match e {
                 // A chat of a conversation the caller is not part of does not exist
@@ -406,7 +371,7 @@ impl PubsubSession {
             return;
         };
         let service = cx.service();
-        match unread_in(&service, &me, room).await {
+        match service.unread_in(&me, room).await {
             Ok(n) => {
                 cx.emit(
                     "unread-chats-count",
