@@ -313,22 +313,7 @@ mod tests {
     use crate::model::User;
 
     fn user(id: i64) -> User {
-        let now = chrono::Utc::now();
-        User {
-            id: UserId(id),
-            username: format!("user{id}"),
-            external_id: None,
-            email: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            display_name: String::new(),
-            photo: String::new(),
-            color: String::new(),
-            role: String::new(),
-            is_admin: false,
-            created_at: now,
-            updated_at: now,
-        }
+        User::placeholder(UserId(id))
     }
 
     fn ev() -> Arc<Published> {

@@ -29,6 +29,29 @@ pub struct User {
     pub updated_at: Timestamp,
 }
 
+impl User {
+    /// A user record with only an id and the default username `user<id>`: for an
+    /// author who no longer exists in the store, and for tests.
+    pub fn placeholder(id: UserId) -> User {
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        User {
+            id,
+            username: format!("user{id}"),
+            external_id: None,
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            display_name: String::new(),
+            photo: String::new(),
+            color: String::new(),
+            role: String::new(),
+            is_admin: false,
+            created_at: epoch,
+            updated_at: epoch,
+        }
+    }
+}
+
 /// Fields to create or refresh a user with. `None` leaves a field as it is (or empty
 /// on creation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

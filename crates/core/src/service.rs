@@ -542,7 +542,7 @@ impl ChatService {
         let author = author
             .cloned()
             .or_else(|| room.member(message.author_id).cloned())
-            .unwrap_or_else(|| placeholder_user(message.author_id));
+            .unwrap_or_else(|| User::placeholder(message.author_id));
         MessageView {
             is_read: room.is_read(message.author_id, message.id),
             message,
@@ -1072,26 +1072,6 @@ const FILE_NAME_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_AL
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
-
-/// A user record for an author who no longer exists in the store.
-fn placeholder_user(id: UserId) -> User {
-    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-    User {
-        id,
-        username: format!("user{id}"),
-        external_id: None,
-        email: String::new(),
-        first_name: String::new(),
-        last_name: String::new(),
-        display_name: String::new(),
-        photo: String::new(),
-        color: String::new(),
-        role: String::new(),
-        is_admin: false,
-        created_at: epoch,
-        updated_at: epoch,
-    }
-}
 
 /// Keep a file name's last path component, without control characters.
 pub fn sanitize_file_name(name: &str) -> String {

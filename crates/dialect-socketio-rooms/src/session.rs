@@ -126,22 +126,10 @@ fn acting_as(user: User) -> Principal {
 /// In the trusted mode, the reader behind `list-messages`, whose body names no
 /// user: it may read any chat (a moderator) and write nothing.
 fn trusted_reader() -> Principal {
-    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
     Principal {
         user: User {
-            id: UserId(0),
             username: "trusted-backend".into(),
-            external_id: None,
-            email: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            display_name: String::new(),
-            photo: String::new(),
-            color: String::new(),
-            role: String::new(),
-            is_admin: false,
-            created_at: epoch,
-            updated_at: epoch,
+            ..User::placeholder(UserId(0))
         },
         is_admin: false,
         moderator: true,

@@ -168,19 +168,9 @@ mod tests {
 
     fn user(id: i64) -> User {
         User {
-            id: UserId(id),
-            username: format!("user{id}"),
-            external_id: None,
-            email: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            display_name: String::new(),
-            photo: String::new(),
-            color: String::new(),
-            role: String::new(),
-            is_admin: false,
             created_at: t0(),
             updated_at: t0(),
+            ..User::placeholder(UserId(id))
         }
     }
 
