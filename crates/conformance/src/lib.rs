@@ -1,0 +1,247 @@
+//! chat-conformance: checks a live server against chat-gateway's AsyncAPI specs.
+//!
+//! The runner plays legacy clients of one dialect. For every operation of that
+//! dialect's `protocol-specs/<dialect>/asyncapi.yaml` it sends what an old client
+//! would send — the happy path, each documented error, and the actions whose pushes
+//! other members must see — and validates every frame the server sends against the
+//! schema of the spec message it is (see [`peer`]). It prints a pass/fail table per
+//! case ([`report`]).
+//!
+//! Why it speaks only the wire: it must be just as usable against one of the old
+//! backends as against the gateway, to show that the specs describe the old systems
+//! (or to find where they do not). So everything it needs beyond the protocol comes
+//! from the command line: tokens for two or three users (their ids are read from the
+//! tokens' `user_id` claims unless given), rooms that only an administrator can make
+//! (`--room` for action-request, `--project` for type-content), an admin token for the
+//! action-request admin endpoint. Whatever a dialect can create itself (method-args
+//! chats, type-content direct chats, Socket.IO chats) it creates.
+//!
+//! A misbehaving server is a failed case, never a panic: network input is only ever
+//! looked at through `Value` accessors and `Result`s.
+
+pub mod dialects;
+pub mod peer;
+pub mod report;
+pub mod spec;
+
+use chat_client::dialects::{jwt_claims, jwt_user_id};
+use peer::Timing;
+pub use report::{CaseError, CaseResult, Outcome, Report};
+use spec::Spec;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The dialects the runner knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    MethodArgs,
+    TypeContent,
+    ActionRequest,
+    SocketioRooms,
+    SocketioPubsub,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 5] = [
+        Dialect::MethodArgs,
+        Dialect::TypeContent,
+        Dialect::ActionRequest,
+        Dialect::SocketioRooms,
+        Dialect::SocketioPubsub,
+    ];
+
+    /// The name used on the command line and as the spec's directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::MethodArgs => "method-args",
+            Dialect::TypeContent => "type-content",
+            Dialect::ActionRequest => "action-request",
+            Dialect::SocketioRooms => "socketio-rooms",
+            Dialect::SocketioPubsub => "socketio-pubsub",
+        }
+    }
+
+    /// The gateway's default path for this dialect.
+    pub fn default_path(self) -> &'static str {
+        match self {
+            Dialect::MethodArgs => "/ws/chat/",
+            Dialect::TypeContent => "/ws/chats/",
+            Dialect::ActionRequest => "/ws/dcrf/chat/",
+            Dialect::SocketioRooms => "/socket.io/",
+            Dialect::SocketioPubsub => "/ws/",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Dialect> {
+        Dialect::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// The repository's `protocol-specs/` directory (the default for `--specs`).
+pub fn default_specs_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../protocol-specs"))
+}
+
+/// What one run needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub dialect: Dialect,
+    /// The dialect's endpoint, e.g. `ws://127.0.0.1:8080/ws/chat/`.
+    pub url: String,
+    /// Access tokens of distinct users, in order: A, B, C.
+    pub tokens: Vec<String>,
+    /// Their user ids, when the tokens do not carry `user_id` claims (same order).
+    pub user_ids: Vec<i64>,
+    /// Their usernames (socketio-pubsub addresses users by username), when the tokens
+    /// carry no `username` claim.
+    pub usernames: Vec<String>,
+    /// action-request: an admin (`is_staff`) token for the admin endpoint.
+    pub admin_token: Option<String>,
+    /// action-request: the admin endpoint; default: `url` with the path `/ws/admin-chat/`.
+    pub admin_url: Option<String>,
+    /// action-request: a room whose members are A and B but not C.
+    pub room: Option<i64>,
+    /// type-content: a project id whose chat has A and B as members but not C.
+    pub project: Option<i64>,
+    /// Sent as `Origin` (action-request checks it against an allow-list).
+    pub origin: Option<String>,
+    /// Directory holding `<dialect>/asyncapi.yaml`.
+    pub specs_dir: PathBuf,
+    pub timing: Timing,
+}
+
+impl Config {
+    pub fn new(dialect: Dialect, url: &str, tokens: Vec<String>) -> Config {
+        Config {
+            dialect,
+            url: url.to_string(),
+            tokens,
+            user_ids: Vec::new(),
+            usernames: Vec::new(),
+            admin_token: None,
+            admin_url: None,
+            room: None,
+            project: None,
+            origin: None,
+            specs_dir: default_specs_dir(),
+            timing: Timing {
+                timeout: Duration::from_secs(5),
+                quiet: Duration::from_millis(200),
+            },
+        }
+    }
+
+    /// The first `n` users, with ids and usernames resolved.
+    pub fn users(&self, n: usize) -> Result<Vec<User>, String> {
+        if self.tokens.len() < n {
+            return Err(format!(
+                "{} needs {n} --token (distinct users), got {}",
+                self.dialect.name(),
+                self.tokens.len()
+            ));
+        }
+        let mut out = Vec::new();
+        for (i, token) in self.tokens.iter().take(n).enumerate() {
+            let claims = jwt_claims(token);
+            let id = self
+                .user_ids
+                .get(i)
+                .copied()
+                .or_else(|| jwt_user_id(token))
+                .ok_or_else(|| {
+                    format!(
+                        "token {} has no user_id claim; pass --user-id for it",
+                        i + 1
+                    )
+                })?;
+            let username = self.usernames.get(i).cloned().or_else(|| {
+                claims
+                    .as_ref()
+                    .and_then(|c| c.get("username"))
+                    .and_then(|u| u.as_str())
+                    .map(str::to_string)
+            });
+            out.push(User {
+                label: ["A", "B", "C", "D"]
+                    .get(i)
+                    .copied()
+                    .unwrap_or("X")
+                    .to_string(),
+                token: token.clone(),
+                id,
+                username,
+            });
+        }
+        let mut ids: Vec<i64> = out.iter().map(|u| u.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != out.len() {
+            return Err("the tokens must belong to distinct users".into());
+        }
+        Ok(out)
+    }
+
+    /// Headers for a connection carrying `token` as a bearer token (plus `Origin`).
+    pub fn headers(&self, token: Option<&str>) -> Vec<(String, String)> {
+        let mut h = Vec::new();
+        if let Some(t) = token {
+            h.push(("Authorization".to_string(), format!("Bearer {t}")));
+        }
+        if let Some(o) = &self.origin {
+            h.push(("Origin".to_string(), o.clone()));
+        }
+        h
+    }
+}
+
+/// Borrow a header list for `WsConn::connect`.
+pub fn header_refs(h: &[(String, String)]) -> Vec<(&str, &str)> {
+    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// One user the runner acts as.
+#[derive(Clone, Debug)]
+pub struct User {
+    /// `A`, `B`, `C`: how the table names them.
+    pub label: String,
+    pub token: String,
+    pub id: i64,
+    pub username: Option<String>,
+}
+
+/// Load the dialect's spec and run its scenario.
+pub async fn run(cfg: &Config) -> Report {
+    let mut report = Report::new(cfg.dialect.name(), &cfg.url);
+    let path = cfg.specs_dir.join(cfg.dialect.name()).join("asyncapi.yaml");
+    let spec = match Spec::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            report.record("(spec)", "load the AsyncAPI document", Err(e.into()));
+            return report;
+        }
+    };
+    report.record(
+        "(spec)",
+        "load the AsyncAPI document and compile every schema",
+        if spec.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(spec.problems.join("; ").into())
+        },
+    );
+    match cfg.dialect {
+        Dialect::MethodArgs => dialects::method_args::run(cfg, &spec, &mut report).await,
+        Dialect::TypeContent => dialects::type_content::run(cfg, &spec, &mut report).await,
+        Dialect::ActionRequest => dialects::action_request::run(cfg, &spec, &mut report).await,
+        Dialect::SocketioRooms => dialects::socketio_rooms::run(cfg, &spec, &mut report).await,
+        Dialect::SocketioPubsub => dialects::socketio_pubsub::run(cfg, &spec, &mut report).await,
+    }
+    let unseen = spec.unseen_server_messages();
+    if !unseen.is_empty() {
+        report.notes.push(format!(
+            "server messages of the spec never received in this run: {}",
+            unseen.join(", ")
+        ));
+    }
+    report
+}

@@ -1,0 +1,542 @@
+//! A connection seen through the spec: every frame the server sends is identified
+//! as one of the spec's server messages and validated against its schema before the
+//! scenario sees it.
+//!
+//! Why frames are identified by schema rather than by a dialect-specific field: it
+//! keeps the runner honest (a frame is accepted only if the spec can say which
+//! message it is) and it is the same code for all five dialects. A frame that no
+//! server message of the spec accepts is a failure on its own, whatever the scenario
+//! expected.
+//!
+//! Each peer has a set of *ignorable* messages: pushes that may arrive at any moment
+//! because of things outside the scenario's control (presence of users connecting,
+//! typing). They are still validated, then skipped.
+
+use crate::report::CaseError;
+use crate::spec::Spec;
+use chat_client::{Incoming, SioClient, SioPacket, WsConn};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Timeouts shared by the peers of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How long a frame the scenario waits for may take.
+    pub timeout: Duration,
+    /// How long "nothing else arrives" is watched for after a case.
+    pub quiet: Duration,
+}
+
+/// A frame for messages, cut to a readable length.
+pub fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 400 {
+        let cut: String = s.chars().take(400).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+/// Check a frame the runner is about to send against the client message `key`, so
+/// that a happy path also proves the spec's request schema describes what the
+/// server accepts.
+fn check_outgoing(spec: &Spec, key: &str, name: Option<&str>, v: &Value) -> Result<(), String> {
+    spec.check(key, name, v)
+        .map_err(|e| format!("the runner's own `{key}` request does not match the spec: {e}"))
+}
+
+/// A plain WebSocket peer.
+pub struct WsPeer<'s> {
+    pub label: String,
+    pub conn: WsConn,
+    spec: &'s Spec,
+    ignorable: Vec<String>,
+    timing: Timing,
+}
+
+impl<'s> WsPeer<'s> {
+    pub async fn connect(
+        label: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        spec: &'s Spec,
+        timing: Timing,
+    ) -> Result<WsPeer<'s>, chat_client::Error> {
+        let conn = WsConn::connect(url, headers).await?;
+        Ok(WsPeer {
+            label: label.to_string(),
+            conn,
+            spec,
+            ignorable: Vec::new(),
+            timing,
+        })
+    }
+
+    /// Messages that may arrive at any time and are skipped (after validation).
+    pub fn ignore(&mut self, keys: &[&str]) {
+        self.ignorable = keys.iter().map(|k| k.to_string()).collect();
+    }
+
+    /// Send a request that must match the client message `key`.
+    pub async fn send_as(&mut self, key: &str, v: &Value) -> Result<(), CaseError> {
+        check_outgoing(self.spec, key, None, v)?;
+        self.send(v).await
+    }
+
+    /// Send any JSON (for error cases).
+    pub async fn send(&mut self, v: &Value) -> Result<(), CaseError> {
+        self.conn
+            .send_json(v)
+            .await
+            .map_err(|e| CaseError::Fail(format!("{}: send failed: {e}", self.label)))
+    }
+
+    /// Send raw text (for error cases).
+    pub async fn send_text(&mut self, s: &str) -> Result<(), CaseError> {
+        self.conn
+            .send_text(s.to_string())
+            .await
+            .map_err(|e| CaseError::Fail(format!("{}: send failed: {e}", self.label)))
+    }
+
+    /// The next frame that is the message `key`, validated.
+    pub async fn expect(&mut self, key: &str) -> Result<Value, CaseError> {
+        self.expect_where(key, "", |_| true).await
+    }
+
+    /// The next frame that is the message `key` and satisfies `pred` (described by
+    /// `what` in the failure).
+    pub async fn expect_where(
+        &mut self,
+        key: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, CaseError> {
+        self.expect_one_of(&[key], what, pred).await.map(|(_, v)| v)
+    }
+
+    /// The next frame that is one of the messages `keys` (and satisfies `pred`):
+    /// which one it is, and the frame.
+    pub async fn expect_one_of(
+        &mut self,
+        keys_wanted: &[&str],
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<(String, Value), CaseError> {
+        let key = keys_wanted.join("` or `");
+        let key = key.as_str();
+        loop {
+            let v = match self.conn.recv_json(self.timing.timeout).await {
+                Ok(v) => v,
+                Err(chat_client::Error::Timeout) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: no `{key}` within {:?}",
+                        self.label, self.timing.timeout
+                    )))
+                }
+                Err(e) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: waiting for `{key}`: {e}",
+                        self.label
+                    )))
+                }
+            };
+            match self.classify(&v) {
+                Ok(keys) if keys.iter().any(|k| keys_wanted.contains(&k.as_str())) => {
+                    let got = keys
+                        .iter()
+                        .find(|k| keys_wanted.contains(&k.as_str()))
+                        .cloned()
+                        .unwrap_or_default();
+                    if pred(&v) {
+                        return Ok((got, v));
+                    }
+                    return Err(CaseError::Fail(format!(
+                        "{}: `{key}` arrived but {what}: {}",
+                        self.label,
+                        show(&v)
+                    )));
+                }
+                Ok(keys) if keys.iter().any(|k| self.ignorable.contains(k)) => continue,
+                Ok(keys) => {
+                    let why = self
+                        .spec
+                        .message(keys_wanted.first().copied().unwrap_or_default())
+                        .map(|m| m.validate(&v).err().unwrap_or_default())
+                        .unwrap_or_default();
+                    return Err(CaseError::Fail(format!(
+                        "{}: expected `{key}`, got `{}`{}: {}",
+                        self.label,
+                        keys.join("`/`"),
+                        if why.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (as `{key}`: {why})")
+                        },
+                        show(&v)
+                    )));
+                }
+                Err(why) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: expected `{key}`: {why}",
+                        self.label
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The spec messages a received frame is; `Err` when it is none of them.
+    fn classify(&self, v: &Value) -> Result<Vec<String>, String> {
+        let keys = self.spec.identify(None, v);
+        if keys.is_empty() {
+            let hint = self
+                .spec
+                .messages
+                .values()
+                .filter(|m| {
+                    m.directions
+                        .contains(&crate::spec::Direction::ServerToClient)
+                })
+                .filter_map(|m| m.validate(v).err().map(|e| (m.key.clone(), e)))
+                .min_by_key(|(_, e)| e.matches(';').count())
+                .map(|(k, e)| format!(" (closest: `{k}`: {e})"))
+                .unwrap_or_default();
+            return Err(format!(
+                "frame matches no server message of the spec{hint}: {}",
+                show(v)
+            ));
+        }
+        for k in &keys {
+            self.spec.mark_seen(k);
+        }
+        Ok(keys)
+    }
+
+    /// Read for the quiet period; every frame that is not ignorable is returned
+    /// (described), and every frame is validated.
+    pub async fn settle(&mut self) -> Vec<String> {
+        let mut extra = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.timing.quiet;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || self.conn.is_closed() {
+                return extra;
+            }
+            match self.conn.recv(left).await {
+                Err(chat_client::Error::Timeout) => return extra,
+                Err(e) => {
+                    extra.push(format!("{}: {e}", self.label));
+                    return extra;
+                }
+                Ok(Incoming::Text(t)) => match serde_json::from_str::<Value>(&t) {
+                    Ok(v) => match self.classify(&v) {
+                        Ok(keys) if keys.iter().any(|k| self.ignorable.contains(k)) => {}
+                        Ok(keys) => extra.push(format!(
+                            "{}: unexpected `{}` {}",
+                            self.label,
+                            keys.join("`/`"),
+                            show(&v)
+                        )),
+                        Err(why) => extra.push(format!("{}: {why}", self.label)),
+                    },
+                    Err(_) => extra.push(format!("{}: non-JSON text frame {t:.200}", self.label)),
+                },
+                Ok(Incoming::Binary(b)) => {
+                    extra.push(format!("{}: binary frame of {} bytes", self.label, b.len()))
+                }
+                Ok(Incoming::Closed(c)) => {
+                    extra.push(format!(
+                        "{}: the server closed the connection {c:?}",
+                        self.label
+                    ));
+                    return extra;
+                }
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        self.conn.close().await;
+    }
+}
+
+/// A Socket.IO peer: events are validated as the spec message whose `name` is the
+/// event name; ack arguments as the reply message the scenario names.
+pub struct SioPeer<'s> {
+    pub label: String,
+    pub client: SioClient,
+    spec: &'s Spec,
+    ignorable: Vec<String>,
+    timing: Timing,
+}
+
+impl<'s> SioPeer<'s> {
+    pub async fn connect(
+        label: &str,
+        url: &str,
+        namespace: &str,
+        auth: Option<&Value>,
+        headers: &[(&str, &str)],
+        spec: &'s Spec,
+        timing: Timing,
+    ) -> Result<SioPeer<'s>, chat_client::Error> {
+        let client = SioClient::connect(url, namespace, auth, headers, timing.timeout).await?;
+        Ok(SioPeer {
+            label: label.to_string(),
+            client,
+            spec,
+            ignorable: Vec::new(),
+            timing,
+        })
+    }
+
+    pub fn ignore(&mut self, keys: &[&str]) {
+        self.ignorable = keys.iter().map(|k| k.to_string()).collect();
+    }
+
+    /// Emit the client message `key` (its name is the event) without an ack.
+    pub async fn emit_as(&mut self, key: &str, payload: &Value) -> Result<(), CaseError> {
+        let name = self.event_name(key)?;
+        check_outgoing(self.spec, key, None, payload)?;
+        self.emit(&name, Some(payload)).await
+    }
+
+    /// Emit any event (for error cases).
+    pub async fn emit(&mut self, event: &str, payload: Option<&Value>) -> Result<(), CaseError> {
+        self.client
+            .emit(event, payload)
+            .await
+            .map_err(|e| CaseError::Fail(format!("{}: emit failed: {e}", self.label)))
+    }
+
+    /// Emit the client message `key` with an ack and validate the ack's argument as
+    /// the reply message `reply_key`.
+    pub async fn call_as(
+        &mut self,
+        key: &str,
+        payload: &Value,
+        reply_key: &str,
+    ) -> Result<Value, CaseError> {
+        let name = self.event_name(key)?;
+        check_outgoing(self.spec, key, None, payload)?;
+        self.call(&name, Some(payload), reply_key).await
+    }
+
+    /// Emit any event with an ack; validate the ack as `reply_key`.
+    pub async fn call(
+        &mut self,
+        event: &str,
+        payload: Option<&Value>,
+        reply_key: &str,
+    ) -> Result<Value, CaseError> {
+        let args = self
+            .client
+            .call(event, payload, self.timing.timeout)
+            .await
+            .map_err(|e| CaseError::Fail(format!("{}: ack of `{event}`: {e}", self.label)))?;
+        let first = args.into_iter().next().unwrap_or(Value::Null);
+        self.spec.check(reply_key, None, &first).map_err(|e| {
+            CaseError::Fail(format!(
+                "{}: ack of `{event}` is not `{reply_key}`: {e}: {}",
+                self.label,
+                show(&first)
+            ))
+        })?;
+        Ok(first)
+    }
+
+    fn event_name(&self, key: &str) -> Result<String, CaseError> {
+        self.spec
+            .message(key)
+            .map(|m| m.name.clone())
+            .ok_or_else(|| CaseError::Fail(format!("the spec has no message `{key}`")))
+    }
+
+    /// The next event that is the message `key`, validated; its payload (the first
+    /// argument, `null` when the event has none).
+    pub async fn expect(&mut self, key: &str) -> Result<Value, CaseError> {
+        self.expect_where(key, "", |_| true).await
+    }
+
+    pub async fn expect_where(
+        &mut self,
+        key: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, CaseError> {
+        let name = self.event_name(key)?;
+        loop {
+            let p = match self.client.recv(self.timing.timeout).await {
+                Ok(p) => p,
+                Err(chat_client::Error::Timeout) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: no `{name}` event within {:?}",
+                        self.label, self.timing.timeout
+                    )))
+                }
+                Err(e) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: waiting for `{name}`: {e}",
+                        self.label
+                    )))
+                }
+            };
+            let (ev, payload) = match p {
+                SioPacket::Event { name, args, .. } => {
+                    (name, args.into_iter().next().unwrap_or(Value::Null))
+                }
+                other => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: expected event `{name}`, got {other:?}",
+                        self.label
+                    )))
+                }
+            };
+            let keys = self.spec.identify(Some(&ev), &payload);
+            if keys.iter().any(|k| k == key) {
+                self.spec.mark_seen(key);
+                if pred(&payload) {
+                    return Ok(payload);
+                }
+                return Err(CaseError::Fail(format!(
+                    "{}: `{name}` arrived but {what}: {}",
+                    self.label,
+                    show(&payload)
+                )));
+            }
+            for k in &keys {
+                self.spec.mark_seen(k);
+            }
+            if keys.iter().any(|k| self.ignorable.contains(k)) {
+                continue;
+            }
+            let why = if ev == name {
+                self.spec
+                    .message(key)
+                    .and_then(|m| m.validate(&payload).err())
+                    .unwrap_or_default()
+            } else if keys.is_empty() {
+                "no server message of the spec accepts it".to_string()
+            } else {
+                format!("it is `{}`", keys.join("`/`"))
+            };
+            return Err(CaseError::Fail(format!(
+                "{}: expected `{name}`, got event `{ev}` ({why}): {}",
+                self.label,
+                show(&payload)
+            )));
+        }
+    }
+
+    /// Wait until the server disconnects us (namespace `41` or the socket closing).
+    pub async fn expect_disconnect(&mut self) -> Result<(), CaseError> {
+        loop {
+            match self.client.recv(self.timing.timeout).await {
+                Ok(SioPacket::Disconnect) => return Ok(()),
+                Err(chat_client::Error::Closed(_)) | Err(chat_client::Error::Transport(_)) => {
+                    return Ok(())
+                }
+                Err(chat_client::Error::Timeout) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: still connected after {:?}",
+                        self.label, self.timing.timeout
+                    )))
+                }
+                Err(e) => return Err(CaseError::Fail(format!("{}: {e}", self.label))),
+                Ok(SioPacket::Event { name, args, .. }) => {
+                    let payload = args.into_iter().next().unwrap_or(Value::Null);
+                    let keys = self.spec.identify(Some(&name), &payload);
+                    if !keys.iter().any(|k| self.ignorable.contains(k)) {
+                        return Err(CaseError::Fail(format!(
+                            "{}: expected a disconnect, got event `{name}` {}",
+                            self.label,
+                            show(&payload)
+                        )));
+                    }
+                }
+                Ok(other) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: expected a disconnect, got {other:?}",
+                        self.label
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Like [`WsPeer::settle`].
+    pub async fn settle(&mut self) -> Vec<String> {
+        let mut extra = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.timing.quiet;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return extra;
+            }
+            match self.client.recv(left).await {
+                Err(chat_client::Error::Timeout) => return extra,
+                Err(e) => {
+                    extra.push(format!("{}: {e}", self.label));
+                    return extra;
+                }
+                Ok(SioPacket::Event { name, args, .. }) => {
+                    let payload = args.into_iter().next().unwrap_or(Value::Null);
+                    let keys = self.spec.identify(Some(&name), &payload);
+                    for k in &keys {
+                        self.spec.mark_seen(k);
+                    }
+                    if keys.is_empty() {
+                        extra.push(format!(
+                            "{}: event `{name}` matches no server message of the spec: {}",
+                            self.label,
+                            show(&payload)
+                        ));
+                    } else if !keys.iter().any(|k| self.ignorable.contains(k)) {
+                        extra.push(format!(
+                            "{}: unexpected event `{name}` {}",
+                            self.label,
+                            show(&payload)
+                        ));
+                    }
+                }
+                Ok(other) => extra.push(format!("{}: unexpected {other:?}", self.label)),
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        self.client.disconnect().await;
+    }
+}
+
+/// Run a case body, then watch the listed peers for unexpected frames, and record
+/// the outcome. The body is a block evaluating to `CaseResult` that may use `?`.
+#[macro_export]
+macro_rules! case {
+    ($report:expr, [$($peer:expr),* $(,)?], $op:expr, $case:expr, $body:block) => {{
+        let result: $crate::report::CaseResult = async { $body }.await;
+        let result = match result {
+            Ok(()) => {
+                #[allow(unused_mut)]
+                let mut extra: Vec<String> = Vec::new();
+                $( extra.extend($peer.settle().await); )*
+                if extra.is_empty() {
+                    Ok(())
+                } else {
+                    Err($crate::report::CaseError::Fail(format!(
+                        "unexpected frames after the case: {}",
+                        extra.join("; ")
+                    )))
+                }
+            }
+            Err(e) => {
+                // Drain what the failed case left behind, so the next case starts clean.
+                $( let _ = $peer.settle().await; )*
+                Err(e)
+            }
+        };
+        $report.record($op, $case, result);
+    }};
+}

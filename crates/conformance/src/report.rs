@@ -1,0 +1,169 @@
+//! The outcome of a run: one row per checked case, printed as a table.
+//!
+//! A case belongs to an *operation* (the client message it exercises, by its wire
+//! name) and passes only when every frame it waited for arrived, matched the spec's
+//! schema of the expected message, said what the case expected, and no unexpected
+//! frame followed. A case is *skipped* when an earlier case it builds on failed (its
+//! chat was never created, say) or when the run lacks what it needs (a third token);
+//! skips never make the run fail, failures always do.
+
+use std::fmt::Write as _;
+
+/// Why a case did not pass.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaseError {
+    Fail(String),
+    Skip(String),
+}
+
+impl From<String> for CaseError {
+    fn from(s: String) -> Self {
+        CaseError::Fail(s)
+    }
+}
+
+impl From<&str> for CaseError {
+    fn from(s: &str) -> Self {
+        CaseError::Fail(s.to_string())
+    }
+}
+
+impl From<chat_client::Error> for CaseError {
+    fn from(e: chat_client::Error) -> Self {
+        CaseError::Fail(e.to_string())
+    }
+}
+
+/// A case's result.
+pub type CaseResult = Result<(), CaseError>;
+
+/// A value an earlier case produced, or a skip naming that case.
+pub fn need<T: Clone>(v: &Option<T>, from: &str) -> Result<T, CaseError> {
+    v.clone()
+        .ok_or_else(|| CaseError::Skip(format!("needs the result of `{from}`, which failed")))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Pass,
+    Fail(String),
+    Skip(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub operation: String,
+    pub case: String,
+    pub outcome: Outcome,
+}
+
+/// Everything a run found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub dialect: String,
+    pub url: String,
+    pub rows: Vec<Row>,
+    /// Things worth saying that are not cases (spec messages never received, ...).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn new(dialect: &str, url: &str) -> Report {
+        Report {
+            dialect: dialect.to_string(),
+            url: url.to_string(),
+            ..Report::default()
+        }
+    }
+
+    pub fn record(&mut self, operation: &str, case: &str, result: CaseResult) {
+        let outcome = match result {
+            Ok(()) => Outcome::Pass,
+            Err(CaseError::Fail(why)) => Outcome::Fail(why),
+            Err(CaseError::Skip(why)) => Outcome::Skip(why),
+        };
+        self.rows.push(Row {
+            operation: operation.to_string(),
+            case: case.to_string(),
+            outcome,
+        });
+    }
+
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.rows.iter().filter(|r| f(&r.outcome)).count()
+    }
+
+    pub fn passed(&self) -> usize {
+        self.count(|o| *o == Outcome::Pass)
+    }
+
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Fail(_)))
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Skip(_)))
+    }
+
+    /// True when nothing failed and at least one case ran.
+    pub fn success(&self) -> bool {
+        self.failed() == 0 && self.passed() > 0
+    }
+
+    /// The failed rows, for test assertions.
+    pub fn failures(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Fail(why) => Some(format!("{} / {}: {why}", r.operation, r.case)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The table, with the reasons of failures and skips under their rows.
+    pub fn render(&self) -> String {
+        let op_w = self
+            .rows
+            .iter()
+            .map(|r| r.operation.chars().count())
+            .max()
+            .unwrap_or(9)
+            .max(9);
+        let case_w = self
+            .rows
+            .iter()
+            .map(|r| r.case.chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let mut out = String::new();
+        let _ = writeln!(out, "dialect {} at {}", self.dialect, self.url);
+        let _ = writeln!(out, "{:<op_w$}  {:<case_w$}  RESULT", "OPERATION", "CASE");
+        let _ = writeln!(out, "{}", "-".repeat(op_w + case_w + 10));
+        for r in &self.rows {
+            let (word, why) = match &r.outcome {
+                Outcome::Pass => ("pass", None),
+                Outcome::Fail(w) => ("FAIL", Some(w)),
+                Outcome::Skip(w) => ("skip", Some(w)),
+            };
+            let _ = writeln!(out, "{:<op_w$}  {:<case_w$}  {word}", r.operation, r.case);
+            if let Some(w) = why {
+                let _ = writeln!(out, "{:<op_w$}    -> {w}", "");
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{}: {} cases: {} pass, {} fail, {} skip",
+            self.dialect,
+            self.rows.len(),
+            self.passed(),
+            self.failed(),
+            self.skipped()
+        );
+        out
+    }
+}
