@@ -338,10 +338,11 @@ fn loose_objects(v: &Value, at: &str, out: &mut Vec<String>) {
             }
             for (k, child) in m {
                 // `examples` hold data, not schemas; conditions (`if`, `then`,
-                // `else`, `not`) constrain values whose object the outer schema closes.
+                // `else`, `not`, `anyOf` alternatives) constrain values whose object the
+                // outer schema closes.
                 if matches!(
                     k.as_str(),
-                    "examples" | "example" | "if" | "then" | "else" | "not"
+                    "examples" | "example" | "if" | "then" | "else" | "not" | "anyOf"
                 ) {
                     continue;
                 }
