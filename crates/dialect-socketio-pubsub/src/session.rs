@@ -24,12 +24,9 @@ use chat_core::{
     ChatError, ChatService, Event, MessageId, Principal, Published, RoomKind, RoomRef, RoomView,
     User, UserId,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::{json, Value};
-use socketio_common::{
-    time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError,
-};
+use socketio_common::error::{chat_err, decode, json_of, Reply};
+use socketio_common::{Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -96,30 +93,6 @@ pub struct PubsubSession {
     waiting: Waiting,
     /// Peers this socket waits for (each at most once).
     waits_for: Vec<UserId>,
-}
-
-type Reply = Result<Value, WireError>;
-
-fn decode<T: DeserializeOwned>(event: &str, payload: &Value) -> Result<T, WireError> {
-    if !payload.is_object() {
-        return Err(WireError::invalid(
-            event,
-            format!(
-                "the payload of `{event}` must be a JSON object, not {}",
-                time::kind(payload)
-            ),
-        ));
-    }
-    serde_json::from_value(payload.clone())
-        .map_err(|e| WireError::invalid(event, format!("bad `{event}` payload: {e}")))
-}
-
-fn json_of<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
-fn chat_err(event: &str) -> impl Fn(ChatError) -> WireError + '_ {
-    move |e| WireError::from_chat(event, &e)
 }
 
 fn me(cx: &SioCtx, event: &str) -> Result<Principal, WireError> {

@@ -24,9 +24,8 @@ use chat_core::{
     ChatError, ChatService, CreateRoom, Event, MessageKind, Principal, Published, RoomId, RoomRef,
     RoomShape, SendMessage, User, UserId, UserProfile,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
+use socketio_common::error::{chat_err, decode, json_of, Reply};
 use socketio_common::{
     time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError,
 };
@@ -88,30 +87,6 @@ impl SioDialect for RoomsDialect {
 pub struct RoomsSession {
     /// The socket's principal came from a token: body ids must match it.
     authenticated: bool,
-}
-
-type Reply = Result<Value, WireError>;
-
-fn decode<T: DeserializeOwned>(event: &str, payload: &Value) -> Result<T, WireError> {
-    if !payload.is_object() {
-        return Err(WireError::invalid(
-            event,
-            format!(
-                "the payload of `{event}` must be a JSON object, not {}",
-                time::kind(payload)
-            ),
-        ));
-    }
-    serde_json::from_value(payload.clone())
-        .map_err(|e| WireError::invalid(event, format!("bad `{event}` payload: {e}")))
-}
-
-fn json<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
-fn chat_err(event: &str) -> impl Fn(ChatError) -> WireError + '_ {
-    move |e| WireError::from_chat(event, &e)
 }
 
 /// A principal for a user named by a trusted body.
@@ -240,7 +215,7 @@ impl RoomsSession {
         if !self.authenticated && cx.principal().is_none() {
             cx.sign_in(acting_as(user.clone())).await;
         }
-        Ok(json(&UserReply {
+        Ok(json_of(&UserReply {
             user: UserOut::from(&user),
         }))
     }
@@ -278,7 +253,7 @@ impl RoomsSession {
             .create_room(&actor, cmd, cx.origin())
             .await
             .map_err(chat_err(event))?;
-        Ok(json(&ChatReply {
+        Ok(json_of(&ChatReply {
             chat: ChatOut::from(&*room),
         }))
     }
@@ -287,7 +262,7 @@ impl RoomsSession {
         let req: ListChats = decode(event, payload)?;
         let actor = self.actor(cx, event, wire::user_id(&req.user)).await?;
         let rooms = cx.service().rooms(&actor).await.map_err(chat_err(event))?;
-        Ok(json(&ChatsReply {
+        Ok(json_of(&ChatsReply {
             chats: rooms.iter().map(|r| ChatOut::from(&**r)).collect(),
         }))
     }
@@ -324,7 +299,7 @@ impl RoomsSession {
             .await
             .map_err(chat_err(event))?;
         let file_url = |a: &chat_core::Attachment| service.file_url(a);
-        Ok(json(&MessagesReply {
+        Ok(json_of(&MessagesReply {
             messages: messages
                 .iter()
                 .filter(|m| !m.message.is_deleted())
@@ -362,7 +337,7 @@ impl RoomsSession {
             .send_message(&actor, cmd, cx.origin())
             .await
             .map_err(chat_err(event))?;
-        Ok(json(&MessageOut::from_view(&message, &|a| {
+        Ok(json_of(&MessageOut::from_view(&message, &|a| {
             service.file_url(a)
         })))
     }

@@ -70,6 +70,37 @@ impl WireError {
     }
 }
 
+/// What an event handler answers: a JSON payload, or the error shape.
+pub type Reply = Result<serde_json::Value, WireError>;
+
+/// Decode an event's payload, which both dialects require to be a JSON object.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    event: &str,
+    payload: &serde_json::Value,
+) -> Result<T, WireError> {
+    if !payload.is_object() {
+        return Err(WireError::invalid(
+            event,
+            format!(
+                "the payload of `{event}` must be a JSON object, not {}",
+                crate::time::kind(payload)
+            ),
+        ));
+    }
+    serde_json::from_value(payload.clone())
+        .map_err(|e| WireError::invalid(event, format!("bad `{event}` payload: {e}")))
+}
+
+/// A reply payload as JSON.
+pub fn json_of<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Map a domain error of `event` to the wire shape.
+pub fn chat_err(event: &str) -> impl Fn(ChatError) -> WireError + '_ {
+    move |e| WireError::from_chat(event, &e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
