@@ -347,6 +347,11 @@ impl<'s> SioPeer<'s> {
         Ok(first)
     }
 
+    /// The wire (event) name of the spec message `key`.
+    pub fn spec_name(&self, key: &str) -> Option<String> {
+        self.spec.message(key).map(|m| m.name.clone())
+    }
+
     fn event_name(&self, key: &str) -> Result<String, CaseError> {
         self.spec
             .message(key)

@@ -156,3 +156,5 @@ async fn binary_fails_without_enough_tokens() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("needs 3 --token"));
 }
+both_backends!(socketio_rooms, Dialect::SocketioRooms);
+both_backends!(socketio_pubsub, Dialect::SocketioPubsub);

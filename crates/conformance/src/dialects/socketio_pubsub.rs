@@ -1,12 +1,403 @@
-//! socketio-pubsub: waiting for the dialect's spec.
-use crate::report::CaseError;
-use crate::spec::Spec;
-use crate::{Config, Report};
+//! socketio-pubsub: Socket.IO at `/ws/`, namespace `/chat`, token in the handshake
+//! `auth`, answers through acks, users named by username.
+//!
+//! Needs two users whose usernames are known (the tokens' `username` claims, or
+//! `--username`). Their conversation is created by the first `send-message`.
+//! Presence pushes (`user-online`/`user-offline`) may arrive whenever one of them
+//! connects somewhere, so they are validated and otherwise ignored, except in the
+//! case that provokes them. Media needs an HTTP upload, which is outside the wire
+//! protocol, so only the refusal of a foreign media URL is checked.
 
-pub async fn run(_cfg: &Config, _spec: &Spec, report: &mut Report) {
-    report.record(
-        "(all)",
-        "scenario",
-        Err(CaseError::Skip("not written yet".into())),
+use super::{ensure, int, marker};
+use crate::case;
+use crate::peer::SioPeer;
+use crate::report::{need, CaseError};
+use crate::spec::Spec;
+use crate::{header_refs, Config, Report};
+use chat_client::dialects::socketio_pubsub::NAMESPACE;
+use serde_json::{json, Value};
+
+const PRESENCE: &[&str] = &["user_online", "user_offline"];
+
+fn is_error(code: &'static str) -> impl Fn(&Value) -> bool {
+    move |v: &Value| v.get("error").and_then(Value::as_str) == Some(code)
+}
+
+async fn call_error(
+    p: &mut SioPeer<'_>,
+    event: &str,
+    payload: &Value,
+    code: &'static str,
+) -> Result<(), CaseError> {
+    let v = p.call(event, Some(payload), "error").await?;
+    ensure(is_error(code)(&v), || {
+        format!("expected error `{code}`, got {v}")
+    })?;
+    Ok(())
+}
+
+pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
+    let users = match cfg.users(2) {
+        Ok(u) => u,
+        Err(e) => {
+            report.record("(setup)", "two users", Err(CaseError::Fail(e)));
+            return;
+        }
+    };
+    let (ua, ub) = (&users[0], &users[1]);
+    let (Some(an), Some(bn)) = (ua.username.clone(), ub.username.clone()) else {
+        report.record(
+            "(setup)",
+            "usernames of both users",
+            Err(CaseError::Fail(
+                "the tokens carry no `username` claim; pass --username for each".into(),
+            )),
+        );
+        return;
+    };
+    let t = cfg.timing;
+    let h = cfg.headers(None);
+    let hr = header_refs(&h);
+
+    for (case_name, auth) in [
+        ("without a token: auth-failed, then a disconnect", None),
+        (
+            "with an invalid token: auth-failed, then a disconnect",
+            Some(json!({"token": "not.a.token"})),
+        ),
+    ] {
+        case!(report, [], "(connect)", case_name, {
+            let mut p = SioPeer::connect(
+                "anonymous",
+                &cfg.url,
+                NAMESPACE,
+                auth.as_ref(),
+                &hr,
+                spec,
+                t,
+            )
+            .await?;
+            p.expect("auth_failed").await?;
+            p.expect_disconnect().await?;
+            Ok(())
+        });
+    }
+
+    let mut peers = Vec::new();
+    for u in [ua, ub] {
+        let auth = json!({"token": u.token});
+        match SioPeer::connect(&u.label, &cfg.url, NAMESPACE, Some(&auth), &hr, spec, t).await {
+            Ok(mut p) => {
+                p.ignore(PRESENCE);
+                peers.push(p)
+            }
+            Err(e) => {
+                report.record(
+                    "(connect)",
+                    "connect to /chat with auth {token}",
+                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
+                );
+                return;
+            }
+        }
+    }
+    let mut b = peers.pop().expect("two peers");
+    let mut a = peers.pop().expect("two peers");
+
+    case!(
+        report,
+        [a, b],
+        "fetch-users",
+        "the other users, B among them",
+        {
+            let v = a
+                .call_as("fetch_users", &json!({}), "fetch_users_reply")
+                .await?;
+            let listed = v["users"]
+                .as_array()
+                .is_some_and(|us| us.iter().any(|u| u.get("username") == Some(&json!(bn))));
+            ensure(listed, || format!("{bn} is not listed: {v}"))?;
+            let me = v["users"]
+                .as_array()
+                .is_some_and(|us| us.iter().any(|u| u.get("username") == Some(&json!(an))));
+            ensure(!me, || format!("the caller is listed: {v}"))?;
+            Ok(())
+        }
     );
+    let mut chat: Option<i64> = None;
+    case!(
+        report,
+        [a, b],
+        "send-message",
+        "ack {chat}; B gets chat and unread-chats-count",
+        {
+            let text = marker("socketio-pubsub");
+            let v = a
+                .call_as(
+                    "send_message",
+                    &json!({"message": text, "user": bn}),
+                    "send_message_reply",
+                )
+                .await?;
+            ensure(
+                v.pointer("/chat/sender") == Some(&json!(an))
+                    && v.pointer("/chat/recipient") == Some(&json!(bn))
+                    && v.pointer("/chat/message") == Some(&json!(text)),
+                || format!("wrong chat: {v}"),
+            )?;
+            let id = int(&v, "/chat/id")?;
+            b.expect_where("chat_push", "it is another chat", |p| {
+                p.pointer("/chat/id") == Some(&json!(id))
+            })
+            .await?;
+            b.expect_where("unread_chats_count_push", "it is not about A", |p| {
+                p.get("user") == Some(&json!(an))
+            })
+            .await?;
+            chat = Some(id);
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "send-message",
+        "an unknown username: ack error not_found",
+        {
+            call_error(
+                &mut a,
+                "send-message",
+                &json!({"message": "x", "user": format!("nobody-{}", marker("u").len())}),
+                "not_found",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "send-message",
+        "to oneself: ack error invalid",
+        {
+            call_error(
+                &mut a,
+                "send-message",
+                &json!({"message": "x", "user": an}),
+                "invalid",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "send-message",
+        "no text and no media: ack error invalid",
+        {
+            call_error(
+                &mut a,
+                "send-message",
+                &json!({"message": "", "user": bn}),
+                "invalid",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "send-message",
+        "a media URL that is not this server's upload: ack error invalid",
+        {
+            call_error(&mut a, "send-message", &json!({"message": "x", "user": bn, "media": ["https://elsewhere.example/cat.png"]}), "invalid").await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "send-message",
+        "a failure without an ack: an error event",
+        {
+            a.emit("send-message", Some(&json!({"message": "x", "user": an})))
+                .await?;
+            a.expect_where("error", "it is not `invalid`", is_error("invalid"))
+                .await?;
+            Ok(())
+        }
+    );
+    for (key, event) in [
+        (
+            "fetch_conversation_with_user",
+            "fetch-conversation-with-user",
+        ),
+        ("fetch_chats_with_user", "fetch-chats-with-user"),
+    ] {
+        case!(
+            report,
+            [a, b],
+            event,
+            "B's conversation with A contains the chat",
+            {
+                let id = need(&chat, "send-message")?;
+                let v = b
+                    .call_as(key, &json!({"user": an}), "conversation_reply")
+                    .await?;
+                let found = v["chats"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c.get("id") == Some(&json!(id))));
+                ensure(found, || {
+                    format!("chat {id} is not in the conversation: {v}")
+                })?;
+                Ok(())
+            }
+        );
+    }
+    case!(
+        report,
+        [a, b],
+        "fetch-conversation-with-user",
+        "an unknown username: ack error not_found",
+        {
+            call_error(
+                &mut b,
+                "fetch-conversation-with-user",
+                &json!({"user": "nobody-at-all-xyz"}),
+                "not_found",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "fetch-unread-chats-count",
+        "B has unread chats from A",
+        {
+            need(&chat, "send-message")?;
+            let v = b
+                .call_as(
+                    "fetch_unread_chats_count",
+                    &json!({"user": an}),
+                    "unread_chats_count_reply",
+                )
+                .await?;
+            ensure(
+                v.get("unreadChatsCount")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|n| n >= 1),
+                || format!("no unread chat: {v}"),
+            )?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "read-chat",
+        "ack {}; A gets read-chat, B an updated unread-chats-count",
+        {
+            let id = need(&chat, "send-message")?;
+            b.call_as("read_chat", &json!({"id": id}), "empty_reply")
+                .await?;
+            a.expect_where("read_chat_push", "it is not B reading the chat", |p| {
+                p.get("id") == Some(&json!(id)) && p.get("user") == Some(&json!(bn))
+            })
+            .await?;
+            b.expect_where("unread_chats_count_push", "it is not about A", |p| {
+                p.get("user") == Some(&json!(an))
+            })
+            .await?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "read-chat",
+        "a chat that does not exist: ack error not_found",
+        {
+            call_error(
+                &mut b,
+                "read-chat",
+                &json!({"id": i64::MAX - 9}),
+                "not_found",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "wait-for-user",
+        "ack {}; B gets user-join about A",
+        {
+            a.call_as("wait_for_user", &json!({"user": bn}), "empty_reply")
+                .await?;
+            b.expect_where("user_join", "it is not about A", |p| {
+                p.get("user") == Some(&json!(an))
+            })
+            .await?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "stop-waiting-for-user",
+        "ack {}; B gets user-leave about A",
+        {
+            a.call_as("stop_waiting_for_user", &json!({"user": bn}), "empty_reply")
+                .await?;
+            b.expect_where("user_leave", "it is not about A", |p| {
+                p.get("user") == Some(&json!(an))
+            })
+            .await?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "(unknown event)",
+        "an event that is not in the API: ack error unknown_event",
+        { call_error(&mut a, "fetch-everything", &json!({}), "unknown_event").await }
+    );
+    // Presence: B leaves and comes back; A shares a conversation with B.
+    let auth_b = json!({"token": ub.token});
+    b.close().await;
+    a.ignore(&["user_online"]);
+    case!(
+        report,
+        [a],
+        "(presence)",
+        "B's last connection closes: A gets user-offline about B",
+        {
+            a.expect_where("user_offline", "it is not about B", |p| {
+                p.get("user") == Some(&json!(bn))
+            })
+            .await?;
+            Ok(())
+        }
+    );
+    a.ignore(&["user_offline"]);
+    let mut b2: Option<SioPeer<'_>> = None;
+    case!(
+        report,
+        [a],
+        "(presence)",
+        "B connects again: A gets user-online about B",
+        {
+            let p = SioPeer::connect("B", &cfg.url, NAMESPACE, Some(&auth_b), &hr, spec, t).await?;
+            b2 = Some(p);
+            a.expect_where("user_online", "it is not about B", |p| {
+                p.get("user") == Some(&json!(bn))
+            })
+            .await?;
+            Ok(())
+        }
+    );
+    a.close().await;
+    if let Some(p) = b2 {
+        p.close().await;
+    }
 }

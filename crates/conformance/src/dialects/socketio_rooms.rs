@@ -1,12 +1,387 @@
-//! socketio-rooms: waiting for the dialect's spec.
-use crate::report::CaseError;
+//! socketio-rooms: Socket.IO at `/socket.io/`, namespace `/`, token in the handshake
+//! `auth`. Every request is answered twice with the same object — an event of the
+//! request's name and the ack — and the run checks both.
+//!
+//! Needs two users (A and B); it creates their chat itself with `create-chat`.
+
+use super::{ensure, marker};
+use crate::case;
+use crate::peer::SioPeer;
+use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{Config, Report};
+use chat_client::dialects::socketio_rooms::NAMESPACE;
+use serde_json::{json, Value};
 
-pub async fn run(_cfg: &Config, _spec: &Spec, report: &mut Report) {
-    report.record(
-        "(all)",
-        "scenario",
-        Err(CaseError::Skip("not written yet".into())),
+/// The request's answer: through the ack (validated as `reply_key`), then as the
+/// event of the same name (or `error`), which must be the same object.
+async fn ask(
+    p: &mut SioPeer<'_>,
+    key: &str,
+    payload: &Value,
+    reply_key: &str,
+) -> Result<Value, CaseError> {
+    let acked = if reply_key == "error" {
+        let name = p
+            .spec_name(key)
+            .ok_or_else(|| CaseError::Fail(format!("no message `{key}`")))?;
+        p.call(&name, Some(payload), "error").await?
+    } else {
+        p.call_as(key, payload, reply_key).await?
+    };
+    let emitted = p.expect(reply_key).await?;
+    ensure(emitted == acked, || {
+        format!("the `{reply_key}` event differs from the ack: event {emitted}, ack {acked}")
+    })?;
+    Ok(acked)
+}
+
+fn error_code(v: &Value) -> Option<&str> {
+    v.get("error").and_then(Value::as_str)
+}
+
+async fn expect_error(
+    p: &mut SioPeer<'_>,
+    key: &str,
+    payload: &Value,
+    code: &str,
+) -> Result<(), CaseError> {
+    let v = ask(p, key, payload, "error").await?;
+    ensure(error_code(&v) == Some(code), || {
+        format!("expected error `{code}`, got {v}")
+    })?;
+    Ok(())
+}
+
+pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
+    let users = match cfg.users(2) {
+        Ok(u) => u,
+        Err(e) => {
+            report.record("(setup)", "two users", Err(CaseError::Fail(e)));
+            return;
+        }
+    };
+    let (ua, ub) = (&users[0], &users[1]);
+    let (a_id, b_id) = (ua.id.to_string(), ub.id.to_string());
+    let t = cfg.timing;
+    let h = cfg.headers(None);
+    let hr = crate::header_refs(&h);
+
+    for (case_name, auth) in [
+        (
+            "without a token: connect_error `authentication failed: …`",
+            None,
+        ),
+        (
+            "with an invalid token: connect_error",
+            Some(json!({"token": "not.a.token"})),
+        ),
+    ] {
+        case!(report, [], "(connect)", case_name, {
+            match chat_client::SioClient::connect(
+                &cfg.url,
+                NAMESPACE,
+                auth.as_ref(),
+                &hr,
+                t.timeout,
+            )
+            .await
+            {
+                Err(chat_client::Error::ConnectError(payload)) => {
+                    spec.check("connect_error", None, &payload)
+                        .map_err(|e| format!("connect_error payload: {e}: {payload}"))?;
+                    Ok(())
+                }
+                Err(e) => Err(format!("expected connect_error, got {e}").into()),
+                Ok(c) => {
+                    c.disconnect().await;
+                    Err("the namespace connection was accepted".into())
+                }
+            }
+        });
+    }
+
+    let mut peers = Vec::new();
+    for u in [ua, ub] {
+        let auth = json!({"token": u.token});
+        match SioPeer::connect(&u.label, &cfg.url, NAMESPACE, Some(&auth), &hr, spec, t).await {
+            Ok(p) => peers.push(p),
+            Err(e) => {
+                report.record(
+                    "(connect)",
+                    "connect with auth {token}",
+                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
+                );
+                return;
+            }
+        }
+    }
+    let mut b = peers.pop().expect("two peers");
+    let mut a = peers.pop().expect("two peers");
+
+    case!(
+        report,
+        [a, b],
+        "create-user",
+        "the token's user: the user with id, name and photo",
+        {
+            let v = ask(
+                &mut a,
+                "create_user",
+                &json!({"user": {"id": a_id, "name": "Ann", "photo": ""}}),
+                "create_user_reply",
+            )
+            .await?;
+            ensure(
+                v.pointer("/user/id") == Some(&json!(a_id))
+                    && v.pointer("/user/name") == Some(&json!("Ann")),
+                || format!("wrong user: {v}"),
+            )?;
+            Ok(())
+        }
     );
+    case!(
+        report,
+        [a, b],
+        "create-user",
+        "another user's id: error forbidden",
+        {
+            expect_error(
+                &mut a,
+                "create_user",
+                &json!({"user": {"id": b_id, "name": "Bob", "photo": ""}}),
+                "forbidden",
+            )
+            .await
+        }
+    );
+    case!(report, [a, b], "create-user", "no name: error invalid", {
+        expect_error(
+            &mut a,
+            "create_user",
+            &json!({"user": {"id": a_id, "photo": ""}}),
+            "invalid",
+        )
+        .await
+    });
+    let mut chat: Option<String> = None;
+    case!(
+        report,
+        [a, b],
+        "create-chat",
+        "a chat with B: the chat, creator first; nobody else is told",
+        {
+            let v = ask(
+                &mut a,
+                "create_chat",
+                &json!({"chat": {"name": "conformance"}, "users": [b_id]}),
+                "create_chat_reply",
+            )
+            .await?;
+            ensure(
+                v.pointer("/chat/users") == Some(&json!([a_id, b_id])),
+                || format!("wrong users: {v}"),
+            )?;
+            chat = v
+                .pointer("/chat/id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            ensure(chat.is_some(), || format!("no chat id: {v}"))?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "create-chat",
+        "users not a list: error invalid",
+        {
+            expect_error(
+                &mut a,
+                "create_chat",
+                &json!({"chat": {"name": "x"}, "users": "2"}),
+                "invalid",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "list-chats",
+        "B's chats include the new chat",
+        {
+            let c = need(&chat, "create-chat")?;
+            let v = ask(
+                &mut b,
+                "list_chats",
+                &json!({"user": {"id": b_id}}),
+                "list_chats_reply",
+            )
+            .await?;
+            let listed = v["chats"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|x| x.get("id") == Some(&json!(c))));
+            ensure(listed, || format!("chat {c} is not listed: {v}"))?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "list-chats",
+        "another user's id: error forbidden",
+        {
+            expect_error(
+                &mut b,
+                "list_chats",
+                &json!({"user": {"id": a_id}}),
+                "forbidden",
+            )
+            .await
+        }
+    );
+    let mut sent: Option<(String, String)> = None;
+    case!(
+        report,
+        [a, b],
+        "new-message",
+        "text: the sender's answer (event and ack), a new-message push to B",
+        {
+            let c = need(&chat, "create-chat")?;
+            let text = marker("socketio-rooms");
+            let v = ask(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": text, "type": "text"}}), "new_message_reply").await?;
+            ensure(
+                v.get("msg") == Some(&json!(text))
+                    && v.get("user_id") == Some(&json!(a_id))
+                    && v.get("chat_id") == Some(&json!(c)),
+                || format!("wrong message: {v}"),
+            )?;
+            let id = v.get("id").cloned().unwrap_or(Value::Null);
+            b.expect_where("new_message_push", "it is another message", |p| {
+                p.get("id") == Some(&id)
+            })
+            .await?;
+            sent = id.as_str().map(|i| (i.to_string(), text.clone()));
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "new-message",
+        "an image by URL: type img",
+        {
+            let c = need(&chat, "create-chat")?;
+            let v = ask(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": "https://example.com/cat.png", "type": "img"}}), "new_message_reply").await?;
+            ensure(v.get("type") == Some(&json!("img")), || {
+                format!("not an img: {v}")
+            })?;
+            b.expect_where("new_message_push", "it is not the image", |p| {
+                p.get("type") == Some(&json!("img"))
+            })
+            .await?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "new-message",
+        "an unknown type: error invalid",
+        {
+            let c = need(&chat, "create-chat")?;
+            expect_error(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": "x", "type": "video"}}), "invalid").await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "new-message",
+        "an empty text: error invalid",
+        {
+            let c = need(&chat, "create-chat")?;
+            expect_error(
+                &mut a,
+                "new_message",
+                &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": ""}}),
+                "invalid",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "new-message",
+        "a chat that does not exist: error not_found",
+        {
+            expect_error(&mut a, "new_message", &json!({"chat": {"id": (i64::MAX - 5).to_string()}, "user": {"id": a_id}, "message": {"value": "x"}}), "not_found").await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "new-message",
+        "another user's id: error forbidden",
+        {
+            let c = need(&chat, "create-chat")?;
+            expect_error(
+                &mut b,
+                "new_message",
+                &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": "x"}}),
+                "forbidden",
+            )
+            .await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "list-messages",
+        "B reads the chat: the message, oldest first",
+        {
+            let c = need(&chat, "create-chat")?;
+            let (id, text) = need(&sent, "new-message text")?;
+            let v = ask(
+                &mut b,
+                "list_messages",
+                &json!({"chat": {"id": c}}),
+                "list_messages_reply",
+            )
+            .await?;
+            let found = v["messages"].as_array().is_some_and(|ms| {
+                ms.iter()
+                    .any(|m| m.get("id") == Some(&json!(id)) && m.get("msg") == Some(&json!(text)))
+            });
+            ensure(found, || format!("message {id} is not listed: {v}"))?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "list-messages",
+        "from after to: error invalid",
+        {
+            let c = need(&chat, "create-chat")?;
+            expect_error(&mut b, "list_messages", &json!({"query": {"from": "2030-01-01T00:00:00Z", "to": "2020-01-01T00:00:00Z"}, "chat": {"id": c}}), "invalid").await
+        }
+    );
+    case!(
+        report,
+        [a, b],
+        "(unknown event)",
+        "an event that is not in the API: error unknown_event",
+        {
+            let v = a.call("send-everything", Some(&json!({})), "error").await?;
+            ensure(error_code(&v) == Some("unknown_event"), || {
+                format!("expected unknown_event, got {v}")
+            })?;
+            a.expect("error").await?;
+            Ok(())
+        }
+    );
+    a.close().await;
+    b.close().await;
 }
