@@ -158,3 +158,87 @@ async fn binary_fails_without_enough_tokens() {
 }
 both_backends!(socketio_rooms, Dialect::SocketioRooms);
 both_backends!(socketio_pubsub, Dialect::SocketioPubsub);
+
+/// The runner is only worth something if a disagreement fails it: the same run with
+/// a spec that says `Message.is_read` is a string must fail the cases that receive
+/// messages, naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_that_disagrees_with_the_server_fails_the_run() {
+    let Some(f) = fixture(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "chat-conformance-specs-{}-{}",
+        std::process::id(),
+        line!()
+    ));
+    std::fs::create_dir_all(dir.join("method-args")).expect("temp dir");
+    let original = std::fs::read_to_string(
+        chat_conformance::default_specs_dir().join("method-args/asyncapi.yaml"),
+    )
+    .expect("the spec is readable");
+    let field = "\n        is_read: { type: boolean }\n";
+    assert!(original.contains(field), "the Message schema moved");
+    std::fs::write(
+        dir.join("method-args/asyncapi.yaml"),
+        original.replace(field, "\n        is_read: { type: string }\n"),
+    )
+    .expect("write the altered spec");
+    let mut cfg = config(&f, Dialect::MethodArgs);
+    cfg.specs_dir = dir.clone();
+    let report = run(&cfg).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{}", report.render());
+    assert!(!report.success());
+    let failures = report.failures().join("\n");
+    assert!(
+        failures.contains("send_message") && failures.contains("is_read"),
+        "{failures}"
+    );
+}
+
+/// A server that answers every frame with garbage is a list of failed cases, not a
+/// panic of the runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_server_fails_cases_without_panicking() {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() {
+                        let _ = ws.send("{\"type\": 42, \"data\": [".into()).await;
+                        let _ = ws.send("[\"not an event\"]".into()).await;
+                    }
+                }
+            });
+        }
+    });
+    // Unsigned stand-ins: this server checks nothing, the runner only reads user_id.
+    let tokens = [
+        "eyJ1c2VyX2lkIjoxfQ",
+        "eyJ1c2VyX2lkIjoyfQ",
+        "eyJ1c2VyX2lkIjozfQ",
+    ]
+    .iter()
+    .map(|claims| format!("eyJhbGciOiJIUzI1NiJ9.{claims}.c2ln"))
+    .collect();
+    let mut cfg = Config::new(
+        Dialect::MethodArgs,
+        &format!("ws://{addr}/ws/chat/"),
+        tokens,
+    );
+    cfg.timing.timeout = std::time::Duration::from_millis(500);
+    cfg.timing.quiet = std::time::Duration::from_millis(50);
+    let report = run(&cfg).await;
+    println!("{}", report.render());
+    assert!(!report.success());
+    assert!(report.failed() > 5, "{}", report.render());
+}
