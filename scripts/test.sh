@@ -17,6 +17,8 @@ echo "== socket.io-client for the Socket.IO dialect tests (tests/node)"
 # tests/node/package-lock.json. Without Node they print SKIPPED (under CI=true they fail).
 if command -v npm >/dev/null 2>&1; then
   npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+  # The runnable Socket.IO examples have their own lock file (examples/node).
+  npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
 else
   echo "!!!! npm not found: the socket.io-client tests will be SKIPPED (they fail under CI=true)"
 fi
