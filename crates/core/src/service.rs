@@ -46,6 +46,8 @@ pub struct ChatService {
     files: FileStore,
     hub: Hub,
     typing: TypingRegistry,
+    /// Users whose contacts were last told "online".
+    announced_online: std::sync::Mutex<std::collections::HashSet<UserId>>,
     config: ServiceConfig,
 }
 
@@ -73,6 +75,7 @@ impl ChatService {
             files,
             hub: Hub::new(config.outbound_queue),
             typing: TypingRegistry::default(),
+            announced_online: Default::default(),
             config,
         })
     }
@@ -153,7 +156,7 @@ impl ChatService {
     ) -> Subscription {
         let (sub, first) = self.hub.register(principal.id(), conn, kill);
         if first {
-            self.publish_presence(&principal.user, true).await;
+            self.announce_presence(&principal.user).await;
         }
         sub
     }
@@ -162,8 +165,44 @@ impl ChatService {
     pub async fn disconnect(&self, sub: &mut Subscription) {
         if sub.unregister() {
             if let Ok(Some(user)) = self.store.user(sub.user).await {
-                self.publish_presence(&user, false).await;
+                self.announce_presence(&user).await;
             }
+        }
+    }
+
+    /// Tell a user's contacts whether they are online now. Connects and disconnects
+    /// race (a reconnect can register before the previous close has published), so
+    /// this publishes the hub's current state, and only when it differs from what was
+    /// last announced: contacts never end on a stale "offline" for a connected user.
+    async fn announce_presence(&self, user: &User) {
+        let contacts = match self.store.contacts(user.id).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(user = %user.id, error = %e, "presence not published");
+                return;
+            }
+        };
+        let mut announced = self
+            .announced_online
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let online = self.hub.is_online(user.id);
+        let changed = if online {
+            announced.insert(user.id)
+        } else {
+            announced.remove(&user.id)
+        };
+        if changed {
+            // Publishing only enqueues; holding this lock across it keeps the order of
+            // announcements equal to the order of the state changes they report.
+            self.publish(
+                &contacts,
+                Event::Presence {
+                    user: user.clone(),
+                    online,
+                },
+                None,
+            );
         }
     }
 

@@ -221,3 +221,36 @@ async fn messages_cross_every_pair(gw: TestGateway) {
     assert_eq!(by_id(m3)["deleted"], true);
 }
 dual_backend_test!(messages_cross_every_pair);
+
+/// A user who closes and immediately reopens a connection is online in the end, as
+/// their contacts see it, however the close and the reopen interleave.
+async fn presence_ends_true_after_quick_reconnects(gw: TestGateway) {
+    let mut t = trio(&gw).await;
+    for _ in 0..15 {
+        let old = std::mem::replace(&mut t.ma, WsClient::connect(&gw.ws_url("/ws/chat/")).await);
+        t.ma.send_json(&json!({"method": "auth", "access_token": gw.token(1, "ma")}))
+            .await;
+        old.close().await;
+        assert_eq!(t.ma.recv_json().await["type"], "authenticated");
+    }
+    // Settle, then the last word type-content heard about user 1 must be "online".
+    let mut last = None;
+    while let Some(text) =
+        t.tc.try_recv_text(std::time::Duration::from_millis(500))
+            .await
+    {
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v["content"]["user_id"] == 1 {
+            if let Some(kind @ ("set_online" | "set_offline")) = v["type"].as_str() {
+                last = Some(kind.to_string());
+            }
+        }
+    }
+    assert!(gw.service().is_online(chat_core::UserId(1)));
+    assert_ne!(
+        last.as_deref(),
+        Some("set_offline"),
+        "contacts were left with a stale offline"
+    );
+}
+dual_backend_test!(presence_ends_true_after_quick_reconnects);
