@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Full benchmark runs of BENCHMARKS.md: start a release gateway on the chosen database,
+# run one chat-bench scenario against it, stop it. JSON reports go to $OUT (default
+# bench-results/).
+#
+#   crates/chat-bench/run.sh sqlite|postgres SCENARIO [chat-bench args...]
+#
+# Environment: GATEWAY (default target/release/chat-gateway), BENCH (…/chat-bench),
+# PG_URL (default postgres://postgres@127.0.0.1:5432/bench, recreated for each run),
+# PORT (default 18080), OUT.
+set -euo pipefail
+db=$1; scenario=$2; shift 2
+target=${CARGO_TARGET_DIR:-target}
+GATEWAY=${GATEWAY:-$target/release/chat-gateway}
+BENCH=${BENCH:-$target/release/chat-bench}
+PORT=${PORT:-18080}
+OUT=${OUT:-bench-results}
+SECRET=bench-secret
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/bench}
+mkdir -p "$OUT"
+ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d)
+case $db in
+  sqlite) url="sqlite://$work/bench.db" ;;
+  postgres)
+    pgdb=${PG_URL##*/}; pgbase=${PG_URL%/*}
+    psql "$pgbase/postgres" -qc "DROP DATABASE IF EXISTS $pgdb" -c "CREATE DATABASE $pgdb" >/dev/null
+    url=$PG_URL ;;
+  *) echo "usage: $0 sqlite|postgres SCENARIO [args]"; exit 2 ;;
+esac
+
+"$GATEWAY" serve --listen "127.0.0.1:$PORT" --database-url "$url" --jwt-secret "$SECRET" \
+  --data-dir "$work/data" >"$work/gateway.log" 2>&1 &
+gw=$!
+trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+name="$OUT/$db-$scenario-$(date +%H%M%S).json"
+echo "== $(uptime)"
+echo "== $BENCH --url http://127.0.0.1:$PORT --scenario $scenario $* --server-pid \$GATEWAY_PID --jwt-secret $SECRET"
+"$BENCH" --url "http://127.0.0.1:$PORT" --scenario "$scenario" --jwt-secret "$SECRET" \
+  --server-pid "$gw" --json "$name" "$@" || echo "!! chat-bench reported a failed run (exit $?)"
+echo "== report: $name"

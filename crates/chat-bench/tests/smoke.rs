@@ -1,0 +1,185 @@
+//! Smoke runs of every chat-bench scenario against a test gateway, on SQLite and on
+//! PostgreSQL: a handful of clients for a second or two, so the tool cannot rot. They
+//! check that the run completes and that its report is whole (every client connected,
+//! messages delivered, none missing) — never how fast: figures belong in BENCHMARKS.md,
+//! not in tests.
+
+use chat_testkit::{Backend, TestGateway, TEST_SECRET};
+use serde_json::Value;
+
+const ALL: &str = "method-args,type-content,action-request,socketio-rooms,socketio-pubsub";
+const GROUP_CAPABLE: &str = "method-args,type-content,action-request,socketio-rooms";
+
+async fn bench(backend: Backend, args: &[&str]) -> Option<Value> {
+    let gw = TestGateway::on(backend).await?;
+    let json = std::env::temp_dir().join(format!(
+        "chat-bench-smoke-{}-{}.json",
+        std::process::id(),
+        args.join("_").replace(['/', ','], "-")
+    ));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chat-bench"));
+    cmd.arg("--url")
+        .arg(gw.http_url(""))
+        .arg("--jwt-secret")
+        .arg(TEST_SECRET)
+        .arg("--server-pid")
+        .arg(std::process::id().to_string())
+        .arg("--json")
+        .arg(&json)
+        .arg("--quiet")
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("chat-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "chat-bench {args:?} failed ({:?})\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("deliveries"), "a human table: {stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report written"))
+            .expect("the report is JSON");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(
+        report["connect"]["ready"], report["connections"],
+        "{report}"
+    );
+    assert_eq!(report["errors"]["disconnects"], 0, "{report}");
+    assert_eq!(report["errors"]["error_frames"], 0, "{report}");
+    assert!(
+        report["server"]["rss_kib_end"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    Some(report)
+}
+
+fn assert_delivered(report: &Value) {
+    let run = &report["run"];
+    assert!(run["acks"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert!(run["deliveries"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(run["missing"], 0, "{report}");
+    assert_eq!(run["unacked"], 0, "{report}");
+    assert!(report["delivery_latency"]["count"].as_u64().unwrap_or(0) > 0);
+}
+
+async fn fanout(backend: Backend) {
+    let args = [
+        "--scenario",
+        "fanout",
+        "--dialects",
+        GROUP_CAPABLE,
+        "--connections",
+        "16",
+        "--senders",
+        "4",
+        "--rate",
+        "40",
+        "--duration",
+        "1.5",
+        "--drain",
+        "10",
+    ];
+    if let Some(r) = bench(backend, &args).await {
+        assert_delivered(&r);
+        assert_eq!(r["run"]["receivers_per_message"], 15);
+    }
+}
+
+async fn direct(backend: Backend) {
+    let args = [
+        "--scenario",
+        "direct",
+        "--dialects",
+        ALL,
+        "--pairs",
+        "5",
+        "--rate",
+        "0",
+        "--duration",
+        "1.5",
+        "--drain",
+        "10",
+    ];
+    if let Some(r) = bench(backend, &args).await {
+        assert_delivered(&r);
+        assert_eq!(r["connections"], 10);
+    }
+}
+
+async fn idle(backend: Backend) {
+    let args = [
+        "--scenario",
+        "idle",
+        "--dialects",
+        ALL,
+        "--connections",
+        "25",
+        "--duration",
+        "1",
+    ];
+    if let Some(r) = bench(backend, &args).await {
+        assert_eq!(r["connections"], 25);
+    }
+}
+
+async fn storm(backend: Backend) {
+    let args = [
+        "--scenario",
+        "storm",
+        "--dialects",
+        ALL,
+        "--connections",
+        "40",
+        "--duration",
+        "0.5",
+        "--source-ips",
+        "2",
+    ];
+    if let Some(r) = bench(backend, &args).await {
+        assert_eq!(r["connect"]["latency"]["count"], 40);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_sqlite() {
+    fanout(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_postgres() {
+    fanout(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_sqlite() {
+    direct(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_postgres() {
+    direct(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sqlite() {
+    idle(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_postgres() {
+    idle(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_sqlite() {
+    storm(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_postgres() {
+    storm(Backend::Postgres).await;
+}
