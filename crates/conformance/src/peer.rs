@@ -435,6 +435,35 @@ impl<'s> SioPeer<'s> {
         }
     }
 
+    /// Like [`SioPeer::expect_where`], but earlier events that are the same message
+    /// and do not satisfy `pred` are skipped (validated): for pushes that may come
+    /// several at a time, such as one `read-chat` per chat that became read.
+    pub async fn expect_eventually(
+        &mut self,
+        key: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, CaseError> {
+        let deadline = tokio::time::Instant::now() + self.timing.timeout;
+        loop {
+            match self.expect(key).await {
+                Ok(v) if pred(&v) => return Ok(v),
+                Ok(v) if tokio::time::Instant::now() < deadline => {
+                    let _ = v;
+                    continue;
+                }
+                Ok(v) => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: no `{key}` where {what} came; last: {}",
+                        self.label,
+                        show(&v)
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Wait until the server disconnects us (namespace `41` or the socket closing).
     pub async fn expect_disconnect(&mut self) -> Result<(), CaseError> {
         loop {
