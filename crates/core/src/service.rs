@@ -16,7 +16,10 @@ use crate::policy;
 use crate::store::{NewAttachment, NewMessage, NewRoom, Store};
 use crate::typing::{TypingDecision, TypingRegistry, TYPING_TTL};
 use crate::Result;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Limits and addresses the service needs.
 #[derive(Clone, Debug)]
@@ -48,7 +51,73 @@ pub struct ChatService {
     typing: TypingRegistry,
     /// Users whose contacts were last told "online".
     announced_online: std::sync::Mutex<std::collections::HashSet<UserId>>,
+    rooms: RoomCache,
     config: ServiceConfig,
+}
+
+/// Loaded room views by id.
+///
+/// Every send needs the room's members (to authorize and to know whom to publish to)
+/// and their profiles (every dialect shows the author, some the whole member list).
+/// Loading them costs two queries whose size grows with the room: for a room of a
+/// thousand members, reloading a thousand user rows per message dominated a fan-out
+/// benchmark. A view is reused while its room row is unchanged, for at most
+/// [`ROOM_CACHE_TTL`], and dropped whenever this service changes what it holds:
+/// membership, read marks, titles (per room) or any user's profile (all rooms). The
+/// short lifetime bounds how long a change made outside this process (the CLI on the
+/// same database file) can go unseen.
+///
+/// A load that raced with an invalidation must not put back what it read before the
+/// change, so every invalidation bumps a generation, and a view is stored only if
+/// the generation is still the one seen when its load began.
+#[derive(Default)]
+struct RoomCache {
+    entries: Mutex<HashMap<RoomId, (Instant, SharedRoom)>>,
+    generation: AtomicU64,
+}
+
+/// How long a cached room view may be used.
+const ROOM_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Views kept at most; the cache starts over when full.
+const ROOM_CACHE_MAX: usize = 4096;
+
+impl RoomCache {
+    fn get(&self, room: &Room) -> Option<SharedRoom> {
+        let entries = self.entries.lock().ok()?;
+        let (at, view) = entries.get(&room.id)?;
+        (at.elapsed() < ROOM_CACHE_TTL && view.room == *room).then(|| view.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn put(&self, seen_generation: u64, view: &SharedRoom) {
+        if let Ok(mut entries) = self.entries.lock() {
+            // Read under the lock: invalidations bump it under the same lock.
+            if self.generation.load(Ordering::Acquire) != seen_generation {
+                return;
+            }
+            if entries.len() >= ROOM_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(view.id(), (Instant::now(), view.clone()));
+        }
+    }
+
+    fn forget(&self, room: RoomId) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            entries.remove(&room);
+        }
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            entries.clear();
+        }
+    }
 }
 
 /// The result of a read command.
@@ -76,6 +145,7 @@ impl ChatService {
             hub: Hub::new(config.outbound_queue),
             typing: TypingRegistry::default(),
             announced_online: Default::default(),
+            rooms: RoomCache::default(),
             config,
         })
     }
@@ -135,7 +205,11 @@ impl ChatService {
         // checked on every connection and request, and most carry nothing new.
         let user = match existing {
             Some(u) if !profile_changes(&u, &profile) => u,
-            _ => self.store.upsert_user(&profile).await?,
+            _ => {
+                let user = self.store.upsert_user(&profile).await;
+                self.rooms.forget_all();
+                user?
+            }
         };
         Ok(Principal {
             is_admin: user.is_admin || claims.is_admin,
@@ -235,17 +309,26 @@ impl ChatService {
 
     // ------------------------------------------------------------------ rooms
 
-    /// Load a room with its members.
+    /// Load a room with its members (from the room cache when the room row is the
+    /// one cached, see [`RoomCache`]).
     pub async fn room_view(&self, room: Room) -> Result<SharedRoom> {
+        if let Some(view) = self.rooms.get(&room) {
+            return Ok(view);
+        }
+        let generation = self.rooms.generation();
         let members = self.store.members(room.id).await?;
         let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        let order: HashMap<UserId, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let mut users = self.store.users(&ids).await?;
-        users.sort_by_key(|u| ids.iter().position(|i| *i == u.id));
-        Ok(Arc::new(RoomView {
+        users.sort_by_key(|u| order.get(&u.id).copied());
+        let view = Arc::new(RoomView {
             room,
             members: users,
             watermarks: members.iter().map(|m| (m.user_id, m.last_read)).collect(),
-        }))
+        });
+        self.rooms.put(generation, &view);
+        Ok(view)
     }
 
     async fn room_by_id(&self, id: RoomId) -> Result<SharedRoom> {
@@ -457,8 +540,9 @@ impl ChatService {
         }
         let view = self.room_by_id(room).await?;
         policy::can_update_room(actor, &view)?;
-        let room = self.store.set_room_title(room, title).await?;
-        let view = self.room_view(room).await?;
+        let renamed = self.store.set_room_title(room, title).await;
+        self.rooms.forget(room);
+        let view = self.room_view(renamed?).await?;
         self.publish(
             &view.member_ids(),
             Event::RoomUpdated {
@@ -484,7 +568,9 @@ impl ChatService {
         let view = self.room_by_id(room).await?;
         policy::can_add_members(actor, &view)?;
         self.check_users_exist("users", users).await?;
-        let added = self.store.add_members(room, users).await?;
+        let added = self.store.add_members(room, users).await;
+        self.rooms.forget(room);
+        let added = added?;
         let after = self.room_by_id(room).await?;
         if !added.is_empty() {
             self.publish(
@@ -514,7 +600,9 @@ impl ChatService {
         }
         let view = self.room_by_id(room).await?;
         policy::can_remove_members(actor, &view, users)?;
-        let removed = self.store.remove_members(room, users).await?;
+        let removed = self.store.remove_members(room, users).await;
+        self.rooms.forget(room);
+        let removed = removed?;
         let after = self.room_by_id(room).await?;
         if !removed.is_empty() {
             let mut recipients = view.member_ids();
@@ -868,11 +956,9 @@ impl ChatService {
                 newly_read: Vec::new(),
             });
         };
-        let Some(previous) = self
-            .store
-            .advance_read(view.id(), actor.id(), up_to)
-            .await?
-        else {
+        let advanced = self.store.advance_read(view.id(), actor.id(), up_to).await;
+        self.rooms.forget(view.id());
+        let Some(previous) = advanced? else {
             return Ok(ReadOutcome {
                 room: view,
                 up_to: Some(up_to),
@@ -1069,13 +1155,17 @@ impl ChatService {
             policy::require_admin(actor)?;
         }
         validate_profile(profile)?;
-        Ok(self.store.create_user(profile).await?)
+        let user = self.store.create_user(profile).await;
+        self.rooms.forget_all();
+        Ok(user?)
     }
 
     /// Create or refresh a user (socketio-rooms `create-user`, CLI import).
     pub async fn upsert_user(&self, profile: &UserProfile) -> Result<User> {
         validate_profile(profile)?;
-        Ok(self.store.upsert_user(profile).await?)
+        let user = self.store.upsert_user(profile).await;
+        self.rooms.forget_all();
+        Ok(user?)
     }
 }
 
