@@ -8,11 +8,12 @@
 use bytes::Bytes;
 use chat_core::{ConnCtx, Outgoing, Session};
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
@@ -118,6 +119,22 @@ pub async fn run_connection<S>(
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
 }
 
+/// A rendering shared by many recipients, as a frame payload that points at the one
+/// shared allocation instead of copying it: in a large room the same text goes to
+/// every member, and a copy per recipient was the largest memory traffic of fan-out.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+fn shared_text(t: Arc<str>) -> Utf8Bytes {
+    // SAFETY: the bytes are those of a `str`, so they are valid UTF-8.
+    unsafe { Utf8Bytes::from_bytes_unchecked(Bytes::from_owner(SharedText(t))) }
+}
+
 /// Write what the session queued. Returns false when the connection must end.
 async fn flush<S>(ws: &mut WebSocketStream<S>, cx: &mut ConnCtx, cfg: &LoopConfig) -> bool
 where
@@ -132,7 +149,7 @@ where
         for o in out {
             match o {
                 Outgoing::Text(t) => ws.feed(Message::text(t)).await?,
-                Outgoing::Shared(t) => ws.feed(Message::text(t.to_string())).await?,
+                Outgoing::Shared(t) => ws.feed(Message::Text(shared_text(t))).await?,
                 Outgoing::Close { code, reason } => {
                     ws.feed(close_message(code, &reason)).await?;
                     keep_open = false;
