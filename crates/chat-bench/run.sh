@@ -7,13 +7,13 @@
 #
 # Environment: GATEWAY (default target/release/chat-gateway), BENCH (…/chat-bench),
 # PG_URL (default postgres://postgres@127.0.0.1:5432/bench, recreated for each run),
-# PORT (default 18080), OUT.
+# PORT (default 28931), OUT.
 set -euo pipefail
 db=$1; scenario=$2; shift 2
 target=${CARGO_TARGET_DIR:-target}
 GATEWAY=${GATEWAY:-$target/release/chat-gateway}
 BENCH=${BENCH:-$target/release/chat-bench}
-PORT=${PORT:-18080}
+PORT=${PORT:-28931}
 OUT=${OUT:-bench-results}
 SECRET=bench-secret
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/bench}
@@ -38,6 +38,9 @@ for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
+if ! kill -0 "$gw" 2>/dev/null; then
+  echo "the gateway did not start (port $PORT taken?):"; cat "$work/gateway.log"; exit 1
+fi
 
 name="$OUT/$db-$scenario-$(date +%H%M%S).json"
 echo "== $(uptime)"

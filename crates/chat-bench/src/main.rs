@@ -322,7 +322,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
     });
 
     let load_start = procstat::loadavg();
-    let server_idle = procstat::sample(args.server_pid);
+    let server_idle = args.server_pid.and_then(|p| procstat::sample(Some(p)));
     let progress = Arc::new(Progress {
         timeline: Default::default(),
         stop: Default::default(),
@@ -442,7 +442,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
     }
 
     // Run (or hold).
-    let server_before = procstat::sample(args.server_pid);
+    let server_before = args.server_pid.and_then(|p| procstat::sample(Some(p)));
     let self_before = procstat::sample(None);
     let before = stats::totals();
     let run_start = Instant::now();
@@ -451,7 +451,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
     let _ = phase_tx.send(Phase::Stop);
     let run_s = run_start.elapsed().as_secs_f64();
     let at_stop = stats::totals();
-    let server_at_stop = procstat::sample(args.server_pid);
+    let server_at_stop = args.server_pid.and_then(|p| procstat::sample(Some(p)));
     let self_at_stop = procstat::sample(None);
 
     // Drain: every sent message acknowledged, every acknowledged one delivered.
@@ -468,7 +468,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
         }
     }
     let end = stats::totals();
-    let server_end = procstat::sample(args.server_pid);
+    let server_end = args.server_pid.and_then(|p| procstat::sample(Some(p)));
     let load_end = procstat::loadavg();
     progress.stop.store(true, Ordering::Relaxed);
     let _ = phase_tx.send(Phase::Close);
@@ -635,14 +635,14 @@ fn spawn_progress(
     tokio::spawn(async move {
         let start = Instant::now();
         let mut last = stats::totals();
-        let mut last_server = procstat::sample(pid);
+        let mut last_server = pid.and_then(|p| procstat::sample(Some(p)));
         let mut last_self = procstat::sample(None);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         while !p.stop.load(Ordering::Relaxed) {
             tick.tick().await;
             let now = stats::totals();
-            let server = procstat::sample(pid);
+            let server = pid.and_then(|p| procstat::sample(Some(p)));
             let me = procstat::sample(None);
             let cpu = |a: &Option<procstat::Sample>, b: &Option<procstat::Sample>| match (a, b) {
                 (Some(a), Some(b)) => procstat::cpu_percent(a, b),
