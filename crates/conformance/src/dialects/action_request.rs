@@ -623,6 +623,34 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             Ok(())
         }
     );
+    case!(
+        report,
+        [a, b, c, d],
+        "create_message",
+        "a member's message reaches the admin who joined the room (the admin watches it)",
+        {
+            need(&has_business, "join_room")?;
+            let text = marker("watched");
+            b.send_as(
+                "create_message",
+                &request("create_message", json!("w-1"), json!({"msg_text": text})),
+            )
+            .await?;
+            b.expect_where(
+                "create_message_ok",
+                "it is not the 201 reply",
+                reply(201, json!("w-1")),
+            )
+            .await?;
+            d.expect_where(
+                "create_message_ok",
+                "it is not B's message with B's request_id",
+                |p| reply(201, json!("w-1"))(p) && p.pointer("/data/text") == Some(&json!(text)),
+            )
+            .await?;
+            Ok(())
+        }
+    );
     case!(report, [d], "current_room_info", "admin endpoint: 405", {
         d.send(&request("current_room_info", json!("adm-4"), json!({})))
             .await?;
