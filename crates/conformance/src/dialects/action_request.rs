@@ -442,6 +442,46 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
     );
     case!(
         report,
+        [a, b, c],
+        "edit_message",
+        "a deleted message: 400 naming msg_id",
+        {
+            let m = need(&msg, "create_message")?;
+            a.send_as(
+                "edit_message",
+                &request(
+                    "edit_message",
+                    json!("e5"),
+                    json!({"msg_id": m, "edited_msg_text": "again"}),
+                ),
+            )
+            .await?;
+            a.expect_where("error", "it is not a 400 naming msg_id", |v| {
+                reply(400, json!("e5"))(v) && v.pointer("/errors/0/msg_id").is_some()
+            })
+            .await?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b, c],
+        "delete_messages",
+        "every id deleted already: 404, nothing pushed",
+        {
+            let m = need(&msg, "create_message")?;
+            a.send_as(
+                "delete_messages",
+                &request("delete_messages", json!("d4"), json!({"msg_id_list": [m]})),
+            )
+            .await?;
+            a.expect_where("error", "it is not a 404", reply(404, json!("d4")))
+                .await?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
         [a],
         "current_room_info",
         "200 with the joined room",

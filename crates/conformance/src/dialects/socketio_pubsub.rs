@@ -293,6 +293,29 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
     case!(
         report,
         [a, b],
+        "fetch-unread-chats-count",
+        "without a user: the total over all conversations",
+        {
+            need(&chat, "send-message")?;
+            let v = b
+                .call_as(
+                    "fetch_unread_chats_count",
+                    &json!({}),
+                    "unread_chats_count_reply",
+                )
+                .await?;
+            ensure(
+                v.get("unreadChatsCount")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|n| n >= 1),
+                || format!("no unread chat: {v}"),
+            )?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b],
         "read-chat",
         "ack {}; A gets read-chat, B an updated unread-chats-count",
         {

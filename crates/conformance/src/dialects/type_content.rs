@@ -319,6 +319,55 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         }
     );
 
+    case!(
+        report,
+        [a, b, c],
+        "message_read",
+        "a read that does not move the mark: echoed to the reader only",
+        {
+            let m = need(&first, "new_message direct")?;
+            b.send_as(
+                "client_message_read",
+                &event(
+                    "message_read",
+                    json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
+                ),
+            )
+            .await?;
+            b.expect_where(
+                "push_message_read",
+                "it is not the echo of B's read",
+                content_is("user_id", json!(ub.id)),
+            )
+            .await?;
+            Ok(())
+        }
+    );
+    case!(
+        report,
+        [a, b, c],
+        "delete_message",
+        "a message deleted already: echoed to the sender only",
+        {
+            let m = need(&first, "new_message direct")?;
+            a.send_as(
+                "client_delete_message",
+                &event(
+                    "delete_message",
+                    json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
+                ),
+            )
+            .await?;
+            a.expect_where(
+                "push_delete_message",
+                "it names another message",
+                content_is("message_id", json!(m)),
+            )
+            .await?;
+            Ok(())
+        }
+    );
+
     // ------------------------------------------------------------ presence
     for (key, push) in [
         ("client_set_online", "push_set_online"),
