@@ -2,9 +2,9 @@
 
 use chat_core::{RoomId, RoomKind, UserId, UserProfile};
 use chat_gateway::cli::{load_jwt, Cli, Command, RoomsCommand, UsersCommand};
+use chat_gateway::rest::UserInput;
 use chat_gateway::TokenSpec;
 use clap::Parser;
-use serde::Deserialize;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -155,41 +155,7 @@ async fn open(url: &str) -> Result<std::sync::Arc<dyn chat_core::Store>, String>
         .map_err(|e| e.to_string())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserRow {
-    id: Option<i64>,
-    username: Option<String>,
-    external_id: Option<String>,
-    email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    display_name: Option<String>,
-    photo: Option<String>,
-    color: Option<String>,
-    role: Option<String>,
-    is_admin: Option<bool>,
-}
-
-impl UserRow {
-    fn into_profile(self) -> UserProfile {
-        UserProfile {
-            id: self.id.map(UserId),
-            username: self.username,
-            external_id: self.external_id,
-            email: self.email,
-            first_name: self.first_name,
-            last_name: self.last_name,
-            display_name: self.display_name,
-            photo: self.photo,
-            color: self.color,
-            role: self.role,
-            is_admin: self.is_admin,
-        }
-    }
-}
-
-fn parse_user_file(text: &str) -> Result<Vec<UserRow>, String> {
+fn parse_user_file(text: &str) -> Result<Vec<UserInput>, String> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         return serde_json::from_str(trimmed)

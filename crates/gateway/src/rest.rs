@@ -69,21 +69,40 @@ pub struct ApiMessage {
     pub edited_at: Option<String>,
 }
 
+/// A user as an admin describes one: the body of `POST /api/users` and a row of
+/// `chat-gateway users import`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewUserBody {
-    id: Option<i64>,
-    username: Option<String>,
-    external_id: Option<String>,
-    email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    display_name: Option<String>,
-    photo: Option<String>,
-    color: Option<String>,
-    role: Option<String>,
-    #[serde(default)]
-    is_admin: bool,
+pub struct UserInput {
+    pub id: Option<i64>,
+    pub username: Option<String>,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    pub photo: Option<String>,
+    pub color: Option<String>,
+    pub role: Option<String>,
+    pub is_admin: Option<bool>,
+}
+
+impl UserInput {
+    pub fn into_profile(self) -> UserProfile {
+        UserProfile {
+            id: self.id.map(UserId),
+            username: self.username,
+            external_id: self.external_id,
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            display_name: self.display_name,
+            photo: self.photo,
+            color: self.color,
+            role: self.role,
+            is_admin: self.is_admin,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -295,20 +314,9 @@ async fn history(app: &App, p: &Principal, id: &str, query: Option<&str>) -> Api
 
 async fn create_user(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {
     chat_core::policy::require_admin(p)?;
-    let b: NewUserBody = read_json(req, 64 * 1024).await?;
-    let profile = UserProfile {
-        id: b.id.map(UserId),
-        username: b.username,
-        external_id: b.external_id,
-        email: b.email,
-        first_name: b.first_name,
-        last_name: b.last_name,
-        display_name: b.display_name,
-        photo: b.photo,
-        color: b.color,
-        role: b.role,
-        is_admin: Some(b.is_admin),
-    };
+    let b: UserInput = read_json(req, 64 * 1024).await?;
+    let mut profile = b.into_profile();
+    profile.is_admin.get_or_insert(false);
     let user = app.service.create_user(Some(p), &profile).await?;
     Ok(http_util::json(
         StatusCode::CREATED,
