@@ -4,6 +4,8 @@
 //! a frame from the client, an event from the hub queue, the kill switch (slow
 //! consumer) and server shutdown. Writes happen only here, never under a shared lock,
 //! and each flush has a deadline so a client that stops reading cannot pin the task.
+//! Events that are already queued are rendered together and leave in one flush, so
+//! a busy connection costs one system call per batch rather than one per frame.
 
 use bytes::Bytes;
 use chat_core::{ConnCtx, Outgoing, Session};
@@ -25,6 +27,10 @@ pub struct LoopConfig {
     pub ping_interval: Duration,
     pub write_timeout: Duration,
 }
+
+/// Most queued events rendered before one flush (bounds the batch a slow socket
+/// write holds up, and the write buffer it grows).
+const COALESCE_EVENTS: usize = 64;
 
 /// Application close codes (RFC 6455 4000-4999 are free for applications; 1008 is
 /// "policy violation", used for a slow consumer as the closest standard code).
@@ -111,6 +117,18 @@ pub async fn run_connection<S>(
                     break;
                 }
             }
+        }
+        // Events already waiting go out with what this turn produced, in one write: in
+        // a busy room a connection gets many events per wake-up, and a system call per
+        // frame was the largest cost of fan-out. Doing it after client frames too keeps
+        // a connection that sends a lot (frames win the `biased` select) from starving
+        // its own queue into a slow-consumer close.
+        for _ in 0..COALESCE_EVENTS {
+            let Some(sub) = cx.subscription.as_mut() else {
+                break;
+            };
+            let Ok(event) = sub.rx.try_recv() else { break };
+            session.on_event(&mut cx, &event).await;
         }
         open = flush(&mut ws, &mut cx, &cfg).await;
     }
