@@ -209,6 +209,14 @@ fn looks_like_error(frame: &str) -> bool {
         || frame.contains(r#""error":"#)
 }
 
+/// Connect, authenticate and leave: makes the server know the user, so a later run
+/// measures returning users (the reconnect after a deploy) rather than sign-ups.
+pub async fn visit(sh: &Shared, plan: &Plan) -> Result<(), String> {
+    let mut ws = handshake(sh, plan).await?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+    Ok(())
+}
+
 /// Run one client to the end of the run.
 pub async fn run(sh: Arc<Shared>, plan: Plan, mut phase: watch::Receiver<Phase>) {
     let t0 = Instant::now();

@@ -106,6 +106,10 @@ struct Args {
     /// `Origin` header for the upgrades (action-request servers check it).
     #[arg(long, default_value = "http://localhost")]
     origin: String,
+    /// Storm: do not sign every user in once beforehand, so the storm measures
+    /// first-sight sign-ups instead of returning users.
+    #[arg(long)]
+    new_users: bool,
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
@@ -338,6 +342,29 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
         args.server_pid,
         args.quiet,
     );
+
+    // Storm: the users connect once first, so the storm is the reconnect of known users.
+    if args.scenario == Scenario::Storm && !args.new_users {
+        let sem = Arc::new(tokio::sync::Semaphore::new(256));
+        let mut visits = Vec::with_capacity(n);
+        for plan in &plans {
+            let (sh, plan, sem) = (shared.clone(), plan.clone(), sem.clone());
+            visits.push(tokio::spawn(async move {
+                let _permit = sem.acquire().await;
+                conn::visit(&sh, &plan).await
+            }));
+        }
+        let mut failed = 0;
+        for v in visits {
+            if !matches!(v.await, Ok(Ok(()))) {
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            eprintln!("chat-bench: {failed} users could not sign in before the storm");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // Connect.
     let connect_start = Instant::now();
