@@ -7,28 +7,10 @@
 use chat_core::{RoomKind, UserId};
 use chat_testkit::{dual_backend_test, http_request, TestGateway, WsClient};
 use serde_json::{json, Value};
-use socketio_common::node::NodeSio;
+use socketio_common::node::{assert_wire_error, client_options, NodeSio};
 
 fn opts(token: Option<&str>, transports: Option<&[&str]>) -> Value {
-    let mut o = json!({"path": "/ws", "reconnectionDelay": 100, "reconnectionDelayMax": 300});
-    if let Some(t) = token {
-        o["auth"] = json!({ "token": t });
-    }
-    if let Some(t) = transports {
-        o["transports"] = json!(t);
-    }
-    o
-}
-
-async fn user(gw: &TestGateway, id: i64, name: &str) -> String {
-    gw.create_user(id, name).await;
-    gw.token(id, name)
-}
-
-fn assert_error(v: &Value, code: &str, event: &str) {
-    assert_eq!(v["error"], code, "{v}");
-    assert_eq!(v["event"], event, "{v}");
-    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    client_options("/ws", token, transports)
 }
 
 async fn stored_messages(gw: &TestGateway, a: i64, b: i64) -> usize {
@@ -49,9 +31,9 @@ async fn publish_events_and_pushes(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    let bob = user(&gw, 2, "bob").await;
-    user(&gw, 3, "carol").await;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
+    gw.user_token(3, "carol").await;
     let url = gw.http_url("/chat");
     n.connect("a", &url, opts(Some(&ann), None)).await;
     assert_eq!(
@@ -169,7 +151,7 @@ async fn websocket_only(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
+    let ann = gw.user_token(1, "ann").await;
     let t = n
         .connect_ok(
             "a",
@@ -218,8 +200,8 @@ async fn waiting_for_a_user(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    let bob = user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
     let url = gw.http_url("/chat");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("b", &url, opts(Some(&bob), None)).await;
@@ -244,7 +226,7 @@ async fn waiting_for_a_user(gw: TestGateway) {
     let v = n
         .call("a", "wait-for-user", json!({"user": "nobody"}))
         .await;
-    assert_error(&v, "not_found", "wait-for-user");
+    assert_wire_error(&v, "not_found", "wait-for-user");
     n.exit().await;
 }
 dual_backend_test!(waiting_for_a_user);
@@ -254,8 +236,8 @@ async fn media_urls(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    let bob = user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
     let url = gw.http_url("/chat");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("b", &url, opts(Some(&bob), None)).await;
@@ -273,7 +255,7 @@ async fn media_urls(gw: TestGateway) {
     let file = up.json()["url"].as_str().unwrap().to_string();
 
     let foreign = n.call("a", "send-message", json!({"message": "x", "user": "bob", "media": ["https://cdn.example.com/files/1/a.png"]})).await;
-    assert_error(&foreign, "invalid", "send-message");
+    assert_wire_error(&foreign, "invalid", "send-message");
     assert!(foreign["message"]
         .as_str()
         .unwrap()
@@ -298,7 +280,7 @@ async fn media_urls(gw: TestGateway) {
             json!({"message": "again", "user": "bob", "media": [file]}),
         )
         .await;
-    assert_error(&twice, "invalid", "send-message");
+    assert_wire_error(&twice, "invalid", "send-message");
     assert_eq!(stored_messages(&gw, 1, 2).await, 1);
     n.exit().await;
 }
@@ -309,9 +291,9 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    let bob = user(&gw, 2, "bob").await;
-    let eve = user(&gw, 3, "eve").await;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
+    let eve = gw.user_token(3, "eve").await;
     let url = gw.http_url("/chat");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("e", &url, opts(Some(&eve), None)).await;
@@ -370,14 +352,14 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     ];
     for (event, payload, code) in &cases {
         let v = n.call("a", event, payload.clone()).await;
-        assert_error(&v, code, event);
+        assert_wire_error(&v, code, event);
     }
     // Eve may not touch ann and bob's conversation.
     let v = n.call("e", "read-chat", json!({"id": id})).await;
-    assert_error(&v, "not_found", "read-chat");
+    assert_wire_error(&v, "not_found", "read-chat");
     // Without an ack, the error is an `error` event.
     n.emit("a", "send-message", json!([{"user": 42}])).await;
-    assert_error(&n.event("a", "error").await, "invalid", "send-message");
+    assert_wire_error(&n.event("a", "error").await, "invalid", "send-message");
     // A malformed packet drops that connection only; the client comes back.
     n.raw("e", "2/chat,[\"read-chat\",").await;
     n.expect("e", |m| m["type"] == "disconnect").await;
@@ -402,8 +384,8 @@ async fn with_method_args(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    let bob = user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
     n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), None))
         .await;
     let mut ma = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
@@ -448,8 +430,8 @@ async fn reconnects_after_restart(mut gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    gw.user_token(2, "bob").await;
     n.connect_ok("a", &gw.http_url("/chat"), opts(Some(&ann), None))
         .await;
     // Restart once the upgrade to WebSocket is done: in this in-process restart a

@@ -9,25 +9,12 @@
 use chat_core::{RoomId, RoomRef, UserId};
 use chat_testkit::{dual_backend_test, Options, TestGateway, WsClient};
 use serde_json::{json, Value};
-use socketio_common::node::NodeSio;
+use socketio_common::node::{assert_wire_error, client_options, NodeSio};
 
 const PATH: &str = "/socket.io";
 
 fn opts(token: Option<&str>, transports: Option<&[&str]>) -> Value {
-    let mut o = json!({"path": PATH, "reconnectionDelay": 100, "reconnectionDelayMax": 300});
-    if let Some(t) = token {
-        o["auth"] = json!({ "token": t });
-    }
-    if let Some(t) = transports {
-        o["transports"] = json!(t);
-    }
-    o
-}
-
-/// Provision a user with a display name and return a token.
-async fn user(gw: &TestGateway, id: i64, name: &str) -> String {
-    gw.create_user(id, name).await;
-    gw.token(id, name)
+    client_options(PATH, token, transports)
 }
 
 /// Call `event` and check that the same answer also arrived as an event of that name.
@@ -47,12 +34,6 @@ async fn call(n: &mut NodeSio, id: &str, event: &str, payload: Value) -> Value {
         );
     }
     acked
-}
-
-fn assert_error(v: &Value, code: &str, event: &str) {
-    assert_eq!(v["error"], code, "{v}");
-    assert_eq!(v["event"], event, "{v}");
-    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }
 
 async fn message_count(gw: &TestGateway, room: i64, reader: i64) -> usize {
@@ -75,8 +56,8 @@ async fn events_and_pushes_with_default_transports(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    let bob = user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
     let url = gw.http_url("/");
     n.connect("a", &url, opts(Some(&ann), None)).await;
     let open = n.expect("a", |m| m["type"] == "open").await;
@@ -168,7 +149,7 @@ async fn websocket_only(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
+    let ann = gw.user_token(1, "ann").await;
     let t = n
         .connect_ok(
             "a",
@@ -208,7 +189,7 @@ async fn tokens_are_required(gw: TestGateway) {
         assert!(m["message"].as_str().unwrap().contains(why), "{id}: {m}");
     }
     // A token in the query string works too.
-    let ann = user(&gw, 1, "ann").await;
+    let ann = gw.user_token(1, "ann").await;
     let mut o = opts(None, None);
     o["query"] = json!({ "token": ann });
     n.connect_ok("q", &url, o).await;
@@ -221,9 +202,9 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    user(&gw, 2, "bob").await;
-    let eve = user(&gw, 3, "eve").await;
+    let ann = gw.user_token(1, "ann").await;
+    gw.user_token(2, "bob").await;
+    let eve = gw.user_token(3, "eve").await;
     let url = gw.http_url("/");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("e", &url, opts(Some(&eve), None)).await;
@@ -315,7 +296,7 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     ];
     for (event, payload, code) in &cases {
         let v = call(&mut n, "a", event, payload.clone()).await;
-        assert_error(&v, code, event);
+        assert_wire_error(&v, code, event);
     }
     // Another user's chat does not exist for eve.
     for (event, payload) in [
@@ -326,11 +307,11 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
         ),
     ] {
         let v = call(&mut n, "e", event, payload).await;
-        assert_error(&v, "not_found", event);
+        assert_wire_error(&v, "not_found", event);
     }
     // An event without an ack gets its error as an `error` event only.
     n.emit("a", "list-chats", json!(["nope"])).await;
-    assert_error(&n.event("a", "error").await, "invalid", "list-chats");
+    assert_wire_error(&n.event("a", "error").await, "invalid", "list-chats");
     // An oversize payload (over the Engine.IO limit) closes that connection only.
     assert_eq!(message_count(&gw, room, 1).await, 0, "nothing was stored");
     // A malformed Socket.IO packet: socketioxide drops the connection; the client
@@ -366,8 +347,8 @@ async fn oversize_payload(_gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    gw.user_token(2, "bob").await;
     let url = gw.http_url("/");
     n.connect_ok("big", &url, opts(Some(&ann), Some(&["websocket"])))
         .await;
@@ -396,8 +377,8 @@ async fn with_type_content(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    let bob = user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
     n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None))
         .await;
     let c = call(
@@ -438,8 +419,8 @@ async fn reconnects_after_restart(mut gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {
         return;
     };
-    let ann = user(&gw, 1, "ann").await;
-    user(&gw, 2, "bob").await;
+    let ann = gw.user_token(1, "ann").await;
+    gw.user_token(2, "bob").await;
     n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None))
         .await;
     let c = call(
@@ -543,7 +524,7 @@ async fn trusted_mode(gw: TestGateway) {
         json!({"chat": {"id": chat}, "user": {"id": "424242"}, "message": {"value": "x"}}),
     )
     .await;
-    assert_error(&v, "not_found", "new-message");
+    assert_wire_error(&v, "not_found", "new-message");
     n.exit().await;
 }
 dual_backend_test!(trusted_mode);

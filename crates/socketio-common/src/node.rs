@@ -16,6 +16,27 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+/// socket.io-client options for a test connection: the mount `path`, the token in
+/// the handshake `auth` (if any), the transports (default: polling, then upgrade) and
+/// quick reconnection.
+pub fn client_options(path: &str, token: Option<&str>, transports: Option<&[&str]>) -> Value {
+    let mut o = json!({"path": path, "reconnectionDelay": 100, "reconnectionDelayMax": 300});
+    if let Some(t) = token {
+        o["auth"] = json!({ "token": t });
+    }
+    if let Some(t) = transports {
+        o["transports"] = json!(t);
+    }
+    o
+}
+
+/// Assert that `v` is the Socket.IO dialects' error shape for `event` with `code`.
+pub fn assert_wire_error(v: &Value, code: &str, event: &str) {
+    assert_eq!(v["error"], code, "{v}");
+    assert_eq!(v["event"], event, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+}
+
 /// How long to wait for a line before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
 

@@ -252,6 +252,12 @@ impl TestGateway {
             .expect("user created")
     }
 
+    /// Create (or refresh) a user and return an access token for them.
+    pub async fn user_token(&self, id: i64, username: &str) -> String {
+        self.create_user(id, username).await;
+        self.token(id, username)
+    }
+
     /// Create a room directly in the store (as an admin import would).
     pub async fn create_room(&self, kind: RoomKind, members: &[i64], has_business: bool) -> RoomId {
         self.service()
