@@ -121,3 +121,25 @@ pub fn require_admin(p: &Principal) -> Result<(), ChatError> {
         Err(deny("this requires an admin"))
     }
 }
+
+/// May create or update this user record: admins any; anyone else only their own (the
+/// same id, and the same external id when both are known).
+pub fn can_write_profile(p: &Principal, profile: &crate::UserProfile) -> Result<(), ChatError> {
+    if p.is_admin {
+        return Ok(());
+    }
+    if profile.id.is_some_and(|id| id != p.id()) {
+        return Err(deny(&format!(
+            "user.id must be your own id ({}); only an admin may create other users",
+            p.id()
+        )));
+    }
+    if let (Some(mine), Some(given)) = (&p.user.external_id, &profile.external_id) {
+        if mine != given {
+            return Err(deny(&format!(
+                "user.external_id must be your own (`{mine}`)"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1160,6 +1160,17 @@ impl ChatService {
         Ok(user?)
     }
 
+    /// Create or refresh a user record on behalf of `actor`: admins any user, others
+    /// only their own (socketio-rooms `create-user` with a token).
+    pub async fn upsert_user_as(&self, actor: &Principal, profile: &UserProfile) -> Result<User> {
+        policy::can_write_profile(actor, profile)?;
+        let mut profile = profile.clone();
+        if !actor.is_admin {
+            profile.id = Some(actor.id());
+        }
+        self.upsert_user(&profile).await
+    }
+
     /// Create or refresh a user (socketio-rooms `create-user`, CLI import).
     pub async fn upsert_user(&self, profile: &UserProfile) -> Result<User> {
         validate_profile(profile)?;

@@ -164,42 +164,13 @@ impl RoomsSession {
                 "give user.id or user.external_id (or both) to create or fetch a user",
             ));
         }
-        let mut profile = UserProfile {
+        let profile = UserProfile {
             id: u.id.map(|i| UserId(i.0)),
             external_id: u.external_id.map(|e| e.0),
             display_name: Some(u.name),
             photo: Some(u.photo),
             ..Default::default()
         };
-        let service = cx.service();
-        if self.authenticated {
-            let me = cx
-                .principal()
-                .cloned()
-                .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))?;
-            if !me.is_admin {
-                if profile.id.is_some_and(|id| id != me.id()) {
-                    return Err(WireError::new(
-                        "forbidden",
-                        event,
-                        format!(
-                            "user.id must be your own id ({}); only an admin may create other users",
-                            me.id()
-                        ),
-                    ));
-                }
-                if let (Some(mine), Some(given)) = (&me.user.external_id, &profile.external_id) {
-                    if mine != given {
-                        return Err(WireError::new(
-                            "forbidden",
-                            event,
-                            format!("user.external_id must be your own (`{mine}`)"),
-                        ));
-                    }
-                }
-                profile.id = Some(me.id());
-            }
-        }
         if let Some(ext) = &profile.external_id {
             if ext.trim().is_empty() || ext.chars().count() > 255 {
                 return Err(WireError::invalid(
@@ -208,10 +179,17 @@ impl RoomsSession {
                 ));
             }
         }
-        let user = service
-            .upsert_user(&profile)
-            .await
-            .map_err(chat_err(event))?;
+        let service = cx.service();
+        let user = if self.authenticated {
+            let me = cx
+                .principal()
+                .cloned()
+                .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))?;
+            service.upsert_user_as(&me, &profile).await
+        } else {
+            service.upsert_user(&profile).await
+        }
+        .map_err(chat_err(event))?;
         if !self.authenticated && cx.principal().is_none() {
             cx.sign_in(acting_as(user.clone())).await;
         }
