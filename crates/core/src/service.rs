@@ -70,22 +70,55 @@ pub struct ChatService {
 /// A load that raced with an invalidation must not put back what it read before the
 /// change, so every invalidation bumps a generation, and a view is stored only if
 /// the generation is still the one seen when its load began.
+///
+/// A room addressed by id is served from the cache without reading its row again
+/// (every change of a room row goes through this service and drops the view), and
+/// the room of a direct pair or a project is remembered by its key for good: a
+/// room's kind and key never change and rooms are never deleted. Without these a
+/// send still cost one or two lookups before its insert.
 #[derive(Default)]
 struct RoomCache {
     entries: Mutex<HashMap<RoomId, (Instant, SharedRoom)>>,
     generation: AtomicU64,
+    keyed: Mutex<HashMap<RoomKind, RoomId>>,
 }
 
 /// How long a cached room view may be used.
 const ROOM_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Views kept at most; the cache starts over when full.
 const ROOM_CACHE_MAX: usize = 4096;
+/// Direct and project room ids remembered by key at most (about 100 bytes each).
+const ROOM_KEYS_MAX: usize = 100_000;
 
 impl RoomCache {
     fn get(&self, room: &Room) -> Option<SharedRoom> {
         let entries = self.entries.lock().ok()?;
         let (at, view) = entries.get(&room.id)?;
         (at.elapsed() < ROOM_CACHE_TTL && view.room == *room).then(|| view.clone())
+    }
+
+    /// The view of room `id`, if one was loaded less than [`ROOM_CACHE_TTL`] ago.
+    fn get_by_id(&self, id: RoomId) -> Option<SharedRoom> {
+        let entries = self.entries.lock().ok()?;
+        let (at, view) = entries.get(&id)?;
+        (at.elapsed() < ROOM_CACHE_TTL).then(|| view.clone())
+    }
+
+    /// The id of the direct or project room with this kind, once seen.
+    fn id_of(&self, kind: &RoomKind) -> Option<RoomId> {
+        self.keyed.lock().ok()?.get(kind).copied()
+    }
+
+    fn remember_key(&self, room: &Room) {
+        if matches!(room.kind, RoomKind::Group) {
+            return;
+        }
+        if let Ok(mut keyed) = self.keyed.lock() {
+            if keyed.len() >= ROOM_KEYS_MAX {
+                keyed.clear();
+            }
+            keyed.insert(room.kind.clone(), room.id);
+        }
     }
 
     fn generation(&self) -> u64 {
@@ -315,6 +348,7 @@ impl ChatService {
         if let Some(view) = self.rooms.get(&room) {
             return Ok(view);
         }
+        self.rooms.remember_key(&room);
         let generation = self.rooms.generation();
         let members = self.store.members(room.id).await?;
         let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
@@ -332,6 +366,9 @@ impl ChatService {
     }
 
     async fn room_by_id(&self, id: RoomId) -> Result<SharedRoom> {
+        if let Some(view) = self.rooms.get_by_id(id) {
+            return Ok(view);
+        }
         let room = self
             .store
             .room(id)
@@ -361,12 +398,18 @@ impl ChatService {
         let view = match r {
             RoomRef::Id(id) => self.room_by_id(*id).await?,
             RoomRef::Project(pid) => {
-                let room = self
-                    .store
-                    .room_by_kind(&RoomKind::Project { project_id: *pid })
-                    .await?
-                    .ok_or(ChatError::not_found("project chat"))?;
-                self.room_view(room).await?
+                let kind = RoomKind::Project { project_id: *pid };
+                match self.rooms.id_of(&kind) {
+                    Some(id) => self.room_by_id(id).await?,
+                    None => {
+                        let room = self
+                            .store
+                            .room_by_kind(&kind)
+                            .await?
+                            .ok_or(ChatError::not_found("project chat"))?;
+                        self.room_view(room).await?
+                    }
+                }
             }
             RoomRef::DirectPair(a, b) => {
                 if *a >= *b {
@@ -402,6 +445,9 @@ impl ChatService {
     ) -> Result<SharedRoom> {
         let kind = RoomKind::direct(actor.id(), peer)
             .ok_or_else(|| ChatError::invalid("user", "a direct chat needs another user"))?;
+        if let Some(id) = self.rooms.id_of(&kind) {
+            return self.room_by_id(id).await;
+        }
         if let Some(room) = self.store.room_by_kind(&kind).await? {
             return self.room_view(room).await;
         }
@@ -1022,18 +1068,8 @@ impl ChatService {
     /// Number of live messages by others after the actor's read mark in `room`.
     pub async fn unread_in(&self, actor: &Principal, room: &RoomView) -> Result<i64> {
         policy::can_view(actor, room)?;
-        let Some(last) = self.store.last_message(room.id()).await? else {
-            return Ok(0);
-        };
         let mark = room.watermark(actor.id());
-        if mark.is_some_and(|w| w >= last.id) {
-            return Ok(0);
-        }
-        let unread = self
-            .store
-            .messages_read_between(room.id(), actor.id(), mark, last.id)
-            .await?;
-        Ok(unread.len() as i64)
+        Ok(self.store.unread_count(room.id(), actor.id(), mark).await?)
     }
 
     /// The actor is typing in a room: published to the other members at most once per

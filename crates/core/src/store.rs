@@ -145,6 +145,14 @@ pub trait Store: Send + Sync + 'static {
         after: Option<MessageId>,
         up_to: MessageId,
     ) -> StoreResult<Vec<(MessageId, UserId)>>;
+    /// Number of live messages in `room` by authors other than `reader` with ids
+    /// above `after` (all of them when `None`).
+    async fn unread_count(
+        &self,
+        room: RoomId,
+        reader: UserId,
+        after: Option<MessageId>,
+    ) -> StoreResult<i64>;
     /// Number of the user's rooms with a message from someone else after the user's watermark.
     async fn unread_rooms(&self, user: UserId) -> StoreResult<i64>;
 

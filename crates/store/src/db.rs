@@ -51,11 +51,13 @@ pub(crate) type PgPool = Pool<AsyncPgConnection>;
 pub(crate) type SqlitePool = Pool<SqliteConn>;
 
 /// The open database.
+#[derive(Clone)]
 pub(crate) enum Db {
     Pg(PgPool),
     Sqlite(SqliteDb),
 }
 
+#[derive(Clone)]
 pub(crate) struct SqliteDb {
     writer: SqlitePool,
     /// `None` for an in-memory database, which exists only inside its one
@@ -112,7 +114,16 @@ pub(crate) async fn open(target: &Target, opts: &StoreOptions) -> Result<Db, Sto
     match target {
         Target::Postgres(url) => {
             migrate_postgres(url.clone()).await?;
-            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
+            let mut config = ManagerConfig::<AsyncPgConnection>::default();
+            // The default checks every checkout with a `SELECT 1` round trip: two
+            // extra round trips per message sent, the largest share of statements
+            // under load. A connection the server dropped is still noticed: its
+            // first query fails, diesel-async marks it broken and bb8 discards it.
+            config.recycling_method = RecyclingMethod::Fast;
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+                url.clone(),
+                config,
+            );
             let pool = Pool::builder()
                 .max_size(pool_size)
                 .error_sink(Box::new(LogSink))
@@ -255,8 +266,11 @@ impl Role {
         );
         match self {
             // WAL is a property of the file; setting it once from the writer is enough,
-            // and readers must not try (it needs a write lock).
-            Role::Writer => format!("PRAGMA journal_mode = WAL; {common}"),
+            // and readers must not try (it needs a write lock). It comes after the busy
+            // timeout: while another connection to the file closes (its last close
+            // checkpoints the WAL under an exclusive lock) it must wait, not fail with
+            // "database is locked" (seen when a store was reopened on the same file).
+            Role::Writer => format!("{common} PRAGMA journal_mode = WAL;"),
             // A reader that tried to write would bypass the write queue.
             Role::Reader => format!("{common} PRAGMA query_only = ON;"),
             Role::Memory => common,

@@ -37,6 +37,7 @@
 
 mod db;
 mod error;
+mod group;
 mod rows;
 mod schema;
 mod store;

@@ -247,8 +247,12 @@ impl MessageRow {
     }
 }
 
+/// `treat_none_as_default_value = false`: a `None` is bound as NULL (the column's
+/// default anyway) instead of written as `DEFAULT` into the SQL. With `DEFAULT` the
+/// SQL text depends on the values, so diesel cannot keep the statement prepared and
+/// every insert paid a fresh parse and plan (on PostgreSQL an extra round trip).
 #[derive(Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub(crate) struct NewMessageRow<'a> {
     pub room_id: i64,
     pub author_id: i64,

@@ -13,6 +13,7 @@
 
 use crate::db::{is_postgres, Db, SqliteConn, PG_LOCK_NAMESPACE};
 use crate::error::Fail;
+use crate::group::GroupWriter;
 use crate::rows::*;
 use crate::schema::{attachments, members, messages, rooms, users};
 use async_trait::async_trait;
@@ -37,11 +38,20 @@ const PG_LOCK_ROOMS_SEQ: i32 = 2;
 
 pub(crate) struct DieselStore {
     db: Db,
+    /// Group commit of plain messages (see `group.rs`); `None` in the store the
+    /// writers themselves use to retry a failed group one message at a time.
+    group: Option<GroupWriter>,
 }
 
 impl DieselStore {
+    /// The store, with its group-commit writers started (needs a Tokio runtime).
     pub fn new(db: Db) -> Self {
-        DieselStore { db }
+        let single = DieselStore {
+            db: db.clone(),
+            group: None,
+        };
+        let group = Some(GroupWriter::start(&db, single));
+        DieselStore { db, group }
     }
 }
 
@@ -874,48 +884,10 @@ impl Store for DieselStore {
     // ------------------------------------------------------------------ messages
 
     async fn insert_message(&self, msg: &NewMessage) -> StoreResult<Message> {
-        let msg = msg.clone();
-        with_tx!(self, |conn| {
-            // Serialises the room's inserts: ids commit in order (see crate docs).
-            lock_room!(conn, msg.room_id.0);
-            let now = now_micros();
-            let row = diesel::insert_into(messages::table)
-                .values(NewMessageRow {
-                    room_id: msg.room_id.0,
-                    author_id: msg.author_id.0,
-                    kind: msg.kind.as_str(),
-                    text: &msg.text,
-                    reply_to: msg.reply_to.map(|m| m.0),
-                    created_at: now,
-                    updated_at: now,
-                })
-                .returning(MessageRow::as_returning())
-                .get_result::<MessageRow>(conn)
-                .await?;
-            for (position, attachment) in (0_i64..).zip(&msg.attachments) {
-                let bound = diesel::update(
-                    attachments::table
-                        .find(attachment.0)
-                        .filter(attachments::message_id.is_null()),
-                )
-                .set((
-                    attachments::message_id.eq(row.id),
-                    attachments::position.eq(position),
-                ))
-                .execute(conn)
-                .await?;
-                if bound == 0 {
-                    return Err(Fail::conflict(format!(
-                        "attachment {attachment} does not exist or belongs to another message"
-                    )));
-                }
-            }
-            let mut built = with_attachments!(conn, vec![row]);
-            built
-                .pop()
-                .ok_or_else(|| Fail::corrupt("the inserted message vanished"))
-        })
-        .map_err(Fail::into_store_error)
+        match &self.group {
+            Some(group) if msg.attachments.is_empty() => group.insert(msg.clone()).await,
+            _ => self.insert_single(msg).await,
+        }
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -1123,6 +1095,26 @@ impl Store for DieselStore {
         })
     }
 
+    async fn unread_count(
+        &self,
+        room: RoomId,
+        reader: UserId,
+        after: Option<MessageId>,
+    ) -> StoreResult<i64> {
+        let after = after.map_or(i64::MIN, |m| m.0);
+        with_conn!(self, read, |conn| {
+            let n = messages::table
+                .filter(messages::room_id.eq(room.0))
+                .filter(messages::author_id.ne(reader.0))
+                .filter(messages::deleted_at.is_null())
+                .filter(messages::id.gt(after))
+                .select(count_star())
+                .first::<i64>(conn)
+                .await?;
+            Ok(n)
+        })
+    }
+
     async fn unread_rooms(&self, user: UserId) -> StoreResult<i64> {
         // A correlated EXISTS stops at the first unread message of each room; diesel's
         // DSL cannot correlate a subquery with the outer table, so this one condition
@@ -1195,5 +1187,54 @@ fn user_conflict(fail: Fail) -> Fail {
         ))
     } else {
         fail
+    }
+}
+
+impl DieselStore {
+    /// Insert one message in its own transaction: messages with attachments, and the
+    /// one-by-one retry of a failed group (`group.rs`).
+    pub(crate) async fn insert_single(&self, msg: &NewMessage) -> StoreResult<Message> {
+        let msg = msg.clone();
+        with_tx!(self, |conn| {
+            // Serialises the room's inserts: ids commit in order (see crate docs).
+            lock_room!(conn, msg.room_id.0);
+            let now = now_micros();
+            let row = diesel::insert_into(messages::table)
+                .values(NewMessageRow {
+                    room_id: msg.room_id.0,
+                    author_id: msg.author_id.0,
+                    kind: msg.kind.as_str(),
+                    text: &msg.text,
+                    reply_to: msg.reply_to.map(|m| m.0),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .returning(MessageRow::as_returning())
+                .get_result::<MessageRow>(conn)
+                .await?;
+            for (position, attachment) in (0_i64..).zip(&msg.attachments) {
+                let bound = diesel::update(
+                    attachments::table
+                        .find(attachment.0)
+                        .filter(attachments::message_id.is_null()),
+                )
+                .set((
+                    attachments::message_id.eq(row.id),
+                    attachments::position.eq(position),
+                ))
+                .execute(conn)
+                .await?;
+                if bound == 0 {
+                    return Err(Fail::conflict(format!(
+                        "attachment {attachment} does not exist or belongs to another message"
+                    )));
+                }
+            }
+            let mut built = with_attachments!(conn, vec![row]);
+            built
+                .pop()
+                .ok_or_else(|| Fail::corrupt("the inserted message vanished"))
+        })
+        .map_err(Fail::into_store_error)
     }
 }

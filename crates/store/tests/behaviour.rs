@@ -83,6 +83,7 @@ behaviours! {
         unread_rooms_counts_rooms_with_news,
         contacts_are_room_mates,
         concurrent_inserts_all_commit_in_order,
+        a_bad_message_among_concurrent_ones_fails_alone,
     ],
     url: [
         data_survives_a_restart,
@@ -1168,6 +1169,14 @@ async fn unread_rooms_counts_rooms_with_news(store: Arc<dyn Store>) {
     let c2 = send(&store, r2, c, "hi").await;
     send(&store, outside, b, "not a's room").await;
     assert_eq!(store.unread_rooms(a).await.expect("count"), 2);
+    assert_eq!(store.unread_count(r1, a, None).await.expect("count"), 2);
+    assert_eq!(store.unread_count(r1, a, Some(b1)).await.expect("count"), 1);
+    assert_eq!(
+        store.unread_count(r1, b, None).await.expect("count"),
+        1,
+        "a's only"
+    );
+    assert_eq!(store.unread_count(r2, a, None).await.expect("count"), 1);
 
     store.advance_read(r1, a, b1).await.expect("read");
     assert_eq!(
@@ -1185,6 +1194,7 @@ async fn unread_rooms_counts_rooms_with_news(store: Arc<dyn Store>) {
     assert_eq!(store.unread_rooms(a).await.expect("count"), 1);
 
     store.delete_messages(r2, &[c2]).await.expect("delete");
+    assert_eq!(store.unread_count(r2, a, None).await.expect("count"), 0);
     assert_eq!(
         store.unread_rooms(a).await.expect("count"),
         0,
@@ -1294,6 +1304,66 @@ async fn concurrent_inserts_all_commit_in_order(store: Arc<dyn Store>) {
             "ids and creation times agree in room {room}"
         );
     }
+}
+
+/// Concurrent plain messages are committed in groups; a message that cannot be
+/// stored (no such room, no such author) must fail on its own with its own error,
+/// while every message sent beside it is stored whole (reply, kind and text intact).
+async fn a_bad_message_among_concurrent_ones_fails_alone(store: Arc<dyn Store>) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let room = group(&store, &[a, b]).await;
+    let first = send(&store, room, a, "first").await;
+    let mut sends = Vec::new();
+    for i in 0..300usize {
+        let store = store.clone();
+        let mut msg = text(room, if i % 2 == 0 { a } else { b }, &format!("msg {i}"));
+        msg.reply_to = Some(first);
+        msg.kind = if i % 3 == 0 {
+            MessageKind::Image
+        } else {
+            MessageKind::Text
+        };
+        match i % 50 {
+            7 => msg.room_id = RoomId(i64::MAX - i as i64),
+            31 => msg.author_id = UserId(i64::MAX - i as i64),
+            _ => {}
+        }
+        sends.push(tokio::spawn(async move {
+            let outcome = store.insert_message(&msg).await;
+            (i, msg, outcome)
+        }));
+    }
+    let mut stored = Vec::new();
+    for s in sends {
+        let (i, sent, outcome) = s.await.expect("join");
+        match (i % 50, outcome) {
+            (7, Err(StoreError::NotFound(what))) => assert_eq!(what, "room"),
+            (31, Err(StoreError::NotFound(_))) => {}
+            (7 | 31, other) => panic!("message {i} should have been refused, got {other:?}"),
+            (_, Ok(m)) => {
+                assert_eq!(
+                    (m.room_id, m.author_id, m.kind, &m.text, m.reply_to),
+                    (room, sent.author_id, sent.kind, &sent.text, Some(first)),
+                    "message {i} stored as sent"
+                );
+                stored.push(m.id);
+            }
+            (_, Err(e)) => panic!("message {i} failed beside a bad one: {e}"),
+        }
+    }
+    assert_eq!(stored.len(), 300 - 12);
+    stored.sort();
+    let history: Vec<MessageId> = store
+        .history(room, None, 500)
+        .await
+        .expect("history")
+        .into_iter()
+        .rev()
+        .map(|m| m.id)
+        .filter(|id| *id != first)
+        .collect();
+    assert_eq!(history, stored, "exactly the good messages are stored");
 }
 
 // ---------------------------------------------------------------- lifecycle
