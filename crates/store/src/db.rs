@@ -45,6 +45,12 @@ const PG_LOCK_MIGRATIONS: i32 = 0;
 const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(30);
 /// How long SQLite itself retries a locked database (outside tools, checkpoints).
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// How much of the file each connection reads through a memory map rather than
+/// `pread` into its private page cache. Every commit makes each other connection drop
+/// that private cache at its next read, so under load readers re-read the same
+/// pages all the time; mapped pages are shared with the kernel's page cache and cost
+/// no copy. Address space only: resident memory is the kernel's cache, once.
+const SQLITE_MMAP_BYTES: u64 = 256 << 20;
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 pub(crate) type PgPool = Pool<AsyncPgConnection>;
@@ -262,7 +268,8 @@ impl Role {
         let common = format!(
             "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
              PRAGMA foreign_keys = ON; \
-             PRAGMA synchronous = NORMAL;"
+             PRAGMA synchronous = NORMAL; \
+             PRAGMA mmap_size = {SQLITE_MMAP_BYTES};"
         );
         match self {
             // WAL is a property of the file; setting it once from the writer is enough,
