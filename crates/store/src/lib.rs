@@ -29,11 +29,16 @@
 //! half-way or hand a connection back to the pool mid-query; a command that was
 //! committed stays committed whether or not its caller is still waiting.
 //!
-//! **Messages of one room are inserted one at a time.** Inserting a message first
-//! touches its room's row, which on PostgreSQL holds a row lock until commit. So ids
-//! of a room are committed in increasing order, and a reader that has seen message
-//! `n` has seen every earlier message of the room; read watermarks depend on that.
-//! Rooms do not wait for each other. (On SQLite the single writer gives this anyway.)
+//! **Messages of one room are committed in id order.** Inserting a message first
+//! locks its room's row, on PostgreSQL until commit. So ids of a room are committed
+//! in increasing order, and a reader that has seen message `n` has seen every
+//! earlier message of the room; read watermarks depend on that. Rooms do not wait
+//! for each other. (On SQLite the single writer gives this anyway.)
+//!
+//! **Plain messages are group-committed** (`group.rs`): concurrent sends share one
+//! transaction, one lock round and one fsync, and each caller is answered only after
+//! the commit that holds its message. This is what lets a busy server acknowledge
+//! thousands of durable messages a second instead of a few hundred.
 
 mod db;
 mod error;
