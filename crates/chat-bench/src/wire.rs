@@ -180,10 +180,9 @@ impl RawWs {
 
     /// The next message if a whole one is already buffered (no waiting).
     pub fn try_next(&mut self) -> io::Result<Option<Frame<'_>>> {
-        Ok(match self.next_buffered()? {
-            Some((op, range)) => Some(self.frame(op, range)),
-            None => None,
-        })
+        Ok(self
+            .next_buffered()?
+            .map(|(op, range)| self.frame(op, range)))
     }
 
     fn frame(&self, op: u8, range: Range) -> Frame<'_> {
@@ -275,7 +274,8 @@ impl RawWs {
         if need > self.buf.len() {
             self.buf.resize(need.next_power_of_two(), 0);
         } else if self.end == self.buf.len() {
-            self.buf.resize((self.buf.len() * 2).min(MAX_BUF.max(need)), 0);
+            self.buf
+                .resize((self.buf.len() * 2).min(MAX_BUF.max(need)), 0);
         }
         let n = self.stream.read(&mut self.buf[self.end..]).await?;
         if n == 0 {
