@@ -1,8 +1,9 @@
 //! The connection loop shared by every plain-WebSocket dialect.
 //!
-//! One task per connection owns the socket and the session. It waits on four things:
-//! a frame from the client, an event from the hub queue, the kill switch (slow
-//! consumer) and server shutdown. Writes happen only here, never under a shared lock,
+//! One task per connection owns the socket and the session. It waits on a frame from
+//! the client, an event from the hub queue, the pace timer (see [`run_connection`]),
+//! the ping timer, and its kill switch (slow consumer; linked to server shutdown).
+//! Writes happen only here, never under a shared lock,
 //! and each flush has a deadline so a client that stops reading cannot pin the task.
 //! Events that are already queued are rendered together and leave in one flush, so
 //! a busy connection costs one system call per batch rather than one per frame.

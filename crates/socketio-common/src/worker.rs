@@ -2,9 +2,9 @@
 //!
 //! This is the Socket.IO twin of the gateway's WebSocket connection loop. The task
 //! waits on four things — the kill switch (slow consumer, shutdown), the socket
-//! closing, the next client event from the inbox, the next hub event for the user —
-//! and handles one at a time, so a session never needs a lock and events of one
-//! socket never overtake each other.
+//! closing, the next client event from the inbox, the next hub event for the user
+//! (paced: see `run`) — and handles one at a time, so a session never needs a lock
+//! and events of one socket never overtake each other.
 //!
 //! Emitting never waits: socketioxide's per-socket buffer is bounded, and a socket
 //! whose buffer is full is treated like a full hub queue — the client is told
