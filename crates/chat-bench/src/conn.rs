@@ -13,7 +13,7 @@
 
 use crate::dialect::{Dialect, Ready, Target};
 use crate::stats;
-use futures_util::{SinkExt, StreamExt};
+use crate::wire::{Frame, RawWs};
 use memchr::memmem;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,9 +21,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 
 const MARKER: &[u8] = b"bench:";
 
@@ -92,14 +89,7 @@ impl Shared {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-/// Small buffers: 15,000 idle clients must not cost the generator gigabytes.
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-}
+type Ws = RawWs;
 
 async fn open(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
     let sock = match sh.addr {
@@ -117,29 +107,29 @@ async fn open(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let path = sh.paths.of(plan.dialect);
-    let url = if plan.dialect.is_socketio() {
-        format!("ws://{}{}?EIO=4&transport=websocket", sh.host, path)
+    let target = if plan.dialect.is_socketio() {
+        format!("{path}?EIO=4&transport=websocket")
     } else {
-        format!("ws://{}{}", sh.host, path)
+        path.to_string()
     };
-    let mut req = url
-        .into_client_request()
-        .map_err(|e| format!("request: {e}"))?;
+    let bearer = format!("Bearer {}", plan.token);
+    let mut headers: Vec<(&str, &str)> = Vec::new();
     if matches!(plan.dialect, Dialect::TypeContent | Dialect::ActionRequest) {
-        let v = format!("Bearer {}", plan.token)
-            .parse()
-            .map_err(|_| "token is not a header value".to_string())?;
-        req.headers_mut().insert("authorization", v);
+        headers.push(("Authorization", &bearer));
     }
     if let Some(o) = &sh.origin {
-        if let Ok(v) = o.parse() {
-            req.headers_mut().insert("origin", v);
-        }
+        headers.push(("Origin", o));
     }
-    let (ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config()))
+    RawWs::upgrade(stream, &sh.host, &target, &headers)
         .await
-        .map_err(|e| format!("upgrade: {e}"))?;
-    Ok(ws)
+        .map_err(|e| format!("upgrade: {e}"))
+}
+
+fn text_of(f: &Frame<'_>) -> String {
+    match f {
+        Frame::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Upgrade and authenticate; Ok when the dialect says the session is usable.
@@ -149,12 +139,13 @@ async fn handshake(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
     if d.is_socketio() {
         // Engine.IO's open packet comes first.
         match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
-            other => return Err(format!("no Engine.IO open packet: {other:?}")),
+            Ok(Frame::Text(t)) if t.starts_with(b"0") => {}
+            Ok(other) => return Err(format!("no Engine.IO open packet: {}", text_of(&other))),
+            Err(e) => return Err(format!("no Engine.IO open packet: {e}")),
         }
     }
     if let Some(hello) = d.hello(&plan.token) {
-        ws.send(Message::text(hello))
+        ws.send_text(&hello)
             .await
             .map_err(|e| format!("send hello: {e}"))?;
     } else {
@@ -162,14 +153,17 @@ async fn handshake(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
     }
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(t))) => match d.is_ready(t.as_str()) {
-                Ready::Yes => return Ok(ws),
-                Ready::Refused => return Err(format!("refused: {}", clip(t.as_str()))),
-                Ready::NotYet => {}
-            },
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("during auth: {e}")),
-            None => return Err("closed during auth".into()),
+            Ok(Frame::Text(t)) => {
+                let t = String::from_utf8_lossy(t);
+                match d.is_ready(&t) {
+                    Ready::Yes => return Ok(ws),
+                    Ready::Refused => return Err(format!("refused: {}", clip(&t))),
+                    Ready::NotYet => {}
+                }
+            }
+            Ok(Frame::Binary) => {}
+            Ok(Frame::Close(c)) => return Err(format!("closed during auth: {c:?}")),
+            Err(e) => return Err(format!("during auth: {e}")),
         }
     }
 }
@@ -203,6 +197,40 @@ pub fn find_marker(finder: &memmem::Finder<'_>, frame: &[u8]) -> Option<(u64, u6
     Some((sender, seq, t))
 }
 
+/// What one frame means to a client, owned so the socket is free to use again.
+enum Seen {
+    /// A message marker: sender, sequence number, send time.
+    Marker(u64, u64, u64),
+    /// Engine.IO ping (`2`).
+    Heartbeat,
+    /// Any other text frame.
+    Text(String),
+    /// Binary frames: nothing the scenarios look at.
+    Other,
+    /// The connection is over (closed by the server, read error, EOF): why.
+    Ended(String),
+}
+
+fn classify(finder: &memmem::Finder<'_>, d: Dialect, frame: std::io::Result<Frame<'_>>) -> Seen {
+    match frame {
+        Ok(Frame::Text(b)) => {
+            if let Some((sender, s, t)) = find_marker(finder, b) {
+                Seen::Marker(sender, s, t)
+            } else if d.is_socketio() && b == b"2" {
+                Seen::Heartbeat
+            } else {
+                Seen::Text(String::from_utf8_lossy(b).into_owned())
+            }
+        }
+        Ok(Frame::Binary) => Seen::Other,
+        Ok(Frame::Close(c)) => Seen::Ended(format!("closed by server: {c:?}")),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Seen::Ended("connection ended".into())
+        }
+        Err(e) => Seen::Ended(format!("read error: {e}")),
+    }
+}
+
 fn looks_like_error(frame: &str) -> bool {
     frame.contains(r#""type":"error""#)
         || frame.contains(r#""errors":["#) && !frame.contains(r#""errors":[]"#)
@@ -213,7 +241,7 @@ fn looks_like_error(frame: &str) -> bool {
 /// measures returning users (the reconnect after a deploy) rather than sign-ups.
 pub async fn visit(sh: &Shared, plan: &Plan) -> Result<(), String> {
     let mut ws = handshake(sh, plan).await?;
-    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
     Ok(())
 }
 
@@ -241,73 +269,78 @@ pub async fn run(sh: Arc<Shared>, plan: Plan, mut phase: watch::Receiver<Phase>)
     let mut sending = false;
     let mut tick: Option<tokio::time::Interval> = None;
     let mut current = Phase::Connect;
+    // Latencies of one burst, recorded together.
+    let mut delivered: Vec<u64> = Vec::with_capacity(64);
 
     loop {
         let mut send_now = false;
         tokio::select! {
             frame = ws.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(c))) => {
-                        if current < Phase::Close {
-                            sh.disconnects.fetch_add(1, Ordering::Relaxed);
-                            sh.note(format!("client {} ({d}) closed by server: {c:?}", plan.idx));
-                        }
-                        return;
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => {
-                        if current < Phase::Close {
-                            sh.disconnects.fetch_add(1, Ordering::Relaxed);
-                            sh.note(format!("client {} ({d}) read error: {e}", plan.idx));
-                        }
-                        return;
-                    }
-                    None => {
-                        if current < Phase::Close {
-                            sh.disconnects.fetch_add(1, Ordering::Relaxed);
-                            sh.note(format!("client {} ({d}) connection ended", plan.idx));
-                        }
-                        return;
-                    }
-                };
-                let bytes = text.as_bytes();
-                if let Some((sender, s, t)) = find_marker(&finder, bytes) {
-                    let lat_us = sh.now_ns().saturating_sub(t) / 1000;
-                    if sender == me {
-                        if s > last_acked {
-                            last_acked = s;
-                            stats::acked(lat_us);
-                            if matches!(plan.role, Role::ClosedLoop) && sending {
-                                send_now = true;
+                // Every frame already buffered is handled here, without going back
+                // to the `select!` (which would set up its other futures again per
+                // frame); one clock reading serves the whole burst.
+                let now = sh.now_ns();
+                let mut seen = classify(&finder, d, frame);
+                loop {
+                    match seen {
+                        Seen::Marker(sender, s, t) => {
+                            let lat_us = now.saturating_sub(t) / 1000;
+                            if sender == me {
+                                if s > last_acked {
+                                    last_acked = s;
+                                    stats::acked(lat_us);
+                                    if matches!(plan.role, Role::ClosedLoop) && sending {
+                                        send_now = true;
+                                    }
+                                }
+                            } else {
+                                delivered.push(lat_us);
                             }
                         }
-                    } else {
-                        stats::delivered(lat_us);
-                    }
-                } else if d.is_socketio() && bytes == b"2" {
-                    // Engine.IO heartbeat: answer the ping.
-                    if ws.send(Message::text("3")).await.is_err() {
-                        return;
-                    }
-                } else if awaiting_join {
-                    match d.is_joined(text.as_str()) {
-                        Ready::Yes => {
-                            awaiting_join = false;
-                            joined = true;
-                            sh.joined.fetch_add(1, Ordering::Relaxed);
+                        Seen::Heartbeat => {
+                            // Engine.IO heartbeat: answer the ping.
+                            if ws.send_text("3").await.is_err() {
+                                return;
+                            }
                         }
-                        Ready::Refused => {
-                            awaiting_join = false;
-                            sh.join_failed.fetch_add(1, Ordering::Relaxed);
-                            sh.note(format!("client {} ({d}) join refused: {}", plan.idx, clip(text.as_str())));
+                        Seen::Other => {}
+                        Seen::Text(text) => {
+                            if awaiting_join {
+                                match d.is_joined(&text) {
+                                    Ready::Yes => {
+                                        awaiting_join = false;
+                                        joined = true;
+                                        sh.joined.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Ready::Refused => {
+                                        awaiting_join = false;
+                                        sh.join_failed.fetch_add(1, Ordering::Relaxed);
+                                        sh.note(format!("client {} ({d}) join refused: {}", plan.idx, clip(&text)));
+                                    }
+                                    Ready::NotYet => {}
+                                }
+                            } else if looks_like_error(&text) {
+                                sh.error_frames.fetch_add(1, Ordering::Relaxed);
+                                sh.note(format!("client {} ({d}) error: {}", plan.idx, clip(&text)));
+                            }
                         }
-                        Ready::NotYet => {}
+                        Seen::Ended(why) => {
+                            stats::delivered_many(&delivered);
+                            if current < Phase::Close {
+                                sh.disconnects.fetch_add(1, Ordering::Relaxed);
+                                sh.note(format!("client {} ({d}) {why}", plan.idx));
+                            }
+                            return;
+                        }
                     }
-                } else if looks_like_error(text.as_str()) {
-                    sh.error_frames.fetch_add(1, Ordering::Relaxed);
-                    sh.note(format!("client {} ({d}) error: {}", plan.idx, clip(text.as_str())));
+                    seen = match ws.try_next() {
+                        Ok(Some(f)) => classify(&finder, d, Ok(f)),
+                        Ok(None) => break,
+                        Err(e) => classify(&finder, d, Err(e)),
+                    };
                 }
+                stats::delivered_many(&delivered);
+                delivered.clear();
             }
             changed = phase.changed() => {
                 if changed.is_err() {
@@ -323,7 +356,7 @@ pub async fn run(sh: Arc<Shared>, plan: Plan, mut phase: watch::Receiver<Phase>)
                             match join {
                                 Some(frame) => {
                                     awaiting_join = true;
-                                    if ws.send(Message::text(frame)).await.is_err() {
+                                    if ws.send_text(&frame).await.is_err() {
                                         return;
                                     }
                                 }
@@ -354,7 +387,7 @@ pub async fn run(sh: Arc<Shared>, plan: Plan, mut phase: watch::Receiver<Phase>)
                     }
                     Phase::Stop => sending = false,
                     Phase::Close => {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
                         return;
                     }
                 }
@@ -376,7 +409,7 @@ pub async fn run(sh: Arc<Shared>, plan: Plan, mut phase: watch::Receiver<Phase>)
             let text = format!("bench:{me}:{seq}:{}{}", sh.now_ns(), sh.pad);
             let frame = d.send(plan.user, target, &text, seq);
             stats::sent();
-            if let Err(e) = ws.send(Message::text(frame)).await {
+            if let Err(e) = ws.send_text(&frame).await {
                 sh.disconnects.fetch_add(1, Ordering::Relaxed);
                 sh.note(format!("client {} ({d}) send failed: {e}", plan.idx));
                 return;

@@ -17,6 +17,7 @@ mod dialect;
 mod http;
 mod procstat;
 mod stats;
+mod wire;
 
 use clap::Parser;
 use conn::{Phase, Plan, Role, Shared};
@@ -496,6 +497,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
     }
     let end = stats::totals();
     let server_end = args.server_pid.and_then(|p| procstat::sample(Some(p)));
+    let self_end = procstat::sample(None);
     let load_end = procstat::loadavg();
     progress.stop.store(true, Ordering::Relaxed);
     let _ = phase_tx.send(Phase::Close);
@@ -521,7 +523,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
         .filter(|s| s["phase"] == "run")
         .filter_map(|s| s["deliveries_per_s"].as_f64())
         .collect();
-    let server = server_report(
+    let mut server = server_report(
         args.server_pid,
         &server_idle,
         &server_before,
@@ -530,11 +532,29 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
         progress.server_rss_max.load(Ordering::Relaxed),
         ready,
     );
+    // CPU per delivery over the run and the drain (every delivery counted happened in
+    // that span): the figure to compare changes by, since wall-clock rates depend on
+    // whatever else the machine is doing.
+    let per_delivery = |a: &Option<procstat::Sample>, b: &Option<procstat::Sample>| match (a, b) {
+        (Some(a), Some(b)) => json!({
+            "cpu_s": round3(b.cpu_s - a.cpu_s),
+            "cpu_us_per_delivery": (delivered > 0)
+                .then(|| round3(1e6 * (b.cpu_s - a.cpu_s) / delivered as f64)),
+        }),
+        _ => serde_json::Value::Null,
+    };
+    if let Some(m) = server.as_object_mut() {
+        m.insert(
+            "run_and_drain".into(),
+            per_delivery(&server_before, &server_end),
+        );
+    }
     let generator = match (&self_before, &self_at_stop) {
         (Some(a), Some(b)) => json!({
             "cpu_percent": round1(procstat::cpu_percent(a, b)),
             "rss_kib": b.rss_kib,
             "threads": args.threads,
+            "run_and_drain": per_delivery(&self_before, &self_end),
         }),
         _ => serde_json::Value::Null,
     };
@@ -790,6 +810,13 @@ fn print_table(r: &serde_json::Value) {
     println!(
         "generator           cpu {}% ({} threads), rss {} KiB",
         r["generator"]["cpu_percent"], r["generator"]["threads"], r["generator"]["rss_kib"]
+    );
+    println!(
+        "cpu per delivery    server {} us ({} s), generator {} us ({} s), run and drain",
+        s["run_and_drain"]["cpu_us_per_delivery"],
+        s["run_and_drain"]["cpu_s"],
+        r["generator"]["run_and_drain"]["cpu_us_per_delivery"],
+        r["generator"]["run_and_drain"]["cpu_s"]
     );
     println!(
         "machine             {} cpus, load {} -> {}",

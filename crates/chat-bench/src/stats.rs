@@ -66,10 +66,19 @@ fn record(h: &Mutex<Histogram<u64>>, micros: u64) {
     }
 }
 
-pub fn delivered(latency_us: u64) {
+/// Several deliveries at once (one burst of frames): one lock for all of them.
+pub fn delivered_many(latencies_us: &[u64]) {
+    if latencies_us.is_empty() {
+        return;
+    }
     with(|s| {
-        s.deliveries.fetch_add(1, Ordering::Relaxed);
-        record(&s.delivery, latency_us);
+        s.deliveries
+            .fetch_add(latencies_us.len() as u64, Ordering::Relaxed);
+        if let Ok(mut h) = s.delivery.lock() {
+            for &l in latencies_us {
+                h.saturating_record(l.clamp(1, MAX_MICROS));
+            }
+        }
     })
 }
 

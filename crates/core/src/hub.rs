@@ -14,6 +14,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// How often a connection writes hub events at most, when they keep coming.
+///
+/// A connection that flushed less than this long ago leaves newer events in its queue
+/// until the interval is over, then writes them together: in a room of a thousand
+/// with a thousand messages a second, that is ~20 events per write instead of one,
+/// and the per-write costs (a `send` here, a wake-up and a `recv` at the client, the
+/// TCP segment and its acknowledgement) were most of the cost of a delivery. A
+/// connection whose room is quiet writes at once (its last write is long past), and
+/// answers to a client's own requests are never held back. The queue is bounded
+/// ([`Hub::new`]), so a connection would need more than `queue_len` events in one
+/// interval to be closed as a slow consumer for it.
+pub const EVENT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Why the hub closes a connection.
 pub const SLOW_CONSUMER: &str = "slow consumer: outbound queue full";
 
@@ -25,6 +38,17 @@ pub struct KillSwitch {
 }
 
 impl KillSwitch {
+    /// A kill switch that also fires when `parent` is cancelled (server shutdown), so
+    /// a connection waits on one token of its own rather than also polling a token
+    /// shared by every connection (each poll of a token's `cancelled()` takes its
+    /// lock). [`KillSwitch::reason`] stays `None` when only the parent fired.
+    pub fn linked_to(parent: &CancellationToken) -> Self {
+        KillSwitch {
+            token: parent.child_token(),
+            reason: Mutex::new(None),
+        }
+    }
+
     pub fn kill(&self, reason: &str) {
         if let Ok(mut r) = self.reason.lock() {
             r.get_or_insert_with(|| reason.to_string());

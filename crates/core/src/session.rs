@@ -132,6 +132,16 @@ impl ConnCtx {
         });
     }
 
+    /// Whether frames are waiting to be written.
+    pub fn has_outgoing(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Whether a close frame is waiting (so what is queued must go out now).
+    pub fn closing(&self) -> bool {
+        self.out.iter().any(|o| matches!(o, Outgoing::Close { .. }))
+    }
+
     /// Frames queued since the last call.
     pub fn take_outgoing(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.out)

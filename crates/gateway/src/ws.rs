@@ -1,18 +1,21 @@
 //! The connection loop shared by every plain-WebSocket dialect.
 //!
-//! One task per connection owns the socket and the session. It waits on four things:
-//! a frame from the client, an event from the hub queue, the kill switch (slow
-//! consumer) and server shutdown. Writes happen only here, never under a shared lock,
+//! One task per connection owns the socket and the session. It waits on a frame from
+//! the client, an event from the hub queue, the pace timer (see [`run_connection`]),
+//! the ping timer, and its kill switch (slow consumer; linked to server shutdown).
+//! Writes happen only here, never under a shared lock,
 //! and each flush has a deadline so a client that stops reading cannot pin the task.
 //! Events that are already queued are rendered together and leave in one flush, so
 //! a busy connection costs one system call per batch rather than one per frame.
 
 use bytes::Bytes;
+use chat_core::hub::{KillSwitch, EVENT_FLUSH_INTERVAL};
 use chat_core::{ConnCtx, Outgoing, Session};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -29,8 +32,9 @@ pub struct LoopConfig {
 }
 
 /// Most queued events rendered before one flush (bounds the batch a slow socket
-/// write holds up, and the write buffer it grows).
-const COALESCE_EVENTS: usize = 64;
+/// write holds up, and the write buffer it grows). With events paced at
+/// [`EVENT_FLUSH_INTERVAL`] a busy connection has a few dozen waiting per flush.
+const COALESCE_EVENTS: usize = 256;
 
 /// Application close codes (RFC 6455 4000-4999 are free for applications; 1008 is
 /// "policy violation", used for a slow consumer as the closest standard code).
@@ -49,6 +53,15 @@ fn close_message(code: u16, reason: &str) -> Message {
 }
 
 /// Drive one connection until it closes.
+///
+/// Hub events are paced: a connection that flushed less than [`EVENT_FLUSH_INTERVAL`]
+/// ago leaves further events in its (bounded) hub queue until that much time has
+/// passed, then renders and writes all of them at once. In a busy room this turns
+/// one `send` per event, and one wake-up and `recv` per event on the client, into one
+/// per interval — the system calls, not the rendering, were most of the cost of a
+/// delivery. A connection that hears from its room rarely is not delayed at all
+/// (its last flush is long past), and answers to the client's own frames are never
+/// held back: they go out at once, with whatever events were already rendered.
 pub async fn run_connection<S>(
     mut ws: WebSocketStream<S>,
     mut session: Box<dyn Session>,
@@ -58,31 +71,53 @@ pub async fn run_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // One token to wait on for both the kill switch and server shutdown (set before
+    // the session can sign in, which hands the switch to the hub).
+    cx.kill = Arc::new(KillSwitch::linked_to(&shutdown));
     session.on_open(&mut cx).await;
     let mut open = flush(&mut ws, &mut cx, &cfg).await;
     let mut ping = tokio::time::interval(cfg.ping_interval);
     ping.tick().await;
     let kill = cx.kill.clone();
+    // Created once: a fresh `cancelled()` future per turn would register with (and
+    // leave) the token's waiter list every time.
+    let killed = kill.killed();
+    let pace = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(killed, pace);
+    // Armed: rendered events wait for the pace timer rather than leaving now.
+    let mut pacing = false;
+    let mut next_flush = Instant::now();
     while open {
         let next_event = async {
             match cx.subscription.as_mut() {
-                Some(sub) => sub.rx.recv().await,
-                None => std::future::pending().await,
+                Some(sub) if !pacing => sub.rx.recv().await,
+                _ => std::future::pending().await,
             }
         };
+        // Whether this turn produced something the client is waiting for.
+        let mut urgent = false;
         tokio::select! {
             biased;
-            _ = kill.killed() => {
-                let reason = kill.reason().unwrap_or_else(|| "closed by the server".into());
-                let code = if reason.starts_with("server") { 1001 } else { CLOSE_SLOW_CONSUMER };
+            _ = &mut killed => {
+                let (code, reason) = match kill.reason() {
+                    Some(r) if r.starts_with("server") => (1001, r),
+                    Some(r) => (CLOSE_SLOW_CONSUMER, r),
+                    None if shutdown.is_cancelled() => (1001, "server shutting down".to_string()),
+                    None => (CLOSE_SLOW_CONSUMER, "closed by the server".to_string()),
+                };
                 let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(code, &reason))).await;
                 break;
             }
-            _ = shutdown.cancelled() => {
-                let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(1001, "server shutting down"))).await;
-                break;
+            // The pace timer and queued events come before the socket: polling the
+            // socket costs a little even when it has nothing (tungstenite prepares its
+            // read buffer), and pacing already keeps events from starving client
+            // frames — after an event is rendered the next ones wait for the timer.
+            _ = &mut pace, if pacing => pacing = false,
+            Some(event) = next_event => {
+                session.on_event(&mut cx, &event).await;
             }
             frame = ws.next() => {
+                urgent = true;
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         if text.len() > cfg.max_frame_bytes {
@@ -109,20 +144,20 @@ pub async fn run_connection<S>(
                     }
                 }
             }
-            Some(event) = next_event => {
-                session.on_event(&mut cx, &event).await;
-            }
             _ = ping.tick() => {
                 if tokio::time::timeout(cfg.write_timeout, ws.send(Message::Ping(Bytes::new()))).await.map_or(true, |r| r.is_err()) {
                     break;
                 }
             }
         }
-        // Events already waiting go out with what this turn produced, in one write: in
-        // a busy room a connection gets many events per wake-up, and a system call per
-        // frame was the largest cost of fan-out. Doing it after client frames too keeps
-        // a connection that sends a lot (frames win the `biased` select) from starving
-        // its own queue into a slow-consumer close.
+        if pacing && !urgent {
+            // Events keep waiting in the hub queue until the pace timer fires.
+            continue;
+        }
+        // Events already waiting go out with what this turn produced, in one write.
+        // Doing it after client frames too keeps a connection that sends a lot (frames
+        // win the `biased` select) from starving its own queue into a slow-consumer
+        // close.
         for _ in 0..COALESCE_EVENTS {
             let Some(sub) = cx.subscription.as_mut() else {
                 break;
@@ -130,7 +165,18 @@ pub async fn run_connection<S>(
             let Ok(event) = sub.rx.try_recv() else { break };
             session.on_event(&mut cx, &event).await;
         }
-        open = flush(&mut ws, &mut cx, &cfg).await;
+        if !cx.has_outgoing() {
+            continue;
+        }
+        let now = Instant::now();
+        if urgent || now >= next_flush || cx.closing() {
+            open = flush(&mut ws, &mut cx, &cfg).await;
+            next_flush = now + EVENT_FLUSH_INTERVAL;
+            pacing = false;
+        } else {
+            pace.as_mut().reset(next_flush);
+            pacing = true;
+        }
     }
     session.on_close(&mut cx).await;
     cx.sign_out().await;

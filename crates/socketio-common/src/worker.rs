@@ -2,9 +2,9 @@
 //!
 //! This is the Socket.IO twin of the gateway's WebSocket connection loop. The task
 //! waits on four things — the kill switch (slow consumer, shutdown), the socket
-//! closing, the next client event from the inbox, the next hub event for the user —
-//! and handles one at a time, so a session never needs a lock and events of one
-//! socket never overtake each other.
+//! closing, the next client event from the inbox, the next hub event for the user
+//! (paced: see `run`) — and handles one at a time, so a session never needs a lock
+//! and events of one socket never overtake each other.
 //!
 //! Emitting never waits: socketioxide's per-socket buffer is bounded, and a socket
 //! whose buffer is full is treated like a full hub queue — the client is told
@@ -14,13 +14,15 @@
 use crate::error::WireError;
 use crate::inbox::Request;
 use async_trait::async_trait;
-use chat_core::hub::SLOW_CONSUMER;
+use chat_core::hub::{EVENT_FLUSH_INTERVAL, SLOW_CONSUMER};
 use chat_core::{ChatService, ConnCtx, Origin, Principal, Published};
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The per-socket state machine of a dialect.
@@ -132,7 +134,17 @@ impl SioCtx {
     }
 }
 
+/// Most queued hub events pushed in one go (the rest follow on the next turn).
+const COALESCE_EVENTS: usize = 256;
+
 /// Drive one socket until it closes or is killed.
+///
+/// Hub events are paced as in the gateway's WebSocket loop (see
+/// [`EVENT_FLUSH_INTERVAL`]): a socket that pushed less than that long ago leaves newer
+/// events in its bounded hub queue until the interval is over, then emits all of them
+/// in one go, so socketioxide's writer task wakes once and writes them with one flush
+/// instead of one wake-up and one `send` per event. Client requests are answered at
+/// once.
 pub(crate) async fn run<S: SioSession>(
     mut session: S,
     mut cx: SioCtx,
@@ -144,16 +156,27 @@ pub(crate) async fn run<S: SioSession>(
         cx.sign_in(*p).await;
     }
     let kill = cx.conn.kill.clone();
+    // Created once rather than per turn (each `cancelled()` future registers with the
+    // token's waiter list when polled).
+    let killed = kill.killed();
+    let gone = closed.cancelled();
+    let pace = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(killed, gone, pace);
+    let mut pacing = false;
+    let mut next_flush = Instant::now();
+    // An event taken from the queue while pacing, pushed when the timer fires.
+    let mut held: Option<Arc<Published>> = None;
     loop {
         let next_event = async {
             match cx.conn.subscription.as_mut() {
-                Some(sub) => sub.rx.recv().await,
-                None => std::future::pending().await,
+                Some(sub) if !pacing => sub.rx.recv().await,
+                _ => std::future::pending().await,
             }
         };
+        let mut push_now = false;
         tokio::select! {
             biased;
-            _ = kill.killed() => {
+            _ = &mut killed => {
                 let reason = kill.reason().unwrap_or_else(|| "closed by the server".into());
                 // On shutdown socketioxide closes the transport itself, which a client
                 // takes as a reason to reconnect; a namespace disconnect would not be.
@@ -163,12 +186,37 @@ pub(crate) async fn run<S: SioSession>(
                 }
                 break;
             }
-            _ = closed.cancelled() => break,
+            _ = &mut gone => break,
             req = inbox.recv() => match req {
                 Some(req) => session.on_request(&mut cx, req).await,
                 None => break,
             },
-            Some(event) = next_event => session.on_push(&mut cx, &event).await,
+            _ = &mut pace, if pacing => {
+                pacing = false;
+                push_now = true;
+            }
+            Some(event) = next_event => {
+                held = Some(event);
+                if Instant::now() >= next_flush {
+                    push_now = true;
+                } else {
+                    pacing = true;
+                    pace.as_mut().reset(next_flush);
+                }
+            }
+        }
+        if push_now {
+            if let Some(event) = held.take() {
+                session.on_push(&mut cx, &event).await;
+            }
+            for _ in 0..COALESCE_EVENTS {
+                let Some(sub) = cx.conn.subscription.as_mut() else {
+                    break;
+                };
+                let Ok(event) = sub.rx.try_recv() else { break };
+                session.on_push(&mut cx, &event).await;
+            }
+            next_flush = Instant::now() + EVENT_FLUSH_INTERVAL;
         }
     }
     session.on_close(&mut cx).await;
