@@ -14,20 +14,25 @@
 //! no extra latency; under load groups grow by themselves, because messages queue
 //! while the previous commit is in flight.
 //!
-//! Ordering is unchanged. A group first locks each of its rooms (in ascending id
-//! order, so two groups committing at once cannot deadlock), exactly as a single
-//! insert does, and allocates its ids under those locks: ids of a room still commit
-//! in increasing order (see the crate docs).
+//! Ordering is unchanged. A group first locks its rooms (in ascending id order, so
+//! it cannot deadlock with another writer), as a single insert does, and allocates
+//! its ids under those locks: ids of a room still commit in increasing order (see
+//! the crate docs).
 //!
 //! If a group fails as a whole (a room deleted meanwhile, a vanished author, a
 //! serialisation failure), each of its messages is retried on its own through the
 //! ordinary single-insert path, so one bad message gets its own precise error and
 //! does not take the others down with it.
 //!
-//! PostgreSQL sends a group's statements pipelined on one connection (diesel-async
-//! runs futures polled together on one connection as a pipeline), and up to
-//! [`PG_WRITERS`] groups commit at once. SQLite has one writer connection, so one
-//! writer task runs the whole group inside a single blocking call.
+//! On PostgreSQL [`PG_WRITERS`] writers commit at once, each owning the rooms whose
+//! id falls to it (id modulo the number of writers). Writers that shared rooms would
+//! queue behind each other's room locks (a first version did: most of each commit
+//! was spent waiting for the previous one); with rooms split between them their
+//! commits overlap, and PostgreSQL flushes the WAL of concurrent commits together.
+//! A group's statements are pipelined on its connection (diesel-async runs futures
+//! polled together on one connection as a pipeline). SQLite has one writer
+//! connection, so it has one writer task, which runs a whole group inside a single
+//! blocking call.
 
 use crate::db::{Db, PgPool, SqlitePool};
 use crate::error::Fail;
@@ -38,7 +43,7 @@ use chat_core::store::{NewMessage, StoreResult};
 use chat_core::{Message, StoreError};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper, SqliteConnection};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 /// Most messages committed in one transaction.
 const MAX_GROUP: usize = 256;
@@ -53,27 +58,29 @@ struct Pending {
     reply: oneshot::Sender<StoreResult<Message>>,
 }
 
-/// The sending side of the group-commit queue, held by the store. Dropping it ends
-/// the writer tasks once they have committed what is queued.
+/// The sending side of the group-commit queues (one per writer), held by the store.
+/// Dropping it ends the writer tasks once they have committed what is queued.
 pub(crate) struct GroupWriter {
-    tx: mpsc::Sender<Pending>,
+    queues: Vec<mpsc::Sender<Pending>>,
 }
 
 impl GroupWriter {
     /// Start the writer tasks. `single` is a store without a group writer of its own,
     /// used for the one-by-one retry of a failed group.
     pub fn start(db: &Db, single: DieselStore) -> GroupWriter {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
         let single = Arc::new(single);
         let writers = match db {
             Db::Pg(_) => PG_WRITERS,
             Db::Sqlite(_) => 1,
         };
-        for _ in 0..writers {
-            tokio::spawn(writer(db.clone(), rx.clone(), single.clone()));
-        }
-        GroupWriter { tx }
+        let queues = (0..writers)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(writer(db.clone(), rx, single.clone()));
+                tx
+            })
+            .collect();
+        GroupWriter { queues }
     }
 
     /// Insert a message without attachments; returns once it is committed.
@@ -81,7 +88,9 @@ impl GroupWriter {
         debug_assert!(msg.attachments.is_empty());
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Backend("the message writer has stopped".into());
-        self.tx
+        // The writer that owns the room (see the module docs).
+        let owner = msg.room_id.0.rem_euclid(self.queues.len() as i64) as usize;
+        self.queues[owner]
             .send(Pending { msg, reply })
             .await
             .map_err(|_| closed())?;
@@ -89,11 +98,11 @@ impl GroupWriter {
     }
 }
 
-async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, single: Arc<DieselStore>) {
+async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>, single: Arc<DieselStore>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     loop {
-        // One writer at a time collects a group; the others are committing theirs.
-        let got = rx.lock().await.recv_many(&mut group, MAX_GROUP).await;
+        // Whatever queued while the previous group was committing.
+        let got = rx.recv_many(&mut group, MAX_GROUP).await;
         if got == 0 {
             return;
         }
