@@ -136,7 +136,7 @@ impl SioCtx {
 pub(crate) async fn run<S: SioSession>(
     mut session: S,
     mut cx: SioCtx,
-    mut inbox: mpsc::Receiver<Request>,
+    mut inbox: mpsc::Receiver<Box<Request>>,
     closed: CancellationToken,
     principal: Option<Box<Principal>>,
 ) {
@@ -165,7 +165,7 @@ pub(crate) async fn run<S: SioSession>(
             }
             _ = closed.cancelled() => break,
             req = inbox.recv() => match req {
-                Some(req) => session.on_request(&mut cx, req).await,
+                Some(req) => session.on_request(&mut cx, *req).await,
                 None => break,
             },
             Some(event) = next_event => session.on_push(&mut cx, &event).await,
