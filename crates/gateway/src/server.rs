@@ -312,7 +312,12 @@ async fn upgrade(
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(hard_cap))
         .max_frame_size(Some(hard_cap))
-        .read_buffer_size(4 * 1024)
+        // tungstenite allocates (and zero-fills) the whole read buffer per connection
+        // up front and keeps it for the connection's life, idle or not, so it is the
+        // largest fixed cost of an idle socket. Client frames here are small commands
+        // (a token plus a few fields, well under 2 KiB), so 2 KiB reads them in one
+        // system call; a larger frame (an upload) still arrives whole, in 2 KiB reads.
+        .read_buffer_size(2 * 1024)
         // Frames queue up to this much before a write; the connection loop flushes
         // after each batch of events, so this turns a batch into one system call
         // instead of one per frame, without holding anything back.

@@ -55,7 +55,7 @@ impl HttpMount for SocketIoMount {
                 http_util::error(http::StatusCode::NOT_FOUND, "not_found", "no such endpoint")
             });
         }
-        let fut = self.svc.call(req);
+        let fut = self.svc.call(detach_head(req));
         Box::pin(async move {
             match fut.await {
                 Ok(resp) => resp.map(|b| b.map_err(|never| match never {}).boxed()),
@@ -68,6 +68,28 @@ impl HttpMount for SocketIoMount {
         let io = self.io.clone();
         Box::pin(async move { io.close().await })
     }
+}
+
+/// The request with its head copied out of hyper's connection read buffer.
+///
+/// hyper parses a request head in place: the URI and every header value are slices of
+/// the connection's read buffer (8–16 KiB). socketioxide keeps the parts of the
+/// request that opened a socket for the socket's whole life (`req_parts`), and with
+/// them that entire buffer: 16 KiB of every idle Socket.IO connection, the largest
+/// item of its memory. Copying the few hundred bytes of the head lets the buffer go
+/// once the connection has become a WebSocket.
+fn detach_head<B>(req: Request<B>) -> Request<B> {
+    let (mut parts, body) = req.into_parts();
+    for value in parts.headers.values_mut() {
+        if let Ok(mut copy) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            *value = copy;
+        }
+    }
+    if let Ok(uri) = http::Uri::from_maybe_shared(bytes::Bytes::from(parts.uri.to_string())) {
+        parts.uri = uri;
+    }
+    Request::from_parts(parts, body)
 }
 
 fn params(p: SioParams) -> Params {
@@ -112,4 +134,27 @@ pub fn pubsub(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
         &path,
         built,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_head_keeps_uri_headers_and_sensitivity() {
+        let mut req = Request::builder()
+            .uri("/ws/?EIO=4&transport=websocket&token=a%20b")
+            .header("x-custom", "v1")
+            .header(http::header::AUTHORIZATION, "Bearer t")
+            .body(())
+            .unwrap();
+        if let Some(v) = req.headers_mut().get_mut(http::header::AUTHORIZATION) {
+            v.set_sensitive(true);
+        }
+        let before = req.headers().clone();
+        let out = detach_head(req);
+        assert_eq!(out.uri(), "/ws/?EIO=4&transport=websocket&token=a%20b");
+        assert_eq!(out.headers(), &before);
+        assert!(out.headers()[http::header::AUTHORIZATION].is_sensitive());
+    }
 }

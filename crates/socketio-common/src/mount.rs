@@ -99,7 +99,7 @@ impl<B> hyper::service::Service<http::Request<B>> for NotSocketIo {
 /// What the connect middleware leaves for the connect handler.
 struct Pending<S> {
     opening: Opening<S>,
-    inbox: mpsc::Receiver<Request>,
+    inbox: mpsc::Receiver<Box<Request>>,
     closed: CancellationToken,
 }
 

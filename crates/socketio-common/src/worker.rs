@@ -148,7 +148,7 @@ const COALESCE_EVENTS: usize = 256;
 pub(crate) async fn run<S: SioSession>(
     mut session: S,
     mut cx: SioCtx,
-    mut inbox: mpsc::Receiver<Request>,
+    mut inbox: mpsc::Receiver<Box<Request>>,
     closed: CancellationToken,
     principal: Option<Box<Principal>>,
 ) {
@@ -188,7 +188,7 @@ pub(crate) async fn run<S: SioSession>(
             }
             _ = &mut gone => break,
             req = inbox.recv() => match req {
-                Some(req) => session.on_request(&mut cx, req).await,
+                Some(req) => session.on_request(&mut cx, *req).await,
                 None => break,
             },
             _ = &mut pace, if pacing => {
