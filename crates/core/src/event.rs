@@ -5,6 +5,7 @@
 
 use crate::ids::{ConnId, MessageId, UserId};
 use crate::model::{MessageView, SharedRoom, Timestamp, User};
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
 /// Something that happened in the domain.
@@ -115,6 +116,8 @@ pub struct Published {
     pub event: Event,
     pub origin: Option<Origin>,
     cache: [OnceLock<Arc<str>>; RENDER_SLOTS],
+    /// Renderings of other types (see [`Published::shared`]), one slot per dialect.
+    shared: [OnceLock<Arc<dyn Any + Send + Sync>>; RENDER_SLOTS],
 }
 
 impl Published {
@@ -123,6 +126,7 @@ impl Published {
             event,
             origin,
             cache: Default::default(),
+            shared: Default::default(),
         }
     }
 
@@ -148,6 +152,31 @@ impl Published {
             None => Arc::from(render()),
         }
     }
+
+    /// Like [`Self::rendered`] for a rendering of any type: for a dialect whose
+    /// library takes something other than text (the Socket.IO dialects share an
+    /// already-serialized JSON value, so it is not parsed again per recipient).
+    /// `None` only if another type was stored under `slot` (slots are per dialect, so
+    /// that is a bug, not input).
+    pub fn shared<T: Any + Send + Sync>(
+        &self,
+        slot: usize,
+        render: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
+        let Some(cell) = self.shared.get(slot) else {
+            return Some(Arc::new(render()));
+        };
+        let value = match cell.get() {
+            Some(v) => v.clone(),
+            None => {
+                // Two recipients rendering at once: the first stored wins, the other's
+                // copy is dropped.
+                let fresh: Arc<dyn Any + Send + Sync> = Arc::new(render());
+                cell.get_or_init(|| fresh).clone()
+            }
+        };
+        value.downcast::<T>().ok()
+    }
 }
 
 /// Render-cache slots, one per dialect (see [`Published::rendered`]).
@@ -157,4 +186,39 @@ pub mod slots {
     pub const ACTION_REQUEST: usize = 2;
     pub const SOCKETIO_ROOMS: usize = 3;
     pub const SOCKETIO_PUBSUB: usize = 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published() -> Published {
+        Published::new(
+            Event::Presence {
+                user: User::placeholder(UserId(2)),
+                online: true,
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn shared_renders_once_per_slot_and_refuses_another_type() {
+        let ev = published();
+        let mut calls = 0;
+        let first = ev.shared(3, || {
+            calls += 1;
+            String::from("{\"a\":1}")
+        });
+        let second = ev.shared(3, || {
+            calls += 1;
+            String::from("other")
+        });
+        assert_eq!(calls, 1, "the second recipient reuses the first rendering");
+        let (first, second) = (first.expect("stored"), second.expect("stored"));
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(ev.shared(3, || 5_u32), None, "a slot keeps one type");
+        assert_eq!(*ev.shared(4, || 5_u32).expect("own slot"), 5);
+        assert_eq!(*ev.shared(RENDER_SLOTS, || 6_u32).expect("no slot"), 6);
+    }
 }

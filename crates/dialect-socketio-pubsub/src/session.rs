@@ -399,15 +399,13 @@ impl SioSession for PubsubSession {
                     return;
                 }
                 if !event.is_from(cx.conn.conn) {
-                    let text = event.rendered(slots::SOCKETIO_PUBSUB, || {
-                        ChatOut::from_view(room, message, &|a| service.file_url(a))
-                            .map(|chat| {
-                                serde_json::to_string(&ChatReply { chat }).unwrap_or_default()
-                            })
-                            .unwrap_or_default()
+                    let raw = event.shared(slots::SOCKETIO_PUBSUB, || {
+                        ChatOut::from_view(room, message, &|a| service.file_url(a)).and_then(
+                            |chat| serde_json::value::to_raw_value(&ChatReply { chat }).ok(),
+                        )
                     });
-                    if !text.is_empty() {
-                        cx.emit_json("chat", &text);
+                    if let Some(raw) = raw.as_deref().and_then(Option::as_deref) {
+                        cx.emit_raw("chat", raw);
                     }
                 }
                 if message.message.author_id != me {

@@ -351,11 +351,15 @@ impl SioSession for RoomsSession {
         }
         if let Event::MessageCreated { message, .. } = &event.event {
             let service = cx.service();
-            let text = event.rendered(slots::SOCKETIO_ROOMS, || {
-                serde_json::to_string(&MessageOut::from_view(message, &|a| service.file_url(a)))
-                    .unwrap_or_default()
+            let raw = event.shared(slots::SOCKETIO_ROOMS, || {
+                serde_json::value::to_raw_value(&MessageOut::from_view(message, &|a| {
+                    service.file_url(a)
+                }))
+                .ok()
             });
-            cx.emit_json("new-message", &text);
+            if let Some(raw) = raw.as_deref().and_then(Option::as_deref) {
+                cx.emit_raw("new-message", raw);
+            }
         }
     }
 }

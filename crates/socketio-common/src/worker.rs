@@ -85,16 +85,10 @@ impl SioCtx {
         self.check(event, socket.emit(event, data))
     }
 
-    /// Emit an event whose argument is already JSON text (a rendering shared by every
-    /// recipient, see `Published::rendered`).
-    pub fn emit_json(&self, event: &str, json: &str) -> bool {
-        match serde_json::from_str::<&serde_json::value::RawValue>(json) {
-            Ok(raw) => self.emit(event, raw),
-            Err(e) => {
-                tracing::error!(dialect = self.dialect, event, error = %e, "a rendering is not JSON");
-                false
-            }
-        }
+    /// Emit an event whose argument is already-serialized JSON (a rendering shared by
+    /// every recipient, see `Published::shared`): written as is, not parsed again.
+    pub fn emit_raw(&self, event: &str, json: &serde_json::value::RawValue) -> bool {
+        self.emit(event, json)
     }
 
     /// Answer the request's ack, if the client asked for one. False when there was
