@@ -19,7 +19,7 @@
 //! its ids under those locks: ids of a room still commit in increasing order (see
 //! the crate docs).
 //!
-//! If a group fails as a whole (a room deleted meanwhile, a vanished author, a
+//! If a group fails as a whole (a room or author that does not exist, a
 //! serialisation failure), each of its messages is retried on its own through the
 //! ordinary single-insert path, so one bad message gets its own precise error and
 //! does not take the others down with it.
@@ -139,21 +139,6 @@ fn rooms_of(group: &[&NewMessage]) -> Vec<i64> {
     ids
 }
 
-fn rows_of<'a>(group: &[&'a NewMessage], now: i64) -> Vec<NewMessageRow<'a>> {
-    group
-        .iter()
-        .map(|m| NewMessageRow {
-            room_id: m.room_id.0,
-            author_id: m.author_id.0,
-            kind: m.kind.as_str(),
-            text: &m.text,
-            reply_to: m.reply_to.map(|r| r.0),
-            created_at: now,
-            updated_at: now,
-        })
-        .collect()
-}
-
 fn room_missing() -> Fail {
     Fail::not_found("room")
 }
@@ -182,7 +167,8 @@ async fn commit_pg(pool: &PgPool, group: &[&NewMessage]) -> Result<Vec<Message>,
             }
             let shared: &AsyncPgConnection = conn;
             let now = now_micros();
-            let rows = rows_of(group, now);
+            let rows: Vec<NewMessageRow> =
+                group.iter().map(|m| NewMessageRow::of(m, now)).collect();
             let inserts = rows.iter().map(|row| {
                 diesel::insert_into(messages::table)
                     .values(row)
@@ -218,13 +204,12 @@ async fn commit_sqlite(pool: &SqlitePool, group: &[&NewMessage]) -> Result<Vec<M
                             return Err(room_missing());
                         }
                     }
-                    let refs: Vec<&NewMessage> = owned.iter().collect();
                     let now = now_micros();
                     let mut rows = Vec::with_capacity(owned.len());
-                    for row in rows_of(&refs, now) {
+                    for msg in &owned {
                         rows.push(
                             diesel::insert_into(messages::table)
-                                .values(&row)
+                                .values(NewMessageRow::of(msg, now))
                                 .returning(MessageRow::as_returning())
                                 .get_result::<MessageRow>(conn)?,
                         );

@@ -6,6 +6,7 @@
 
 use crate::error::Fail;
 use crate::schema::{attachments, members, messages, rooms, users};
+use chat_core::store::NewMessage;
 use chat_core::{
     Attachment, AttachmentId, Member, Message, MessageId, MessageKind, Room, RoomId, RoomKind,
     Timestamp, User, UserId,
@@ -261,6 +262,21 @@ pub(crate) struct NewMessageRow<'a> {
     pub reply_to: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl<'a> NewMessageRow<'a> {
+    /// The row of a new message, created (and last updated) at `now`.
+    pub fn of(msg: &'a NewMessage, now: i64) -> Self {
+        NewMessageRow {
+            room_id: msg.room_id.0,
+            author_id: msg.author_id.0,
+            kind: msg.kind.as_str(),
+            text: &msg.text,
+            reply_to: msg.reply_to.map(|m| m.0),
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 #[derive(Queryable, Selectable, Debug, Clone)]

@@ -420,6 +420,18 @@ macro_rules! room_by_key {
 }
 
 /// `items` without repeats, first occurrence kept.
+/// The live messages of `$room` by others than `$reader` above the mark `$after`
+/// (`Option<MessageId>`): what `$reader` has not read there.
+macro_rules! unread_by {
+    ($room:expr, $reader:expr, $after:expr) => {
+        messages::table
+            .filter(messages::room_id.eq($room.0))
+            .filter(messages::author_id.ne($reader.0))
+            .filter(messages::deleted_at.is_null())
+            .filter(messages::id.gt($after.map_or(i64::MIN, |m: MessageId| m.0)))
+    };
+}
+
 fn dedup_keep_order(items: impl IntoIterator<Item = i64>) -> Vec<i64> {
     let mut seen = HashSet::new();
     items.into_iter().filter(|i| seen.insert(*i)).collect()
@@ -1076,13 +1088,8 @@ impl Store for DieselStore {
         after: Option<MessageId>,
         up_to: MessageId,
     ) -> StoreResult<Vec<(MessageId, UserId)>> {
-        let after = after.map_or(i64::MIN, |m| m.0);
         with_conn!(self, read, |conn| {
-            let rows = messages::table
-                .filter(messages::room_id.eq(room.0))
-                .filter(messages::author_id.ne(reader.0))
-                .filter(messages::deleted_at.is_null())
-                .filter(messages::id.gt(after))
+            let rows = unread_by!(room, reader, after)
                 .filter(messages::id.le(up_to.0))
                 .order(messages::id)
                 .select((messages::id, messages::author_id))
@@ -1101,13 +1108,8 @@ impl Store for DieselStore {
         reader: UserId,
         after: Option<MessageId>,
     ) -> StoreResult<i64> {
-        let after = after.map_or(i64::MIN, |m| m.0);
         with_conn!(self, read, |conn| {
-            let n = messages::table
-                .filter(messages::room_id.eq(room.0))
-                .filter(messages::author_id.ne(reader.0))
-                .filter(messages::deleted_at.is_null())
-                .filter(messages::id.gt(after))
+            let n = unread_by!(room, reader, after)
                 .select(count_star())
                 .first::<i64>(conn)
                 .await?;
@@ -1200,15 +1202,7 @@ impl DieselStore {
             lock_room!(conn, msg.room_id.0);
             let now = now_micros();
             let row = diesel::insert_into(messages::table)
-                .values(NewMessageRow {
-                    room_id: msg.room_id.0,
-                    author_id: msg.author_id.0,
-                    kind: msg.kind.as_str(),
-                    text: &msg.text,
-                    reply_to: msg.reply_to.map(|m| m.0),
-                    created_at: now,
-                    updated_at: now,
-                })
+                .values(NewMessageRow::of(&msg, now))
                 .returning(MessageRow::as_returning())
                 .get_result::<MessageRow>(conn)
                 .await?;
