@@ -11,6 +11,7 @@
 //! one set of rooms and messages.
 
 pub mod auth;
+mod cache;
 pub mod command;
 pub mod error;
 pub mod event;
@@ -23,6 +24,7 @@ pub mod service;
 pub mod session;
 pub mod store;
 pub mod typing;
+pub mod unread;
 
 pub use auth::{Claims, Principal, Subject, TokenError, TokenVerifier};
 pub use command::*;

@@ -5,6 +5,7 @@
 //! not stored.
 
 use crate::auth::{Claims, Principal, Subject, TokenError, TokenVerifier};
+use crate::cache::{RoomCache, UserCache};
 use crate::command::*;
 use crate::error::ChatError;
 use crate::event::{Event, Origin, Published};
@@ -17,9 +18,7 @@ use crate::store::{NewAttachment, NewMessage, NewRoom, Store};
 use crate::typing::{TypingDecision, TypingRegistry, TYPING_TTL};
 use crate::Result;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 /// Limits and addresses the service needs.
 #[derive(Clone, Debug)]
@@ -52,105 +51,8 @@ pub struct ChatService {
     /// Users whose contacts were last told "online".
     announced_online: std::sync::Mutex<std::collections::HashSet<UserId>>,
     rooms: RoomCache,
+    users: UserCache,
     config: ServiceConfig,
-}
-
-/// Loaded room views by id.
-///
-/// Every send needs the room's members (to authorize and to know whom to publish to)
-/// and their profiles (every dialect shows the author, some the whole member list).
-/// Loading them costs two queries whose size grows with the room: for a room of a
-/// thousand members, reloading a thousand user rows per message dominated a fan-out
-/// benchmark. A view is reused while its room row is unchanged, for at most
-/// [`ROOM_CACHE_TTL`], and dropped whenever this service changes what it holds:
-/// membership, read marks, titles (per room) or any user's profile (all rooms). The
-/// short lifetime bounds how long a change made outside this process (the CLI on the
-/// same database file) can go unseen.
-///
-/// A load that raced with an invalidation must not put back what it read before the
-/// change, so every invalidation bumps a generation, and a view is stored only if
-/// the generation is still the one seen when its load began.
-///
-/// A room addressed by id is served from the cache without reading its row again
-/// (every change of a room row goes through this service and drops the view), and
-/// the room of a direct pair or a project is remembered by its key for good: a
-/// room's kind and key never change and rooms are never deleted. Without these a
-/// send still cost one or two lookups before its insert.
-#[derive(Default)]
-struct RoomCache {
-    entries: Mutex<HashMap<RoomId, (Instant, SharedRoom)>>,
-    generation: AtomicU64,
-    keyed: Mutex<HashMap<RoomKind, RoomId>>,
-}
-
-/// How long a cached room view may be used.
-const ROOM_CACHE_TTL: Duration = Duration::from_secs(1);
-/// Views kept at most; the cache starts over when full.
-const ROOM_CACHE_MAX: usize = 4096;
-/// Direct and project room ids remembered by key at most (about 100 bytes each).
-const ROOM_KEYS_MAX: usize = 100_000;
-
-impl RoomCache {
-    fn get(&self, room: &Room) -> Option<SharedRoom> {
-        let entries = self.entries.lock().ok()?;
-        let (at, view) = entries.get(&room.id)?;
-        (at.elapsed() < ROOM_CACHE_TTL && view.room == *room).then(|| view.clone())
-    }
-
-    /// The view of room `id`, if one was loaded less than [`ROOM_CACHE_TTL`] ago.
-    fn get_by_id(&self, id: RoomId) -> Option<SharedRoom> {
-        let entries = self.entries.lock().ok()?;
-        let (at, view) = entries.get(&id)?;
-        (at.elapsed() < ROOM_CACHE_TTL).then(|| view.clone())
-    }
-
-    /// The id of the direct or project room with this kind, once seen.
-    fn id_of(&self, kind: &RoomKind) -> Option<RoomId> {
-        self.keyed.lock().ok()?.get(kind).copied()
-    }
-
-    fn remember_key(&self, room: &Room) {
-        if matches!(room.kind, RoomKind::Group) {
-            return;
-        }
-        if let Ok(mut keyed) = self.keyed.lock() {
-            if keyed.len() >= ROOM_KEYS_MAX {
-                keyed.clear();
-            }
-            keyed.insert(room.kind.clone(), room.id);
-        }
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    fn put(&self, seen_generation: u64, view: &SharedRoom) {
-        if let Ok(mut entries) = self.entries.lock() {
-            // Read under the lock: invalidations bump it under the same lock.
-            if self.generation.load(Ordering::Acquire) != seen_generation {
-                return;
-            }
-            if entries.len() >= ROOM_CACHE_MAX {
-                entries.clear();
-            }
-            entries.insert(view.id(), (Instant::now(), view.clone()));
-        }
-    }
-
-    fn forget(&self, room: RoomId) {
-        if let Ok(mut entries) = self.entries.lock() {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            entries.remove(&room);
-        }
-    }
-
-    fn forget_all(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            entries.clear();
-        }
-    }
 }
 
 /// The result of a read command.
@@ -179,6 +81,7 @@ impl ChatService {
             typing: TypingRegistry::default(),
             announced_online: Default::default(),
             rooms: RoomCache::default(),
+            users: UserCache::default(),
             config,
         })
     }
@@ -240,7 +143,7 @@ impl ChatService {
             Some(u) if !profile_changes(&u, &profile) => u,
             _ => {
                 let user = self.store.upsert_user(&profile).await;
-                self.rooms.forget_all();
+                self.profiles_changed();
                 user?
             }
         };
@@ -343,13 +246,13 @@ impl ChatService {
     // ------------------------------------------------------------------ rooms
 
     /// Load a room with its members (from the room cache when the room row is the
-    /// one cached, see [`RoomCache`]).
+    /// one cached, see [`crate::cache`]).
     pub async fn room_view(&self, room: Room) -> Result<SharedRoom> {
         if let Some(view) = self.rooms.get(&room) {
             return Ok(view);
         }
         self.rooms.remember_key(&room);
-        let generation = self.rooms.generation();
+        let generation = self.rooms.views.generation();
         let members = self.store.members(room.id).await?;
         let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
         let order: HashMap<UserId, usize> =
@@ -361,7 +264,7 @@ impl ChatService {
             members: users,
             watermarks: members.iter().map(|m| (m.user_id, m.last_read)).collect(),
         });
-        self.rooms.put(generation, &view);
+        self.rooms.views.put(generation, view.id(), view.clone());
         Ok(view)
     }
 
@@ -587,7 +490,7 @@ impl ChatService {
         let view = self.room_by_id(room).await?;
         policy::can_update_room(actor, &view)?;
         let renamed = self.store.set_room_title(room, title).await;
-        self.rooms.forget(room);
+        self.rooms.views.forget(&room);
         let view = self.room_view(renamed?).await?;
         self.publish(
             &view.member_ids(),
@@ -615,7 +518,7 @@ impl ChatService {
         policy::can_add_members(actor, &view)?;
         self.check_users_exist("users", users).await?;
         let added = self.store.add_members(room, users).await;
-        self.rooms.forget(room);
+        self.rooms.views.forget(&room);
         let added = added?;
         let after = self.room_by_id(room).await?;
         if !added.is_empty() {
@@ -647,7 +550,7 @@ impl ChatService {
         let view = self.room_by_id(room).await?;
         policy::can_remove_members(actor, &view, users)?;
         let removed = self.store.remove_members(room, users).await;
-        self.rooms.forget(room);
+        self.rooms.views.forget(&room);
         let removed = removed?;
         let after = self.room_by_id(room).await?;
         if !removed.is_empty() {
@@ -1003,7 +906,7 @@ impl ChatService {
             });
         };
         let advanced = self.store.advance_read(view.id(), actor.id(), up_to).await;
-        self.rooms.forget(view.id());
+        self.rooms.views.forget(&view.id());
         let Some(previous) = advanced? else {
             return Ok(ReadOutcome {
                 room: view,
@@ -1067,9 +970,21 @@ impl ChatService {
 
     /// Number of live messages by others after the actor's read mark in `room`.
     pub async fn unread_in(&self, actor: &Principal, room: &RoomView) -> Result<i64> {
+        Ok(self.unread_through(actor, room).await?.0)
+    }
+
+    /// [`Self::unread_in`], and the newest message id the count accounts for: the
+    /// newest unread message or the read mark, whichever is later (see
+    /// [`crate::unread::UnreadTracker`]).
+    pub async fn unread_through(
+        &self,
+        actor: &Principal,
+        room: &RoomView,
+    ) -> Result<(i64, Option<MessageId>)> {
         policy::can_view(actor, room)?;
         let mark = room.watermark(actor.id());
-        Ok(self.store.unread_count(room.id(), actor.id(), mark).await?)
+        let unread = self.store.unread_count(room.id(), actor.id(), mark).await?;
+        Ok((unread.count, unread.newest.max(mark)))
     }
 
     /// The actor is typing in a room: published to the other members at most once per
@@ -1173,8 +1088,24 @@ impl ChatService {
         Ok(self.store.user(id).await?)
     }
 
+    /// The user with this username (served from the user cache, see [`crate::cache`]).
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        Ok(self.store.user_by_username(username).await?)
+        if let Some(user) = self.users.get_if(username, |_| true) {
+            return Ok(Some(user));
+        }
+        let generation = self.users.generation();
+        let user = self.store.user_by_username(username).await?;
+        if let Some(u) = &user {
+            self.users.put(generation, u.username.clone(), u.clone());
+        }
+        Ok(user)
+    }
+
+    /// A user's profile changed (or a user was created): views that show users and
+    /// cached users are loaded again.
+    fn profiles_changed(&self) {
+        self.rooms.views.forget_all();
+        self.users.forget_all();
     }
 
     pub async fn list_users(&self, limit: i64) -> Result<Vec<User>> {
@@ -1192,7 +1123,7 @@ impl ChatService {
         }
         validate_profile(profile)?;
         let user = self.store.create_user(profile).await;
-        self.rooms.forget_all();
+        self.profiles_changed();
         Ok(user?)
     }
 
@@ -1211,7 +1142,7 @@ impl ChatService {
     pub async fn upsert_user(&self, profile: &UserProfile) -> Result<User> {
         validate_profile(profile)?;
         let user = self.store.upsert_user(profile).await;
-        self.rooms.forget_all();
+        self.profiles_changed();
         Ok(user?)
     }
 }

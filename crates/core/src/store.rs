@@ -31,6 +31,14 @@ pub struct NewRoom {
     pub members: Vec<UserId>,
 }
 
+/// A reader's unread messages in one room (see [`Store::unread_count`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unread {
+    pub count: i64,
+    /// The newest of them (`None` when there are none).
+    pub newest: Option<MessageId>,
+}
+
 /// A message to append.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
@@ -145,14 +153,14 @@ pub trait Store: Send + Sync + 'static {
         after: Option<MessageId>,
         up_to: MessageId,
     ) -> StoreResult<Vec<(MessageId, UserId)>>;
-    /// Number of live messages in `room` by authors other than `reader` with ids
-    /// above `after` (all of them when `None`).
+    /// Live messages in `room` by authors other than `reader` with ids above `after`
+    /// (all of them when `None`): how many, and the newest of them.
     async fn unread_count(
         &self,
         room: RoomId,
         reader: UserId,
         after: Option<MessageId>,
-    ) -> StoreResult<i64>;
+    ) -> StoreResult<Unread>;
     /// Number of the user's rooms with a message from someone else after the user's watermark.
     async fn unread_rooms(&self, user: UserId) -> StoreResult<i64>;
 

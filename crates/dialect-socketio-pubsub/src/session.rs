@@ -20,6 +20,7 @@ use crate::media;
 use crate::wire::{self, *};
 use async_trait::async_trait;
 use chat_core::event::slots;
+use chat_core::unread::UnreadTracker;
 use chat_core::{
     ChatError, ChatService, Event, MessageId, Principal, Published, RoomKind, RoomRef, RoomView,
     User, UserId,
@@ -79,6 +80,7 @@ impl SioDialect for PubsubDialect {
                 session: PubsubSession {
                     waiting: self.waiting.clone(),
                     waits_for: Vec::new(),
+                    unread: UnreadTracker::new(),
                 },
                 principal: Some(Box::new(p)),
             },
@@ -93,6 +95,8 @@ pub struct PubsubSession {
     waiting: Waiting,
     /// Peers this socket waits for (each at most once).
     waits_for: Vec<UserId>,
+    /// The `unread-chats-count` pushed after each message, kept running.
+    unread: UnreadTracker,
 }
 
 fn me(cx: &SioCtx, event: &str) -> Result<Principal, WireError> {
@@ -336,7 +340,7 @@ impl PubsubSession {
         }
     }
 
-    async fn push_unread(&self, cx: &SioCtx, room: &RoomView) {
+    async fn push_unread(&mut self, cx: &SioCtx, room: &RoomView) {
         let Some(me) = cx.principal().cloned() else {
             return;
         };
@@ -344,7 +348,7 @@ impl PubsubSession {
             return;
         };
         let service = cx.service();
-        match service.unread_in(&me, room).await {
+        match self.unread.count(&service, &me, room).await {
             Ok(n) => {
                 cx.emit(
                     "unread-chats-count",
@@ -409,6 +413,12 @@ impl SioSession for PubsubSession {
                     }
                 }
                 if message.message.author_id != me {
+                    self.unread.message_created(
+                        room.id(),
+                        message.message.id,
+                        message.message.author_id,
+                        me,
+                    );
                     self.push_unread(cx, room).await;
                 }
             }
@@ -422,6 +432,7 @@ impl SioSession for PubsubSession {
                     return;
                 }
                 if *reader == me {
+                    self.unread.forget(room.id());
                     self.push_unread(cx, room).await;
                 } else if let Some(reader) = room.member(*reader) {
                     for id in newly_read {
@@ -434,6 +445,10 @@ impl SioSession for PubsubSession {
                         );
                     }
                 }
+            }
+            Event::MessagesDeleted { room, .. } => {
+                // A deleted message may have been unread (no push: the original has none).
+                self.unread.forget(room.id());
             }
             Event::Presence { user, online } => {
                 let name = if *online {

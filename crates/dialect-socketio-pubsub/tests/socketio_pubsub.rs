@@ -146,6 +146,66 @@ async fn publish_events_and_pushes(gw: TestGateway) {
 }
 dual_backend_test!(publish_events_and_pushes);
 
+/// The `unread-chats-count` pushed after each message is a running count (the
+/// connection adds the messages it is brought): it must stay equal to the database's
+/// count through earlier backlogs, reads and deletions.
+async fn unread_count_stays_exact(gw: TestGateway) {
+    let Some(mut n) = NodeSio::start().await else {
+        return;
+    };
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
+    let url = gw.http_url("/chat");
+    n.connect_ok("a", &url, opts(Some(&ann), None)).await;
+    let send = |text: &str| json!({"message": text, "user": "bob"});
+    // A backlog from before bob connects.
+    n.call("a", "send-message", send("one")).await;
+    n.call("a", "send-message", send("two")).await;
+    n.connect_ok("b", &url, opts(Some(&bob), None)).await;
+    let mut ids = Vec::new();
+    for (text, expected) in [("three", 3), ("four", 4), ("five", 5)] {
+        let sent = n.call("a", "send-message", send(text)).await;
+        ids.push(sent["chat"]["id"].as_i64().expect("an id"));
+        assert_eq!(
+            n.event("b", "unread-chats-count").await,
+            json!({"unreadChatsCount": expected, "user": "ann"}),
+            "after `{text}`"
+        );
+    }
+    // bob reads up to "four": one left.
+    n.call("b", "read-chat", json!({"id": ids[1].to_string()}))
+        .await;
+    assert_eq!(
+        n.event("b", "unread-chats-count").await,
+        json!({"unreadChatsCount": 1, "user": "ann"})
+    );
+    // ann deletes the unread "five" (through the service: the dialect has no delete).
+    let svc = gw.service();
+    let ann_user = svc.user(UserId(1)).await.unwrap().expect("ann");
+    let ann_p = chat_core::Principal {
+        user: ann_user,
+        is_admin: false,
+        moderator: false,
+    };
+    svc.delete_messages(&ann_p, &[chat_core::MessageId(ids[2])], None, None)
+        .await
+        .expect("ann deletes her message");
+    n.call("a", "send-message", send("six")).await;
+    assert_eq!(
+        n.event("b", "unread-chats-count").await,
+        json!({"unreadChatsCount": 1, "user": "ann"}),
+        "the deleted message is no longer counted"
+    );
+    assert_eq!(
+        n.call("b", "fetch-unread-chats-count", json!({"user": "ann"}))
+            .await,
+        json!({"unreadChatsCount": 1}),
+        "the database agrees"
+    );
+    n.exit().await;
+}
+dual_backend_test!(unread_count_stays_exact);
+
 /// WebSocket only.
 async fn websocket_only(gw: TestGateway) {
     let Some(mut n) = NodeSio::start().await else {

@@ -144,38 +144,60 @@ fn room_missing() -> Fail {
 }
 
 async fn commit_pg(pool: &PgPool, group: &[&NewMessage]) -> Result<Vec<Message>, Fail> {
+    use crate::bulk::{InsertGroup, NextIds};
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-    use futures_util::future::try_join_all;
 
     let rooms = rooms_of(group);
+    let size = group.len();
     let mut pooled = pool.get().await.map_err(Fail::pool)?;
     let conn: &mut AsyncPgConnection = &mut pooled;
     let rows = conn
         .transaction(async |conn| -> Result<Vec<MessageRow>, Fail> {
+            let shared: &AsyncPgConnection = conn;
             // The row lock a single insert's no-op update takes (they conflict), in
             // one statement, in id order. A statement rather than an update because
-            // diesel prepares updates afresh every time.
+            // diesel prepares updates afresh every time. The ids are taken in the
+            // same pipeline: PostgreSQL runs the two in order, so under the locks.
             let locked = rooms::table
                 .filter(rooms::id.eq_any(&rooms))
                 .order(rooms::id)
                 .select(rooms::id)
                 .for_no_key_update()
-                .load::<i64>(conn)
-                .await?;
+                .load::<i64>(&mut &*shared);
+            let ids = NextIds(size as i64).load::<i64>(&mut &*shared);
+            let (locked, mut ids) = futures_util::try_join!(locked, ids)?;
             if locked.len() != rooms.len() {
                 return Err(room_missing());
             }
-            let shared: &AsyncPgConnection = conn;
+            if ids.len() != size {
+                return Err(Fail::corrupt(format!(
+                    "asked for {size} message ids, got {}",
+                    ids.len()
+                )));
+            }
+            ids.sort_unstable();
             let now = now_micros();
-            let rows: Vec<NewMessageRow> =
-                group.iter().map(|m| NewMessageRow::of(m, now)).collect();
-            let inserts = rows.iter().map(|row| {
-                diesel::insert_into(messages::table)
-                    .values(row)
-                    .returning(MessageRow::as_returning())
-                    .get_result::<MessageRow>(&mut &*shared)
-            });
-            Ok(try_join_all(inserts).await?)
+            let insert = InsertGroup {
+                ids: &ids,
+                rooms: group.iter().map(|m| m.room_id.0).collect(),
+                authors: group.iter().map(|m| m.author_id.0).collect(),
+                kinds: group.iter().map(|m| m.kind.as_str()).collect(),
+                texts: group.iter().map(|m| m.text.as_str()).collect(),
+                replies: group.iter().map(|m| m.reply_to.map(|r| r.0)).collect(),
+                now,
+            };
+            let inserted = insert.execute(&mut &*shared).await?;
+            if inserted != size {
+                return Err(Fail::corrupt(format!(
+                    "inserted {inserted} of a group of {size} messages"
+                )));
+            }
+            // Every column is known: the rows need not be read back.
+            Ok(ids
+                .iter()
+                .zip(group)
+                .map(|(&id, m)| MessageRow::inserted(id, m, now))
+                .collect())
         })
         .await?;
     assemble(rows, Vec::new())

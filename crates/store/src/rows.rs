@@ -224,6 +224,23 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
+    /// The row a new message was inserted as, with the id it was given, when every
+    /// column is known without reading it back (group commit).
+    pub fn inserted(id: i64, msg: &NewMessage, now: i64) -> Self {
+        MessageRow {
+            id,
+            room_id: msg.room_id.0,
+            author_id: msg.author_id.0,
+            kind: msg.kind.as_str().to_owned(),
+            text: msg.text.clone(),
+            reply_to: msg.reply_to.map(|r| r.0),
+            created_at: now,
+            updated_at: now,
+            edited_at: None,
+            deleted_at: None,
+        }
+    }
+
     /// The message with the attachments given (already in order).
     pub fn into_message(self, attachments: Vec<Attachment>) -> Result<Message, Fail> {
         let kind = MessageKind::parse(&self.kind).ok_or_else(|| {

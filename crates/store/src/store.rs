@@ -17,7 +17,7 @@ use crate::group::GroupWriter;
 use crate::rows::*;
 use crate::schema::{attachments, members, messages, rooms, users};
 use async_trait::async_trait;
-use chat_core::store::{NewAttachment, NewMessage, NewRoom, StoreResult};
+use chat_core::store::{NewAttachment, NewMessage, NewRoom, StoreResult, Unread};
 use chat_core::{
     Attachment, AttachmentId, Member, Message, MessageId, Room, RoomId, RoomKind, Store,
     StoreError, Timestamp, User, UserId, UserProfile,
@@ -1107,13 +1107,16 @@ impl Store for DieselStore {
         room: RoomId,
         reader: UserId,
         after: Option<MessageId>,
-    ) -> StoreResult<i64> {
+    ) -> StoreResult<Unread> {
         with_conn!(self, read, |conn| {
-            let n = unread_by!(room, reader, after)
-                .select(count_star())
-                .first::<i64>(conn)
+            let (count, newest) = unread_by!(room, reader, after)
+                .select((count_star(), max(messages::id)))
+                .first::<(i64, Option<i64>)>(conn)
                 .await?;
-            Ok(n)
+            Ok(Unread {
+                count,
+                newest: newest.map(MessageId),
+            })
         })
     }
 

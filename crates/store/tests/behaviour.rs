@@ -1165,18 +1165,35 @@ async fn unread_rooms_counts_rooms_with_news(store: Arc<dyn Store>) {
         "own messages are read"
     );
     let b1 = send(&store, r1, b, "hello").await;
-    send(&store, r1, b, "hello again").await;
+    let b2 = send(&store, r1, b, "hello again").await;
     let c2 = send(&store, r2, c, "hi").await;
     send(&store, outside, b, "not a's room").await;
     assert_eq!(store.unread_rooms(a).await.expect("count"), 2);
-    assert_eq!(store.unread_count(r1, a, None).await.expect("count"), 2);
-    assert_eq!(store.unread_count(r1, a, Some(b1)).await.expect("count"), 1);
     assert_eq!(
-        store.unread_count(r1, b, None).await.expect("count"),
+        store.unread_count(r1, a, None).await.expect("count"),
+        chat_core::store::Unread {
+            count: 2,
+            newest: Some(b2)
+        },
+        "how many, and the newest"
+    );
+    assert_eq!(
+        store
+            .unread_count(r1, a, Some(b1))
+            .await
+            .expect("count")
+            .count,
+        1
+    );
+    assert_eq!(
+        store.unread_count(r1, b, None).await.expect("count").count,
         1,
         "a's only"
     );
-    assert_eq!(store.unread_count(r2, a, None).await.expect("count"), 1);
+    assert_eq!(
+        store.unread_count(r2, a, None).await.expect("count").count,
+        1
+    );
 
     store.advance_read(r1, a, b1).await.expect("read");
     assert_eq!(
@@ -1194,7 +1211,11 @@ async fn unread_rooms_counts_rooms_with_news(store: Arc<dyn Store>) {
     assert_eq!(store.unread_rooms(a).await.expect("count"), 1);
 
     store.delete_messages(r2, &[c2]).await.expect("delete");
-    assert_eq!(store.unread_count(r2, a, None).await.expect("count"), 0);
+    assert_eq!(
+        store.unread_count(r2, a, None).await.expect("count"),
+        chat_core::store::Unread::default(),
+        "none: no newest either"
+    );
     assert_eq!(
         store.unread_rooms(a).await.expect("count"),
         0,
