@@ -1,51 +1,27 @@
-//! PostgreSQL statements that write a whole group of messages at once.
+//! The PostgreSQL statement that writes a whole group of messages at once.
 //!
-//! A group commit (see `group.rs`) used to send one `INSERT` per message, pipelined:
-//! one round trip, but PostgreSQL still parsed, bound and executed each statement on
-//! its own, and diesel built each statement's SQL text again. Here a group is two
-//! statements whatever its size: [`NextIds`] takes the group's ids from the table's
-//! identity sequence, and [`InsertGroup`] inserts every row from arrays with
-//! `unnest`. Their SQL text never depends on the values or on the group's size, so
-//! each is prepared once per connection (static query ids) and then only bound.
+//! A group commit (see `group.rs`) first sent one `INSERT` per message inside an
+//! explicit transaction: `BEGIN`, the room locks, the inserts (pipelined), `COMMIT` —
+//! four round trips per group, and PostgreSQL parsed, bound and executed every insert
+//! on its own. Now a group is one call of the SQL function `chat_insert_messages`
+//! (migration `2026-11-21-000001_insert_messages_function`): one round trip, its own
+//! transaction, one WAL flush. The function takes the group column by column as
+//! arrays, locks the rooms as a single insert does, takes the ids from the sequence
+//! in ascending order, inserts every row with `unnest`, and returns the ids in the
+//! order of the arrays — so each message's id is known without reading rows back,
+//! even when two messages of a group are identical.
 //!
-//! The ids are taken first, in a statement of their own, so that each message's id
-//! is known before the insert: `INSERT … SELECT` does not promise which row gets
-//! which value of a sequence, and two messages of a group may be identical.
+//! The statement's text never depends on the values or the group's size, so it is
+//! prepared once per connection (static query id) and then only bound.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel::QueryResult;
 
-/// `count` fresh message ids (`SELECT nextval(…) FROM generate_series(1, count)`).
-/// The caller sorts them: a sequence hands them out increasing, the rows of the
-/// `SELECT` carry no promised order.
-pub(crate) struct NextIds(pub i64);
-
-impl Query for NextIds {
-    type SqlType = BigInt;
-}
-
-impl QueryId for NextIds {
-    type QueryId = NextIds;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl QueryFragment<Pg> for NextIds {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
-            "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1::bigint, ",
-        );
-        out.push_bind_param::<BigInt, _>(&self.0)?;
-        out.push_sql(")");
-        Ok(())
-    }
-}
-
-/// The rows of a group, one array per column (all the same length), inserted with
-/// their ids; `created_at` and `updated_at` are `now` for all of them.
-pub(crate) struct InsertGroup<'a> {
-    pub ids: &'a [i64],
+/// `SELECT chat_insert_messages(rooms, authors, kinds, texts, replies, now)`: the
+/// arrays hold one element per message, in the group's order.
+pub(crate) struct InsertMessages<'a> {
     pub rooms: Vec<i64>,
     pub authors: Vec<i64>,
     pub kinds: Vec<&'a str>,
@@ -54,23 +30,19 @@ pub(crate) struct InsertGroup<'a> {
     pub now: i64,
 }
 
-impl QueryId for InsertGroup<'_> {
-    type QueryId = InsertGroup<'static>;
+impl Query for InsertMessages<'_> {
+    /// The new ids, in the group's order.
+    type SqlType = Nullable<Array<BigInt>>;
+}
+
+impl QueryId for InsertMessages<'_> {
+    type QueryId = InsertMessages<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl QueryFragment<Pg> for InsertGroup<'_> {
+impl QueryFragment<Pg> for InsertMessages<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
-            "INSERT INTO messages (id, room_id, author_id, kind, text, reply_to, created_at, updated_at) \
-             SELECT g.id, g.room_id, g.author_id, g.kind, g.text, g.reply_to, ",
-        );
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(" FROM unnest(");
-        out.push_bind_param::<Array<BigInt>, _>(self.ids)?;
-        out.push_sql(", ");
+        out.push_sql("SELECT chat_insert_messages(");
         out.push_bind_param::<Array<BigInt>, _>(&self.rooms)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<BigInt>, _>(&self.authors)?;
@@ -80,7 +52,9 @@ impl QueryFragment<Pg> for InsertGroup<'_> {
         out.push_bind_param::<Array<Text>, _>(&self.texts)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.replies)?;
-        out.push_sql(") AS g(id, room_id, author_id, kind, text, reply_to)");
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(")");
         Ok(())
     }
 }

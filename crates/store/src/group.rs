@@ -29,10 +29,10 @@
 //! queue behind each other's room locks (a first version did: most of each commit
 //! was spent waiting for the previous one); with rooms split between them their
 //! commits overlap, and PostgreSQL flushes the WAL of concurrent commits together.
-//! A group's statements are pipelined on its connection (diesel-async runs futures
-//! polled together on one connection as a pipeline). SQLite has one writer
-//! connection, so it has one writer task, which runs a whole group inside a single
-//! blocking call.
+//! A group is a single call of a SQL function that locks, takes ids and inserts
+//! (see `bulk.rs`): one round trip and one statement whatever the group's size.
+//! SQLite has one writer connection, so it has one writer task, which runs a whole
+//! group inside a single blocking call.
 
 use crate::db::{Db, PgPool, SqlitePool};
 use crate::error::Fail;
@@ -41,7 +41,7 @@ use crate::schema::{messages, rooms};
 use crate::store::DieselStore;
 use chat_core::store::{NewMessage, StoreResult};
 use chat_core::{Message, StoreError};
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper, SqliteConnection};
+use diesel::{OptionalExtension, QueryDsl, SelectableHelper, SqliteConnection};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -144,62 +144,36 @@ fn room_missing() -> Fail {
 }
 
 async fn commit_pg(pool: &PgPool, group: &[&NewMessage]) -> Result<Vec<Message>, Fail> {
-    use crate::bulk::{InsertGroup, NextIds};
-    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    use crate::bulk::InsertMessages;
+    use diesel_async::RunQueryDsl;
 
-    let rooms = rooms_of(group);
     let size = group.len();
-    let mut pooled = pool.get().await.map_err(Fail::pool)?;
-    let conn: &mut AsyncPgConnection = &mut pooled;
-    let rows = conn
-        .transaction(async |conn| -> Result<Vec<MessageRow>, Fail> {
-            let shared: &AsyncPgConnection = conn;
-            // The row lock a single insert's no-op update takes (they conflict), in
-            // one statement, in id order. A statement rather than an update because
-            // diesel prepares updates afresh every time. The ids are taken in the
-            // same pipeline: PostgreSQL runs the two in order, so under the locks.
-            let locked = rooms::table
-                .filter(rooms::id.eq_any(&rooms))
-                .order(rooms::id)
-                .select(rooms::id)
-                .for_no_key_update()
-                .load::<i64>(&mut &*shared);
-            let ids = NextIds(size as i64).load::<i64>(&mut &*shared);
-            let (locked, mut ids) = futures_util::try_join!(locked, ids)?;
-            if locked.len() != rooms.len() {
-                return Err(room_missing());
-            }
-            if ids.len() != size {
-                return Err(Fail::corrupt(format!(
-                    "asked for {size} message ids, got {}",
-                    ids.len()
-                )));
-            }
-            ids.sort_unstable();
-            let now = now_micros();
-            let insert = InsertGroup {
-                ids: &ids,
-                rooms: group.iter().map(|m| m.room_id.0).collect(),
-                authors: group.iter().map(|m| m.author_id.0).collect(),
-                kinds: group.iter().map(|m| m.kind.as_str()).collect(),
-                texts: group.iter().map(|m| m.text.as_str()).collect(),
-                replies: group.iter().map(|m| m.reply_to.map(|r| r.0)).collect(),
-                now,
-            };
-            let inserted = insert.execute(&mut &*shared).await?;
-            if inserted != size {
-                return Err(Fail::corrupt(format!(
-                    "inserted {inserted} of a group of {size} messages"
-                )));
-            }
-            // Every column is known: the rows need not be read back.
-            Ok(ids
-                .iter()
-                .zip(group)
-                .map(|(&id, m)| MessageRow::inserted(id, m, now))
-                .collect())
-        })
-        .await?;
+    let mut conn = pool.get().await.map_err(Fail::pool)?;
+    let now = now_micros();
+    // One statement, so its own transaction: see `bulk.rs` and the migration.
+    let ids = InsertMessages {
+        rooms: group.iter().map(|m| m.room_id.0).collect(),
+        authors: group.iter().map(|m| m.author_id.0).collect(),
+        kinds: group.iter().map(|m| m.kind.as_str()).collect(),
+        texts: group.iter().map(|m| m.text.as_str()).collect(),
+        replies: group.iter().map(|m| m.reply_to.map(|r| r.0)).collect(),
+        now,
+    }
+    .get_result::<Option<Vec<i64>>>(&mut conn)
+    .await?
+    .unwrap_or_default();
+    if ids.len() != size {
+        return Err(Fail::corrupt(format!(
+            "a group of {size} messages was given {} ids",
+            ids.len()
+        )));
+    }
+    // Every column is known: the rows need not be read back.
+    let rows = ids
+        .iter()
+        .zip(group)
+        .map(|(&id, m)| MessageRow::inserted(id, m, now))
+        .collect();
     assemble(rows, Vec::new())
 }
 
