@@ -654,10 +654,14 @@ fn server_report(
     let (Some(idle), Some(before), Some(at_stop), Some(end)) = (idle, before, at_stop, end) else {
         return json!({"pid": pid});
     };
-    let per_conn = if ready > 0 {
-        (before.rss_kib as f64 - idle.rss_kib as f64) / ready as f64
-    } else {
-        0.0
+    // Right after the last connect (the allocator still holds what the connect burst
+    // freed), and after the run or hold, when it has returned it: the idle cost.
+    let per_conn = |sample: &procstat::Sample| {
+        if ready > 0 {
+            (sample.rss_kib as f64 - idle.rss_kib as f64) / ready as f64
+        } else {
+            0.0
+        }
     };
     json!({
         "pid": pid,
@@ -667,7 +671,9 @@ fn server_report(
         "rss_kib_connected": before.rss_kib,
         "rss_kib_end": end.rss_kib,
         "rss_kib_max": rss_max.max(end.rss_kib),
-        "rss_kib_per_connection": round3(per_conn),
+        "rss_kib_at_stop": at_stop.rss_kib,
+        "rss_kib_per_connection": round3(per_conn(before)),
+        "rss_kib_per_connection_at_stop": round3(per_conn(at_stop)),
     })
 }
 
@@ -799,13 +805,15 @@ fn print_table(r: &serde_json::Value) {
     }
     let s = &r["server"];
     println!(
-        "server              cpu {}% (run), {}% (connect); rss {} KiB before, {} connected, max {}; {} KiB per connection",
+        "server              cpu {}% (run), {}% (connect); rss {} KiB before, {} connected, {} at stop, max {}; {} KiB per connection connected, {} at stop",
         s["cpu_percent_run"],
         s["cpu_percent_connect"],
         s["rss_kib_before_connect"],
         s["rss_kib_connected"],
+        s["rss_kib_at_stop"],
         s["rss_kib_max"],
-        s["rss_kib_per_connection"]
+        s["rss_kib_per_connection"],
+        s["rss_kib_per_connection_at_stop"]
     );
     println!(
         "generator           cpu {}% ({} threads), rss {} KiB",
