@@ -32,6 +32,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Ids per `IN (…)` list: far below SQLite's bound-parameter limit.
 const CHUNK: usize = 500;
 
+/// Tables whose ids may be given explicitly (legacy primary keys).
+#[derive(Clone, Copy)]
+enum IdTable {
+    Users,
+    Rooms,
+}
+
 /// Advisory lock keys (in [`PG_LOCK_NAMESPACE`]) serialising sequence bumps.
 const PG_LOCK_USERS_SEQ: i32 = 1;
 const PG_LOCK_ROOMS_SEQ: i32 = 2;
@@ -218,26 +225,28 @@ macro_rules! ensure_free {
     }};
 }
 
-/// On PostgreSQL, after inserting an explicit id into `$table`, move the table's
-/// identity sequence past it so ids allocated later never collide with it. The
-/// advisory lock (held to commit) makes concurrent bumps apply in turn, so the
-/// sequence only ever moves forward. SQLite's AUTOINCREMENT does this by itself.
+/// On PostgreSQL, move `$table`'s identity sequence past an id about to be inserted
+/// explicitly, so ids allocated later never collide with it (SQLite's AUTOINCREMENT
+/// does this by itself). The advisory lock makes concurrent bumps apply in turn, so
+/// the sequence only ever moves forward; the materialized CTE takes it before the
+/// check and the `setval` run.
+///
+/// It runs as a statement of its own *before* the transaction that inserts the row
+/// (see [`DieselStore::reserve_id`]): `setval` is not transactional, so the lock has
+/// nothing to protect after it, and held to the inserting transaction's commit it
+/// serialised every first sign-up behind the previous one's round trips and WAL
+/// flush (twelve sign-ups waiting on it at any moment of a connect storm). Bumping
+/// first leaves at worst an unused gap if the insert then fails.
 macro_rules! bump_sequence {
     ($conn:ident, $table:literal, $lock:expr, $id:expr) => {
         if is_postgres(&*$conn) {
             diesel::sql_query(format!(
-                "SELECT pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {})",
-                $lock
-            ))
-            .execute($conn)
-            .await?;
-            diesel::sql_query(concat!(
-                "SELECT setval(pg_get_serial_sequence('",
-                $table,
-                "', 'id'), $1) WHERE $1 > COALESCE(pg_sequence_last_value(\
-                 pg_get_serial_sequence('",
-                $table,
-                "', 'id')::regclass), 0)"
+                "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {})) \
+                 SELECT CASE WHEN $1 > COALESCE(pg_sequence_last_value(\
+                 pg_get_serial_sequence('{table}', 'id')::regclass), 0) \
+                 THEN setval(pg_get_serial_sequence('{table}', 'id'), $1) END FROM locked",
+                $lock,
+                table = $table,
             ))
             .bind::<BigInt, _>($id)
             .execute($conn)
@@ -300,9 +309,6 @@ macro_rules! insert_user {
             .returning(UserRow::as_returning())
             .get_result::<UserRow>($conn)
             .await?;
-        if p.id.is_some() {
-            bump_sequence!($conn, "users", PG_LOCK_USERS_SEQ, row.id);
-        }
         if wanted.is_some() {
             row
         } else {
@@ -459,6 +465,9 @@ impl Store for DieselStore {
         if let Some(user) = unchanged {
             return Ok(user);
         }
+        if let Some(id) = p.id {
+            self.reserve_id(IdTable::Users, id.0).await?;
+        }
         // Two first sign-ins of the same new user can both find nothing and both
         // try to insert; the loser then meets the winner's row, as a unique violation
         // or through the explicit checks (a `Conflict`). Trying again finds the row and
@@ -510,6 +519,9 @@ impl Store for DieselStore {
 
     async fn create_user(&self, profile: &UserProfile) -> StoreResult<User> {
         let p = profile.clone();
+        if let Some(id) = p.id {
+            self.reserve_id(IdTable::Users, id.0).await?;
+        }
         let row = with_tx!(self, |conn| {
             if let Some(id) = p.id {
                 let exists = users::table
@@ -605,6 +617,9 @@ impl Store for DieselStore {
         let new = room.clone();
         let key = room_key(&new.kind);
         let key_in_tx = key.clone();
+        if let Some(id) = new.id {
+            self.reserve_id(IdTable::Rooms, id.0).await?;
+        }
         let created = with_tx!(self, |conn| {
             if let Some(key) = &key_in_tx {
                 if let Some(existing) = room_by_key!(conn, key) {
@@ -643,9 +658,6 @@ impl Store for DieselStore {
                 .returning(RoomRow::as_returning())
                 .get_result::<RoomRow>(conn)
                 .await?;
-            if new.id.is_some() {
-                bump_sequence!(conn, "rooms", PG_LOCK_ROOMS_SEQ, row.id);
-            }
             let members: Vec<NewMemberRow> = dedup_keep_order(new.members.iter().map(|u| u.0))
                 .into_iter()
                 .zip(1..)
@@ -1196,6 +1208,21 @@ fn user_conflict(fail: Fail) -> Fail {
 }
 
 impl DieselStore {
+    /// Before inserting `id` explicitly into `table`: move the table's id sequence
+    /// past it (PostgreSQL only; see `bump_sequence!`).
+    async fn reserve_id(&self, table: IdTable, id: i64) -> StoreResult<()> {
+        if !matches!(self.db, Db::Pg(_)) {
+            return Ok(());
+        }
+        with_conn!(self, write, |conn| {
+            match table {
+                IdTable::Users => bump_sequence!(conn, "users", PG_LOCK_USERS_SEQ, id),
+                IdTable::Rooms => bump_sequence!(conn, "rooms", PG_LOCK_ROOMS_SEQ, id),
+            }
+            Ok(())
+        })
+    }
+
     /// Insert one message in its own transaction: messages with attachments, and the
     /// one-by-one retry of a failed group (`group.rs`).
     pub(crate) async fn insert_single(&self, msg: &NewMessage) -> StoreResult<Message> {
