@@ -445,3 +445,35 @@ async fn history_survives_a_restart(mut gw: TestGateway) {
     assert_eq!(r.json()["messages"][0]["text"], "kept");
 }
 dual_backend_test!(history_survives_a_restart);
+
+/// Users looked up by username are cached for a moment; a profile change made through
+/// the service is seen at once (the cache is dropped, never served stale).
+async fn username_cache_follows_renames(gw: TestGateway) {
+    gw.user_token(1, "ann").await;
+    let svc = gw.service();
+    let ann = svc
+        .user_by_username("ann")
+        .await
+        .expect("lookup")
+        .expect("ann exists");
+    assert_eq!(ann.id.0, 1);
+    // Served from the cache now; rename her through the service.
+    assert!(svc.user_by_username("ann").await.expect("lookup").is_some());
+    let profile = chat_core::UserProfile {
+        id: Some(ann.id),
+        username: Some("annie".into()),
+        ..Default::default()
+    };
+    svc.upsert_user(&profile).await.expect("rename");
+    assert!(
+        svc.user_by_username("ann").await.expect("lookup").is_none(),
+        "the old name is gone at once"
+    );
+    let annie = svc
+        .user_by_username("annie")
+        .await
+        .expect("lookup")
+        .expect("the new name is found");
+    assert_eq!(annie.id, ann.id);
+}
+dual_backend_test!(username_cache_follows_renames);
