@@ -81,24 +81,6 @@ impl SqliteDb {
     }
 }
 
-/// Whether a connection type talks to PostgreSQL: the few statements that exist on
-/// one backend only (sequence maintenance) are guarded by this.
-pub(crate) trait BackendKind {
-    const POSTGRES: bool;
-}
-
-impl BackendKind for AsyncPgConnection {
-    const POSTGRES: bool = true;
-}
-
-impl BackendKind for SqliteConn {
-    const POSTGRES: bool = false;
-}
-
-pub(crate) fn is_postgres<C: BackendKind>(_: &C) -> bool {
-    C::POSTGRES
-}
-
 /// Logs pool connection failures, which bb8 otherwise swallows (a timed-out checkout
 /// would then be the only symptom).
 #[derive(Debug, Clone, Copy)]

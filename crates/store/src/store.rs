@@ -11,7 +11,7 @@
 //! the user lookup of an upsert, …) are macros for the same reason: they must expand
 //! inside each backend's arm.
 
-use crate::db::{is_postgres, Db, SqliteConn, PG_LOCK_NAMESPACE};
+use crate::db::{Db, SqliteConn, PG_LOCK_NAMESPACE};
 use crate::error::Fail;
 use crate::group::GroupWriter;
 use crate::rows::*;
@@ -223,36 +223,6 @@ macro_rules! ensure_free {
             }
         }
     }};
-}
-
-/// On PostgreSQL, move `$table`'s identity sequence past an id about to be inserted
-/// explicitly, so ids allocated later never collide with it (SQLite's AUTOINCREMENT
-/// does this by itself). The advisory lock makes concurrent bumps apply in turn, so
-/// the sequence only ever moves forward; the materialized CTE takes it before the
-/// check and the `setval` run.
-///
-/// It runs as a statement of its own *before* the transaction that inserts the row
-/// (see [`DieselStore::reserve_id`]): `setval` is not transactional, so the lock has
-/// nothing to protect after it, and held to the inserting transaction's commit it
-/// serialised every first sign-up behind the previous one's round trips and WAL
-/// flush (twelve sign-ups waiting on it at any moment of a connect storm). Bumping
-/// first leaves at worst an unused gap if the insert then fails.
-macro_rules! bump_sequence {
-    ($conn:ident, $table:literal, $lock:expr, $id:expr) => {
-        if is_postgres(&*$conn) {
-            diesel::sql_query(format!(
-                "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {})) \
-                 SELECT CASE WHEN $1 > COALESCE(pg_sequence_last_value(\
-                 pg_get_serial_sequence('{table}', 'id')::regclass), 0) \
-                 THEN setval(pg_get_serial_sequence('{table}', 'id'), $1) END FROM locked",
-                $lock,
-                table = $table,
-            ))
-            .bind::<BigInt, _>($id)
-            .execute($conn)
-            .await?;
-        }
-    };
 }
 
 /// Lock a room's row until commit (a no-op update: the one row lock both backends
@@ -1208,17 +1178,37 @@ fn user_conflict(fail: Fail) -> Fail {
 }
 
 impl DieselStore {
-    /// Before inserting `id` explicitly into `table`: move the table's id sequence
-    /// past it (PostgreSQL only; see `bump_sequence!`).
+    /// On PostgreSQL, move `table`'s identity sequence past an id about to be inserted
+    /// explicitly, so ids allocated later never collide with it (SQLite's
+    /// AUTOINCREMENT does this by itself). The advisory lock makes concurrent bumps
+    /// apply in turn, so the sequence only ever moves forward; the materialized CTE
+    /// takes it before the check and the `setval` run.
+    ///
+    /// It runs as a statement of its own *before* the transaction that inserts the
+    /// row: `setval` is not transactional, so the lock has nothing to protect after
+    /// it, and held to the inserting transaction's commit it serialised every first
+    /// sign-up behind the previous one's round trips and WAL flush (twelve sign-ups
+    /// waiting on it at any moment of a connect storm). Bumping first leaves at worst
+    /// an unused gap if the insert then fails.
     async fn reserve_id(&self, table: IdTable, id: i64) -> StoreResult<()> {
         if !matches!(self.db, Db::Pg(_)) {
             return Ok(());
         }
+        let (name, lock) = match table {
+            IdTable::Users => ("users", PG_LOCK_USERS_SEQ),
+            IdTable::Rooms => ("rooms", PG_LOCK_ROOMS_SEQ),
+        };
+        let sql = format!(
+            "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {lock})) \
+             SELECT CASE WHEN $1 > COALESCE(pg_sequence_last_value(\
+             pg_get_serial_sequence('{name}', 'id')::regclass), 0) \
+             THEN setval(pg_get_serial_sequence('{name}', 'id'), $1) END FROM locked"
+        );
         with_conn!(self, write, |conn| {
-            match table {
-                IdTable::Users => bump_sequence!(conn, "users", PG_LOCK_USERS_SEQ, id),
-                IdTable::Rooms => bump_sequence!(conn, "rooms", PG_LOCK_ROOMS_SEQ, id),
-            }
+            diesel::sql_query(sql)
+                .bind::<BigInt, _>(id)
+                .execute(conn)
+                .await?;
             Ok(())
         })
     }
