@@ -143,6 +143,13 @@ async fn send(store: &Arc<dyn Store>, room: RoomId, author: UserId, body: &str) 
         .id
 }
 
+/// The ids of a room's (up to 500) messages, oldest first.
+async fn history_ids(store: &Arc<dyn Store>, room: RoomId) -> Vec<MessageId> {
+    let mut page = store.history(room, None, 500).await.expect("history");
+    page.reverse();
+    page.into_iter().map(|m| m.id).collect()
+}
+
 async fn upload(store: &Arc<dyn Store>, by: UserId, name: &str) -> AttachmentId {
     store
         .insert_attachment(&NewAttachment {
@@ -1302,14 +1309,7 @@ async fn concurrent_inserts_all_commit_in_order(store: Arc<dyn Store>) {
     assert_eq!(all.len(), 200);
     for (room, mut ids) in per_room {
         ids.sort();
-        let history: Vec<MessageId> = store
-            .history(room, None, 500)
-            .await
-            .expect("history")
-            .into_iter()
-            .rev()
-            .map(|m| m.id)
-            .collect();
+        let history = history_ids(&store, room).await;
         assert_eq!(
             history, ids,
             "room {room} holds exactly its messages, by id"
@@ -1375,13 +1375,9 @@ async fn a_bad_message_among_concurrent_ones_fails_alone(store: Arc<dyn Store>) 
     }
     assert_eq!(stored.len(), 300 - 12);
     stored.sort();
-    let history: Vec<MessageId> = store
-        .history(room, None, 500)
+    let history: Vec<MessageId> = history_ids(&store, room)
         .await
-        .expect("history")
         .into_iter()
-        .rev()
-        .map(|m| m.id)
         .filter(|id| *id != first)
         .collect();
     assert_eq!(history, stored, "exactly the good messages are stored");
