@@ -243,6 +243,17 @@ impl Hub {
             .map_or(0, Vec::len)
     }
 
+    /// Users with at least one open connection.
+    pub fn online_users(&self) -> Vec<UserId> {
+        self.inner
+            .conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// Total open registered connections.
     pub fn connection_count(&self) -> usize {
         self.inner

@@ -12,6 +12,7 @@
 
 pub mod auth;
 mod cache;
+pub mod cluster;
 pub mod command;
 pub mod error;
 pub mod event;

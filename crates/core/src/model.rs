@@ -3,12 +3,13 @@
 
 use crate::ids::{AttachmentId, MessageId, RoomId, UserId};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub type Timestamp = DateTime<Utc>;
 
 /// A person who can chat.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: UserId,
     /// Unique. From the token's `username` claim, else `user<id>`.
@@ -123,7 +124,7 @@ pub struct Member {
 }
 
 /// What a message's body is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MessageKind {
     Text,
     /// The text is the URL of an image.
@@ -153,7 +154,7 @@ impl MessageKind {
 
 /// A stored message. Deleted messages stay as tombstones (`deleted_at` set, text
 /// cleared) so ids and order never change.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: MessageId,
     pub room_id: RoomId,
@@ -176,7 +177,7 @@ impl Message {
 }
 
 /// A stored file. Its bytes live in the [`crate::FileStore`] under `blob_key`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub id: AttachmentId,
     pub name: String,
@@ -238,7 +239,7 @@ impl RoomView {
 }
 
 /// A message with what every dialect shows beside it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
     pub message: Message,
     pub author: User,

@@ -6,6 +6,7 @@
 
 use crate::auth::{Claims, Principal, Subject, TokenError, TokenVerifier};
 use crate::cache::{RoomCache, UserCache};
+use crate::cluster::{Broker, Envelope, Local, Remote};
 use crate::command::*;
 use crate::error::ChatError;
 use crate::event::{Event, Origin, Published};
@@ -53,6 +54,11 @@ pub struct ChatService {
     rooms: RoomCache,
     users: UserCache,
     config: ServiceConfig,
+    /// Set when this node is one of a cluster (see [`crate::cluster`]).
+    broker: std::sync::OnceLock<Arc<dyn Broker>>,
+    /// Added to this process's connection ids: the node id in the high bits, so an
+    /// origin's connection id is unique in the cluster.
+    conn_base: std::sync::atomic::AtomicI64,
 }
 
 /// The result of a read command.
@@ -83,6 +89,8 @@ impl ChatService {
             rooms: RoomCache::default(),
             users: UserCache::default(),
             config,
+            broker: std::sync::OnceLock::new(),
+            conn_base: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -100,6 +108,128 @@ impl ChatService {
 
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// Make this service a node of a cluster: from now on every event goes through
+    /// `broker` (see [`crate::cluster`]). Call before the first connection; a
+    /// second call is refused.
+    pub fn join_cluster(&self, broker: Arc<dyn Broker>, node: i64) -> Result<()> {
+        self.conn_base.store(
+            node.checked_shl(32).unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.broker
+            .set(broker)
+            .map_err(|_| ChatError::Storage("the service is already in a cluster".into()))
+    }
+
+    /// Whether events go through a cluster broker.
+    pub fn is_clustered(&self) -> bool {
+        self.broker.get().is_some()
+    }
+
+    /// Deliver an event that came through the cluster broker (from another node, or
+    /// from this one when it was not kept in memory) to this node's connections.
+    /// `message`: the committed row of a new message's event.
+    pub async fn deliver(&self, envelope: Envelope, message: Option<Message>) -> Result<()> {
+        let Envelope {
+            room,
+            to,
+            origin,
+            what,
+        } = envelope;
+        let origin = origin.map(crate::cluster::WireOrigin::into_origin);
+        let view = match room {
+            Some(id) => {
+                if what.changes_room() {
+                    self.rooms.views.forget(&id);
+                }
+                Some(self.room_by_id(id).await?)
+            }
+            None => None,
+        };
+        let needs_room = || ChatError::Storage("a room event without its room".into());
+        let event = match what {
+            Remote::ProfilesChanged => {
+                self.forget_profiles();
+                return Ok(());
+            }
+            Remote::PresenceOf { user, online } => {
+                if self.hub.connection_count() == 0 {
+                    return Ok(());
+                }
+                let Some(user) = self.store.user(user).await? else {
+                    return Ok(());
+                };
+                let contacts = self.store.contacts(user.id).await?;
+                self.hub.publish(
+                    &contacts,
+                    Arc::new(Published::new(Event::Presence { user, online }, None)),
+                );
+                return Ok(());
+            }
+            Remote::Presence { user, online } => Event::Presence {
+                user: *user,
+                online,
+            },
+            Remote::Attention { user, waiting } => Event::Attention {
+                user: *user,
+                waiting,
+            },
+            what => {
+                let room = view.clone().ok_or_else(needs_room)?;
+                match what {
+                    Remote::RoomCreated { by } => Event::RoomCreated { room, by },
+                    Remote::RoomUpdated { by } => Event::RoomUpdated { room, by },
+                    Remote::MembersAdded { users, by } => Event::MembersAdded { room, users, by },
+                    Remote::MembersRemoved { users, by } => {
+                        Event::MembersRemoved { room, users, by }
+                    }
+                    Remote::MessageCreated { message: sent } => {
+                        let message = match (sent, message) {
+                            (Some(view), _) => Arc::new(*view),
+                            (None, Some(row)) => {
+                                Arc::new(self.message_views(&room, vec![row]).await?.remove(0))
+                            }
+                            (None, None) => return Ok(()),
+                        };
+                        Event::MessageCreated { room, message }
+                    }
+                    Remote::MessageEdited { message } => Event::MessageEdited {
+                        room,
+                        message: Arc::new(*message),
+                    },
+                    Remote::MessagesDeleted { ids, by } => Event::MessagesDeleted { room, ids, by },
+                    Remote::MessagesRead {
+                        reader,
+                        up_to,
+                        newly_read,
+                    } => Event::MessagesRead {
+                        room,
+                        reader,
+                        up_to,
+                        newly_read,
+                    },
+                    Remote::Typing { user, until } => Event::Typing {
+                        room,
+                        user: *user,
+                        until,
+                    },
+                    Remote::ProfilesChanged
+                    | Remote::PresenceOf { .. }
+                    | Remote::Presence { .. }
+                    | Remote::Attention { .. } => unreachable!("handled above"),
+                }
+            }
+        };
+        let recipients = match (to, &view) {
+            (Some(to), _) => to,
+            (None, Some(view)) => view.member_ids(),
+            (None, None) => Vec::new(),
+        };
+        self.hub
+            .publish(&recipients, Arc::new(Published::new(event, origin)));
+        Ok(())
     }
 
     // ------------------------------------------------------------------ identity
@@ -143,7 +273,7 @@ impl ChatService {
             Some(u) if !profile_changes(&u, &profile) => u,
             _ => {
                 let user = self.store.upsert_user(&profile).await;
-                self.profiles_changed();
+                self.profiles_changed().await;
                 user?
             }
         };
@@ -185,6 +315,11 @@ impl ChatService {
     /// this publishes the hub's current state, and only when it differs from what was
     /// last announced: contacts never end on a stale "offline" for a connected user.
     async fn announce_presence(&self, user: &User) {
+        if let Some(broker) = self.broker.get() {
+            // The cluster's database knows every node's connections and decides.
+            broker.presence_changed(user.id);
+            return;
+        }
         let contacts = match self.store.contacts(user.id).await {
             Ok(c) => c,
             Err(e) => {
@@ -205,42 +340,61 @@ impl ChatService {
         if changed {
             // Publishing only enqueues; holding this lock across it keeps the order of
             // announcements equal to the order of the state changes they report.
-            self.publish(
+            self.hub.publish(
                 &contacts,
-                Event::Presence {
-                    user: user.clone(),
-                    online,
-                },
-                None,
+                Arc::new(Published::new(
+                    Event::Presence {
+                        user: user.clone(),
+                        online,
+                    },
+                    None,
+                )),
             );
         }
     }
 
     pub fn new_conn_id(&self) -> ConnId {
-        next_conn_id()
+        ConnId(self.conn_base.load(std::sync::atomic::Ordering::Relaxed) | next_conn_id().0)
     }
 
+    /// Whether the user has an open connection (on any node of a cluster).
     pub fn is_online(&self, user: UserId) -> bool {
-        self.hub.is_online(user)
+        self.hub.is_online(user) || self.broker.get().is_some_and(|b| b.is_online(user))
     }
 
     async fn publish_presence(&self, user: &User, online: bool) {
         match self.store.contacts(user.id).await {
-            Ok(contacts) => self.publish(
-                &contacts,
-                Event::Presence {
-                    user: user.clone(),
-                    online,
-                },
-                None,
-            ),
+            Ok(contacts) => {
+                self.publish(
+                    &contacts,
+                    Event::Presence {
+                        user: user.clone(),
+                        online,
+                    },
+                    None,
+                )
+                .await
+            }
             Err(e) => tracing::warn!(user = %user.id, error = %e, "presence not published"),
         }
     }
 
-    fn publish(&self, recipients: &[UserId], event: Event, origin: Option<Origin>) {
-        self.hub
-            .publish(recipients, Arc::new(Published::new(event, origin)));
+    /// Deliver an event to its recipients' connections: straight to the hub on a
+    /// single node, through the broker in a cluster (returning once it came back).
+    async fn publish(&self, recipients: &[UserId], event: Event, origin: Option<Origin>) {
+        match self.broker.get() {
+            None => self
+                .hub
+                .publish(recipients, Arc::new(Published::new(event, origin))),
+            Some(broker) => {
+                let envelope = Envelope::of(&event, recipients, origin.as_ref());
+                let local = Local {
+                    recipients: recipients.to_vec(),
+                    event: Arc::new(Published::new(event, origin)),
+                };
+                broker.publish(envelope, Some(local)).await;
+            }
+        }
     }
 
     // ------------------------------------------------------------------ rooms
@@ -378,7 +532,8 @@ impl ChatService {
                         by: actor.id(),
                     },
                     None,
-                );
+                )
+                .await;
                 Ok(view)
             }
             // Lost a race with another connection creating the same pair: use theirs.
@@ -473,7 +628,8 @@ impl ChatService {
                 by: actor.id(),
             },
             origin,
-        );
+        )
+        .await;
         Ok(view)
     }
 
@@ -499,7 +655,8 @@ impl ChatService {
                 by: actor.id(),
             },
             origin,
-        );
+        )
+        .await;
         Ok(view)
     }
 
@@ -530,7 +687,8 @@ impl ChatService {
                     by: actor.id(),
                 },
                 origin,
-            );
+            )
+            .await;
         }
         Ok((after, added))
     }
@@ -564,7 +722,8 @@ impl ChatService {
                     by: actor.id(),
                 },
                 origin,
-            );
+            )
+            .await;
         }
         Ok((after, removed))
     }
@@ -769,18 +928,29 @@ impl ChatService {
                 text: cmd.text,
                 reply_to: cmd.reply_to,
                 attachments,
+                note: self
+                    .broker
+                    .get()
+                    .map(|b| b.message_note(room.id(), origin.as_ref())),
             })
             .await?;
         self.typing.clear(room.id(), actor.id());
         let view = Arc::new(self.message_view(&room, message, Some(&actor.user)));
-        self.publish(
-            &room.member_ids(),
-            Event::MessageCreated {
-                room: room.clone(),
-                message: view.clone(),
-            },
-            origin,
-        );
+        let event = Event::MessageCreated {
+            room: room.clone(),
+            message: view.clone(),
+        };
+        match self.broker.get() {
+            // Its event was written with it: wait for it to come back.
+            Some(broker) => {
+                let local = Local {
+                    recipients: room.member_ids(),
+                    event: Arc::new(Published::new(event, origin)),
+                };
+                broker.message_committed(view.message.id, local).await;
+            }
+            None => self.publish(&room.member_ids(), event, origin).await,
+        }
         Ok((room, view))
     }
 
@@ -824,7 +994,8 @@ impl ChatService {
                 message: mv.clone(),
             },
             origin,
-        );
+        )
+        .await;
         Ok((view, mv))
     }
 
@@ -873,7 +1044,8 @@ impl ChatService {
                     by: actor.id(),
                 },
                 origin,
-            );
+            )
+            .await;
         }
         Ok((view, deleted))
     }
@@ -942,7 +1114,8 @@ impl ChatService {
                 newly_read: newly_read.clone(),
             },
             origin,
-        );
+        )
+        .await;
         Ok(ReadOutcome {
             room: after,
             up_to: Some(up_to),
@@ -1014,7 +1187,8 @@ impl ChatService {
                         until,
                     },
                     None,
-                );
+                )
+                .await;
                 Ok(view)
             }
         }
@@ -1038,7 +1212,8 @@ impl ChatService {
                 waiting,
             },
             None,
-        );
+        )
+        .await;
         Ok(())
     }
 
@@ -1103,7 +1278,15 @@ impl ChatService {
 
     /// A user's profile changed (or a user was created): views that show users and
     /// cached users are loaded again.
-    fn profiles_changed(&self) {
+    async fn profiles_changed(&self) {
+        self.forget_profiles();
+        if let Some(broker) = self.broker.get() {
+            let envelope = Envelope::about_users(Remote::ProfilesChanged, Vec::new());
+            broker.publish(envelope, None).await;
+        }
+    }
+
+    fn forget_profiles(&self) {
         self.rooms.views.forget_all();
         self.users.forget_all();
     }
@@ -1123,7 +1306,7 @@ impl ChatService {
         }
         validate_profile(profile)?;
         let user = self.store.create_user(profile).await;
-        self.profiles_changed();
+        self.profiles_changed().await;
         Ok(user?)
     }
 
@@ -1142,7 +1325,7 @@ impl ChatService {
     pub async fn upsert_user(&self, profile: &UserProfile) -> Result<User> {
         validate_profile(profile)?;
         let user = self.store.upsert_user(profile).await;
-        self.profiles_changed();
+        self.profiles_changed().await;
         Ok(user?)
     }
 }

@@ -49,6 +49,11 @@ pub struct NewMessage {
     pub reply_to: Option<MessageId>,
     /// Uploaded attachments to bind to this message, in order.
     pub attachments: Vec<AttachmentId>,
+    /// The message's event for the other nodes of a cluster (an opaque note from
+    /// [`crate::cluster::Broker::message_note`]): appended to the cluster's outbox in
+    /// the transaction that inserts the message, so a room's messages reach every
+    /// node in id order. `None` on a single node.
+    pub note: Option<String>,
 }
 
 /// An uploaded file's record.

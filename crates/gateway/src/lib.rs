@@ -72,6 +72,8 @@ pub struct RunningGateway {
     pub addrs: Vec<SocketAddr>,
     pub service: Arc<ChatService>,
     pub app: Arc<App>,
+    /// This node's place in the cluster, when the database is PostgreSQL.
+    pub cluster: Option<Arc<chat_cluster::Cluster>>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -99,6 +101,10 @@ impl RunningGateway {
             let _ = t.await;
         }
         server::drain(&self.app, Duration::from_secs(10)).await;
+        if let Some(cluster) = self.cluster {
+            // After the connections closed: their users go offline everywhere now.
+            cluster.leave().await;
+        }
     }
 }
 
@@ -156,6 +162,23 @@ pub async fn start(
             ..ServiceConfig::default()
         },
     );
+    // On PostgreSQL every node is a node of the cluster of that database, one alone
+    // included: its events go through the outbox (see chat-cluster).
+    let cluster = match chat_store::Outbox::open(&config.database_url).await? {
+        Some(outbox) => Some(
+            chat_cluster::Cluster::join(
+                outbox,
+                &service,
+                chat_cluster::ClusterConfig::named(format!(
+                    "{main_addr} pid {}",
+                    std::process::id()
+                )),
+            )
+            .await
+            .map_err(|e| GatewayError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
     let app = Arc::new(App {
         service: service.clone(),
         origins: origin::OriginPolicy::new(&config.allowed_origins),
@@ -187,6 +210,7 @@ pub async fn start(
         addrs,
         service,
         app,
+        cluster,
         shutdown,
         tasks,
     })

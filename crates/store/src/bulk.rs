@@ -4,7 +4,8 @@
 //! explicit transaction: `BEGIN`, the room locks, the inserts (pipelined), `COMMIT` —
 //! four round trips per group, and PostgreSQL parsed, bound and executed every insert
 //! on its own. Now a group is one call of the SQL function `chat_insert_messages`
-//! (migration `2026-11-21-000001_insert_messages_function`): one round trip, its own
+//! (migrations `2026-11-21-000001_insert_messages_function`, and
+//! `2026-12-02-000001_cluster`, which adds the cluster notes): one round trip, its own
 //! transaction, one WAL flush. The function takes the group column by column as
 //! arrays, locks the rooms as a single insert does, takes the ids from the sequence
 //! in ascending order, inserts every row with `unnest`, and returns the ids in the
@@ -19,7 +20,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel::QueryResult;
 
-/// `SELECT chat_insert_messages(rooms, authors, kinds, texts, replies, now)`: the
+/// `SELECT chat_insert_messages(rooms, authors, kinds, texts, replies, now, notes)`: the
 /// arrays hold one element per message, in the group's order.
 pub(crate) struct InsertMessages<'a> {
     pub rooms: Vec<i64>,
@@ -28,6 +29,9 @@ pub(crate) struct InsertMessages<'a> {
     pub texts: Vec<&'a str>,
     pub replies: Vec<Option<i64>>,
     pub now: i64,
+    /// Each message's cluster note (see `NewMessage::note`), appended to the outbox
+    /// in the same transaction.
+    pub notes: Vec<Option<&'a str>>,
 }
 
 impl Query for InsertMessages<'_> {
@@ -54,6 +58,8 @@ impl QueryFragment<Pg> for InsertMessages<'_> {
         out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.replies)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.notes)?;
         out.push_sql(")");
         Ok(())
     }

@@ -158,6 +158,7 @@ async fn commit_pg(pool: &PgPool, group: &[&NewMessage]) -> Result<Vec<Message>,
         texts: group.iter().map(|m| m.text.as_str()).collect(),
         replies: group.iter().map(|m| m.reply_to.map(|r| r.0)).collect(),
         now,
+        notes: group.iter().map(|m| m.note.as_deref()).collect(),
     }
     .get_result::<Option<Vec<i64>>>(&mut conn)
     .await?

@@ -44,12 +44,14 @@ mod bulk;
 mod db;
 mod error;
 mod group;
+pub mod outbox;
 mod rows;
 mod schema;
 mod store;
 mod target;
 pub mod testing;
 
+pub use outbox::{Outbox, OutboxEvent, Snapshot};
 pub use target::describe_url;
 
 use chat_core::Store;

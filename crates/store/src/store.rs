@@ -171,6 +171,24 @@ macro_rules! with_attachments {
     }};
 }
 
+/// Messages by id with their attachments, in no particular order (PostgreSQL; the
+/// cluster outbox reads the messages its events name).
+pub(crate) async fn messages_by_id(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> Result<Vec<Message>, Fail> {
+    let mut rows: Vec<MessageRow> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut part = messages::table
+            .filter(messages::id.eq_any(chunk))
+            .select(MessageRow::as_select())
+            .load::<MessageRow>(conn)
+            .await?;
+        rows.append(&mut part);
+    }
+    Ok(with_attachments!(conn, rows))
+}
+
 /// The user an upsert profile designates: by id when given, else by external id, else
 /// by username.
 macro_rules! find_user {
@@ -236,6 +254,15 @@ macro_rules! lock_room {
         if touched == 0 {
             return Err(Fail::not_found("room"));
         }
+    }};
+}
+
+/// Append a new message's cluster note to the outbox, in the inserting transaction
+/// (PostgreSQL only: SQLite is single-node and never has a note; see
+/// `crate::outbox`).
+macro_rules! outbox_note {
+    ($conn:ident, $room:expr, $message:expr, $note:expr) => {{
+        crate::outbox::put_note($conn, $room, $message, $note).await?;
     }};
 }
 
@@ -1243,6 +1270,9 @@ impl DieselStore {
                         "attachment {attachment} does not exist or belongs to another message"
                     )));
                 }
+            }
+            if let Some(note) = &msg.note {
+                outbox_note!(conn, msg.room_id.0, row.id, note);
             }
             let mut built = with_attachments!(conn, vec![row]);
             built

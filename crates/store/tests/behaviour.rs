@@ -132,6 +132,7 @@ fn text(room: RoomId, author: UserId, body: &str) -> NewMessage {
         text: body.to_owned(),
         reply_to: None,
         attachments: Vec::new(),
+        note: None,
     }
 }
 
@@ -811,6 +812,7 @@ async fn messages_carry_attachments_in_order(store: Arc<dyn Store>) {
             text: "look".into(),
             reply_to: Some(original),
             attachments: vec![third, first, second],
+            note: None,
         })
         .await
         .expect("insert with attachments");
