@@ -200,6 +200,28 @@ fn api_message(app: &App, m: &MessageView) -> ApiMessage {
 // ---------------------------------------------------------------- routing
 
 /// Handle a request under `/api/`.
+/// `GET /api/connections[?user=ID]` (admins): the connections open on this node, in
+/// all and of one user.
+fn connections(
+    app: &App,
+    principal: &Principal,
+    query: Option<&str>,
+) -> Result<Response<Body>, ChatError> {
+    chat_core::policy::require_admin(principal)?;
+    let hub = app.service.hub();
+    let user = match http_util::query_param(query, "user") {
+        Some(u) => Some(parse_id(&u, "user")?),
+        None => None,
+    };
+    Ok(http_util::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "total": hub.connection_count(),
+            "user": user.map(|u| hub.connections_of(UserId(u))),
+        }),
+    ))
+}
+
 pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
     let token = http_util::find_token(req.headers(), req.uri().query());
     let Some(token) = token else {
@@ -227,13 +249,15 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
             add_members(app, &principal, id, req).await
         }
         (Method::POST, ["api", "files"]) => upload(app, &principal, req).await,
+        (Method::GET, ["api", "connections"]) => connections(app, &principal, req.uri().query()),
         (
             _,
             ["api", "rooms"]
             | ["api", "rooms", _, "messages"]
             | ["api", "users"]
             | ["api", "rooms", _, "members"]
-            | ["api", "files"],
+            | ["api", "files"]
+            | ["api", "connections"],
         ) => Ok(http_util::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",

@@ -188,3 +188,26 @@ fn drop_schema_blocking(server_url: String, schema: String) {
     });
     let _ = worker.join();
 }
+
+#[derive(QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Terminate the cluster's LISTEN sessions on the database at `url` (a test schema's
+/// URL): what a PostgreSQL restart or a network cut does to them. Returns how many.
+pub async fn terminate_cluster_listeners(url: &str) -> i64 {
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", crate::describe_url(url)));
+    diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE pid <> pg_backend_pid() \
+           AND query = 'LISTEN \"chat_outbox_' || current_schema() || '\"'",
+    )
+    .get_result::<Terminated>(&mut conn)
+    .await
+    .expect("pg_terminate_backend")
+    .n
+}

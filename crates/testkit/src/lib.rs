@@ -165,6 +165,11 @@ impl TestGateway {
         self.running().addrs.clone()
     }
 
+    /// The database URL the gateway runs on (for other nodes of its cluster).
+    pub fn database_url(&self) -> &str {
+        &self.config.database_url
+    }
+
     pub fn service(&self) -> Arc<ChatService> {
         self.running().service.clone()
     }

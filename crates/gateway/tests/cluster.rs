@@ -1,0 +1,271 @@
+//! Several nodes on one PostgreSQL behave as one server: real node processes (the
+//! binary), an in-process node where the test needs the service, real WebSocket
+//! clients, and the faults the cluster must survive (kill -9, a SIGTERM, the LISTEN
+//! session cut).
+
+mod cluster_support;
+
+use chat_core::RoomKind;
+use chat_testkit::{TestGateway, WsClient};
+use cluster_support::Node;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// A type-content client at `base` (`ws://host:port`).
+async fn tc(base: &str, token: &str) -> WsClient {
+    WsClient::connect_with_headers(
+        &format!("{base}/ws/chats/"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .expect("type-content upgrade")
+}
+
+fn ws_base(gw: &TestGateway) -> String {
+    gw.ws_url("").trim_end_matches('/').to_string()
+}
+
+fn node_base(n: &Node) -> String {
+    format!("ws://{}", n.addr)
+}
+
+fn say(room: i64, text: &str) -> Value {
+    json!({"type": "new_message", "content": {
+        "chat_type": "group", "chat_id": room, "message": text, "reply_to": null}})
+}
+
+/// The next `n` new messages a client receives (other frames skipped), within `limit`.
+async fn messages(ws: &mut WsClient, n: usize, limit: Duration) -> Vec<(i64, String)> {
+    let until = Instant::now() + limit;
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let left = until.saturating_duration_since(Instant::now());
+        let Some(text) = ws.try_recv_text(left).await else {
+            panic!(
+                "only {} of {n} messages arrived within {limit:?}",
+                got.len()
+            );
+        };
+        let v: Value = serde_json::from_str(&text).expect("JSON frame");
+        if v["type"] == "new_message" {
+            got.push((
+                v["content"]["message_id"].as_i64().expect("message id"),
+                v["content"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+    }
+    got
+}
+
+/// The next presence push about `user` within `limit`: (online, when).
+async fn presence(ws: &mut WsClient, user: i64, limit: Duration) -> Option<(bool, Instant)> {
+    let until = Instant::now() + limit;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let text = ws.try_recv_text(left).await?;
+        let v: Value = serde_json::from_str(&text).expect("JSON frame");
+        let t = v["type"].as_str().unwrap_or_default();
+        if (t == "set_online" || t == "set_offline") && v["content"]["user_id"] == user {
+            return Some((t == "set_online", Instant::now()));
+        }
+    }
+}
+
+async fn cluster_of_three() -> Option<(TestGateway, Node, Node)> {
+    let a = TestGateway::postgres().await?;
+    let b = Node::spawn(a.database_url(), &[]).await;
+    let c = Node::spawn(a.database_url(), &[]).await;
+    Some((a, b, c))
+}
+
+fn assert_in_order_once(got: &[(i64, String)], texts: &[String], who: &str) {
+    let seen: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    let want: Vec<&str> = texts.iter().map(String::as_str).collect();
+    assert_eq!(
+        seen, want,
+        "{who}: the burst out of order, or not once each"
+    );
+    assert!(
+        got.windows(2).all(|w| w[0].0 < w[1].0),
+        "{who}: message ids not increasing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_reaches_two_connections_of_a_user_on_two_nodes_in_order_once() {
+    let Some((a, b, c)) = cluster_of_three().await else {
+        return;
+    };
+    a.create_user(1, "sender").await;
+    a.create_user(2, "reader").await;
+    let room = a.create_room(RoomKind::Group, &[1, 2], false).await.0;
+    let admin = a.admin_token(99, "admin");
+    let reader = a.token(2, "reader");
+    let mut on_b = tc(&node_base(&b), &reader).await;
+    let mut on_c = tc(&node_base(&c), &reader).await;
+    b.wait_connections(&admin, 2, 1).await;
+    c.wait_connections(&admin, 2, 1).await;
+    let mut sender = tc(&ws_base(&a), &a.token(1, "sender")).await;
+    let texts: Vec<String> = (0..300).map(|i| format!("burst {i}")).collect();
+    for t in &texts {
+        sender.send_json(&say(room, t)).await;
+    }
+    let limit = Duration::from_secs(60);
+    let (got_b, got_c, got_a) = tokio::join!(
+        messages(&mut on_b, 300, limit),
+        messages(&mut on_c, 300, limit),
+        messages(&mut sender, 300, limit),
+    );
+    assert_in_order_once(&got_b, &texts, "reader on node B");
+    assert_in_order_once(&got_c, &texts, "reader on node C");
+    assert_in_order_once(&got_a, &texts, "sender on node A");
+    assert_eq!(got_b, got_c, "both connections saw the same ids");
+    // Nothing more: exactly once.
+    on_b.assert_silent(300).await;
+    on_c.assert_silent(300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_corrected_after_kill_9_and_at_once_after_sigterm() {
+    let Some((a, mut b, mut c)) = cluster_of_three().await else {
+        return;
+    };
+    a.create_user(3, "leaver").await;
+    a.create_user(4, "watcher").await;
+    a.create_room(RoomKind::Group, &[3, 4], false).await;
+    let admin = a.admin_token(99, "admin");
+    let mut watcher = tc(&ws_base(&a), &a.token(4, "watcher")).await;
+    a.wait_connections(4, 1).await;
+
+    let leaver_token = a.token(3, "leaver");
+    let _on_c = tc(&node_base(&c), &leaver_token).await;
+    c.wait_connections(&admin, 3, 1).await;
+    let (online, _) = presence(&mut watcher, 3, Duration::from_secs(10))
+        .await
+        .expect("the watcher is told the leaver came online on another node");
+    assert!(online);
+    assert!(a.service().is_online(chat_core::UserId(3)));
+
+    let killed = Instant::now();
+    c.kill9().await;
+    let (online, at) = presence(&mut watcher, 3, Duration::from_secs(15))
+        .await
+        .expect("the watcher is told the leaver went offline after kill -9");
+    assert!(!online);
+    let took = at - killed;
+    eprintln!("presence corrected {took:?} after kill -9");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(!a.service().is_online(chat_core::UserId(3)));
+
+    let _on_b = tc(&node_base(&b), &leaver_token).await;
+    let (online, _) = presence(&mut watcher, 3, Duration::from_secs(10))
+        .await
+        .expect("online again on node B");
+    assert!(online);
+    let stopped = Instant::now();
+    let code = b.terminate(Duration::from_secs(30)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "a SIGTERM'd node exits 0; log:\n{}",
+        b.log_text()
+    );
+    let (online, at) = presence(&mut watcher, 3, Duration::from_secs(10))
+        .await
+        .expect("offline after the clean shutdown");
+    assert!(!online);
+    eprintln!("presence corrected {:?} after SIGTERM", at - stopped);
+    assert!(at - stopped < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listen_session_killed_mid_burst_loses_nothing() {
+    let Some(a) = TestGateway::postgres().await else {
+        return;
+    };
+    let b = Node::spawn(a.database_url(), &[]).await;
+    a.create_user(1, "sender").await;
+    a.create_user(2, "reader").await;
+    let room = a.create_room(RoomKind::Group, &[1, 2], false).await.0;
+    let admin = a.admin_token(99, "admin");
+    let mut reader = tc(&node_base(&b), &a.token(2, "reader")).await;
+    b.wait_connections(&admin, 2, 1).await;
+    let mut sender = tc(&ws_base(&a), &a.token(1, "sender")).await;
+    let texts: Vec<String> = (0..300).map(|i| format!("cut {i}")).collect();
+    let mut killed = 0;
+    for (i, t) in texts.iter().enumerate() {
+        sender.send_json(&say(room, t)).await;
+        if i == 100 {
+            killed = chat_store::testing::terminate_cluster_listeners(a.database_url()).await;
+        }
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(
+        killed >= 2,
+        "both nodes' LISTEN sessions were cut (got {killed})"
+    );
+    let got = messages(&mut reader, 300, Duration::from_secs(60)).await;
+    assert_in_order_once(&got, &texts, "reader on node B");
+    reader.assert_silent(300).await;
+    // The sessions came back: a message after the cut arrives without the poll's delay
+    // being the only way (and at all).
+    sender.send_json(&say(room, "after")).await;
+    let after = messages(&mut reader, 1, Duration::from_secs(10)).await;
+    assert_eq!(after[0].1, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_gets_no_message_sent_right_after_on_any_node() {
+    let Some(a) = TestGateway::postgres().await else {
+        return;
+    };
+    let b = Node::spawn(a.database_url(), &[]).await;
+    a.create_user(1, "owner").await;
+    a.create_user(2, "stays").await;
+    a.create_user(3, "goes").await;
+    let room = a.create_room(RoomKind::Group, &[1, 2, 3], false).await;
+    let admin = a.admin_token(99, "admin");
+    let mut stays = tc(&node_base(&b), &a.token(2, "stays")).await;
+    let mut goes = tc(&node_base(&b), &a.token(3, "goes")).await;
+    b.wait_connections(&admin, 2, 1).await;
+    b.wait_connections(&admin, 3, 1).await;
+    let svc = a.service();
+    let owner = svc
+        .authenticate(&a.admin_token(1, "owner"))
+        .await
+        .expect("owner signs in");
+    for round in 0..5 {
+        svc.remove_members(&owner, room, &[chat_core::UserId(3)], None)
+            .await
+            .expect("removed");
+        let text = format!("after removal {round}");
+        svc.send_message(
+            &owner,
+            chat_core::SendMessage::text(chat_core::RoomRef::Id(room), text.clone()),
+            None,
+        )
+        .await
+        .expect("sent");
+        let got = messages(&mut stays, 1, Duration::from_secs(10)).await;
+        assert_eq!(got[0].1, text);
+        // The removed member's node knew before it delivered the message.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while let Some(f) = goes
+            .try_recv_text(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            assert!(
+                !f.contains(&text),
+                "round {round}: the removed member got the next message: {f}"
+            );
+        }
+        svc.add_members(&owner, room, &[chat_core::UserId(3)], None)
+            .await
+            .expect("added back");
+    }
+}
