@@ -21,6 +21,14 @@
 //!   offline, announced by the database in the same transaction) and prunes old
 //!   events.
 //!
+//! **With Redis** (`--broker redis://…`) the outbox stays the source of truth and
+//! NOTIFY is off: a node that read its own new events from the outbox publishes
+//! them, whole, on a Redis channel, and the other nodes deliver what arrives there
+//! when it is next in its shard. An event that arrives after a gap (Redis dropped
+//! one, a subscriber reconnected, an event was written by another node's sweep)
+//! makes the node read the outbox instead, and the fallback poll reads it anyway;
+//! so Redis only makes delivery faster and lighter on PostgreSQL, never lossy.
+//!
 //! Presence: the database keeps which node has a connection of which user, and the
 //! set of users last announced online; a presence event is appended exactly when
 //! the cluster-wide state of a user flips, under a per-user lock, so presence events
@@ -55,6 +63,9 @@ pub struct ClusterConfig {
     /// The longest a command waits for its own event to come back before it is
     /// answered anyway (the event is committed and will be delivered).
     pub local_wait: Duration,
+    /// `redis://HOST:PORT`: tell the other nodes of new events over Redis pub/sub
+    /// instead of NOTIFY (see the module docs).
+    pub redis: Option<String>,
 }
 
 impl ClusterConfig {
@@ -66,6 +77,7 @@ impl ClusterConfig {
             poll: Duration::from_secs(1),
             retention: Duration::from_secs(600),
             local_wait: Duration::from_secs(5),
+            redis: None,
         }
     }
 }
@@ -76,6 +88,9 @@ const READ_BATCH: i64 = 1000;
 const WRITE_BATCH: usize = 512;
 /// Events waiting for the writer before publishers wait for room (back-pressure).
 const WRITE_QUEUE: usize = 8192;
+/// Batches from Redis waiting for the reader; when full, the reader reads the
+/// outbox instead.
+const PUSHED_QUEUE: usize = 1024;
 /// Messages whose event this node already delivered, remembered for a command
 /// that asks after its message's event once it was delivered.
 const RECENT_MESSAGES: usize = 16_384;
@@ -97,6 +112,8 @@ pub struct Cluster {
     online: RwLock<HashSet<UserId>>,
     listening: AtomicBool,
     reading: AtomicBool,
+    /// With Redis: the client and the channel name.
+    redis: Option<(redis::Client, String)>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -106,6 +123,41 @@ struct Write {
     payload: String,
     local: Option<Local>,
     done: oneshot::Sender<()>,
+}
+
+/// An event as it travels on Redis: the outbox row, with a new message's row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wire {
+    s: usize,
+    q: i64,
+    p: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<chat_core::Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<i64>,
+}
+
+impl Wire {
+    fn of(ev: &OutboxEvent) -> Wire {
+        Wire {
+            s: ev.shard,
+            q: ev.seq,
+            p: ev.payload.clone(),
+            m: ev.message.clone(),
+            i: ev.message_id,
+        }
+    }
+
+    /// `None` for a shard out of range (not written by a node of this version).
+    fn into_event(self) -> Option<OutboxEvent> {
+        (self.s < chat_store::outbox::SHARDS).then_some(OutboxEvent {
+            shard: self.s,
+            seq: self.q,
+            payload: self.p,
+            message: self.m,
+            message_id: self.i,
+        })
+    }
 }
 
 /// An event of this node waiting for its turn in the outbox.
@@ -209,6 +261,8 @@ pub enum ClusterError {
     Store(chat_core::StoreError),
     #[error("cannot join the cluster: {0}")]
     Service(chat_core::ChatError),
+    #[error("bad Redis URL {0}")]
+    Redis(String),
 }
 
 fn shard_of_envelope(env: &Envelope) -> usize {
@@ -233,12 +287,26 @@ impl Cluster {
         service: &Arc<ChatService>,
         config: ClusterConfig,
     ) -> Result<Arc<Cluster>, ClusterError> {
+        let (label, redis) = match &config.redis {
+            Some(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| ClusterError::Redis(format!("{url}: {e}")))?;
+                let channel = outbox.channel().await.map_err(ClusterError::Store)?;
+                let host = url.rsplit('@').next().unwrap_or(url);
+                (
+                    format!("redis {}", host.trim_start_matches("redis://")),
+                    Some((client, format!("chat-gateway:{channel}"))),
+                )
+            }
+            None => ("postgres".to_string(), None),
+        };
         let node = outbox
-            .join(&config.name)
+            .join(&config.name, &label, config.dead_after)
             .await
             .map_err(ClusterError::Store)?;
         let snapshot = outbox.snapshot().await.map_err(ClusterError::Store)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let (pushed_tx, pushed) = mpsc::channel(PUSHED_QUEUE);
         let cluster = Arc::new(Cluster {
             node,
             name: config.name.clone(),
@@ -253,6 +321,7 @@ impl Cluster {
             online: RwLock::new(snapshot.online.into_iter().collect()),
             listening: AtomicBool::new(false),
             reading: AtomicBool::new(true),
+            redis,
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
         });
@@ -261,12 +330,15 @@ impl Cluster {
             .map_err(ClusterError::Service)?;
         let tasks = vec![
             tokio::spawn(cluster.clone().writer(queue)),
-            tokio::spawn(cluster.clone().reader()),
-            tokio::spawn(cluster.clone().listener()),
+            tokio::spawn(cluster.clone().reader(pushed)),
+            match cluster.redis.is_some() {
+                true => tokio::spawn(cluster.clone().subscriber(pushed_tx)),
+                false => tokio::spawn(cluster.clone().listener()),
+            },
             tokio::spawn(cluster.clone().keeper()),
         ];
         *cluster.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
-        tracing::info!(node, name = %cluster.name, "joined the cluster");
+        tracing::info!(node, name = %cluster.name, broker = %label, "joined the cluster");
         Ok(cluster)
     }
 
@@ -387,17 +459,27 @@ impl Cluster {
 
     // ------------------------------------------------------------------ reader
 
-    async fn reader(self: Arc<Self>) {
+    async fn reader(self: Arc<Self>, mut pushed: mpsc::Receiver<Vec<OutboxEvent>>) {
         let mut backoff = Duration::from_millis(50);
+        let mut publisher = None;
         loop {
-            match self.read_all().await {
+            match self.read_all(&mut publisher).await {
                 Ok(()) => {
                     self.reading.store(true, Ordering::Relaxed);
                     backoff = Duration::from_millis(50);
-                    tokio::select! {
-                        _ = self.reader_wake.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll) => {}
-                        _ = self.stop.cancelled() => return,
+                    let poll = tokio::time::sleep(self.config.poll);
+                    tokio::pin!(poll);
+                    // Deliver what Redis brings until something calls for a read.
+                    loop {
+                        tokio::select! {
+                            _ = self.reader_wake.notified() => break,
+                            _ = &mut poll => break,
+                            batch = pushed.recv() => match batch {
+                                Some(batch) => if self.take_pushed(batch).await { break },
+                                None => break,
+                            },
+                            _ = self.stop.cancelled() => return,
+                        }
                     }
                 }
                 Err(e) => {
@@ -413,8 +495,35 @@ impl Cluster {
         }
     }
 
-    /// Deliver everything beyond the cursors.
-    async fn read_all(&self) -> Result<(), chat_core::StoreError> {
+    /// Deliver events pushed over Redis that are next in their shard; true when one
+    /// came after a gap, so the outbox must be read.
+    async fn take_pushed(&self, batch: Vec<OutboxEvent>) -> bool {
+        let mut gap = false;
+        for ev in batch {
+            let expected = self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .delivered[ev.shard]
+                + 1;
+            if ev.seq < expected {
+                continue;
+            }
+            if ev.seq > expected {
+                gap = true;
+                continue;
+            }
+            self.deliver(ev).await;
+        }
+        gap
+    }
+
+    /// Deliver everything beyond the cursors; with Redis, publish this node's own
+    /// events there.
+    async fn read_all(
+        &self,
+        publisher: &mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<(), chat_core::StoreError> {
         loop {
             let cursors = self
                 .state
@@ -424,8 +533,14 @@ impl Cluster {
                 .clone();
             let events = self.outbox.read(&cursors, READ_BATCH).await?;
             let full = events.len() as i64 >= READ_BATCH;
+            let mut own = Vec::new();
             for ev in events {
-                self.deliver(ev).await;
+                if let Some(wire) = self.deliver(ev).await {
+                    own.push(wire);
+                }
+            }
+            if !own.is_empty() {
+                self.push(publisher, &own).await;
             }
             if !full {
                 return Ok(());
@@ -433,14 +548,52 @@ impl Cluster {
         }
     }
 
-    async fn deliver(&self, ev: OutboxEvent) {
+    /// Publish this node's events on Redis. A failure costs the other nodes only
+    /// time: they find the events in the outbox at their next read.
+    async fn push(&self, publisher: &mut Option<redis::aio::MultiplexedConnection>, own: &[Wire]) {
+        let Some((client, channel)) = &self.redis else {
+            return;
+        };
+        if publisher.is_none() {
+            match client.get_multiplexed_async_connection().await {
+                Ok(c) => *publisher = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot connect to Redis to publish; the other nodes will read the outbox");
+                    return;
+                }
+            }
+        }
+        let Some(conn) = publisher.as_mut() else {
+            return;
+        };
+        let body = match serde_json::to_vec(own) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cluster events could not be encoded for Redis");
+                return;
+            }
+        };
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(body)
+            .query_async(conn)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "publishing on Redis failed; the other nodes will read the outbox");
+            *publisher = None;
+        }
+    }
+
+    /// Deliver one event if it is next in its shard. Returns it as published on
+    /// Redis when it was this node's own and Redis is the broker.
+    async fn deliver(&self, ev: OutboxEvent) -> Option<Wire> {
         let (shard, seq) = (ev.shard, ev.seq);
         let pending = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let expected = state.delivered[shard] + 1;
             if seq < expected {
                 // Read twice (a read raced the previous one's delivery): done already.
-                return;
+                return None;
             }
             if seq > expected {
                 tracing::error!(
@@ -451,9 +604,11 @@ impl Cluster {
             }
             state.take(&ev)
         };
-        let Some(service) = self.service.upgrade() else {
-            return;
+        let wire = match (&pending, &self.redis) {
+            (Some(_), Some(_)) => Some(Wire::of(&ev)),
+            _ => None,
         };
+        let service = self.service.upgrade()?;
         let done = match pending {
             Some(Pending {
                 local: Some(local),
@@ -474,6 +629,7 @@ impl Cluster {
         if let Some(done) = done {
             let _ = done.send(());
         }
+        wire
     }
 
     async fn deliver_decoded(&self, service: &ChatService, ev: OutboxEvent) {
@@ -525,6 +681,66 @@ impl Cluster {
                 Err(e) => {
                     self.listening.store(false, Ordering::Relaxed);
                     tracing::warn!(error = %e, "cannot LISTEN for cluster events; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    // ------------------------------------------------------------------ Redis
+
+    /// Holds the Redis subscription and reconnects it with back-off; what arrives
+    /// goes to the reader. A reconnect is followed by a read of the outbox.
+    async fn subscriber(self: Arc<Self>, pushed: mpsc::Sender<Vec<OutboxEvent>>) {
+        use futures_util::StreamExt;
+        let Some((client, channel)) = self.redis.clone() else {
+            return;
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let subscribed = async {
+                let mut ps = client.get_async_pubsub().await?;
+                ps.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(ps)
+            }
+            .await;
+            match subscribed {
+                Ok(mut ps) => {
+                    backoff = Duration::from_millis(100);
+                    self.listening.store(true, Ordering::Relaxed);
+                    self.reader_wake.notify_one();
+                    let mut messages = ps.on_message();
+                    loop {
+                        tokio::select! {
+                            msg = messages.next() => match msg {
+                                Some(msg) => match serde_json::from_slice::<Vec<Wire>>(msg.get_payload_bytes()) {
+                                    Ok(wires) => {
+                                        let count = wires.len();
+                                        let batch: Vec<OutboxEvent> = wires.into_iter().filter_map(Wire::into_event).collect();
+                                        if batch.len() != count || pushed.try_send(batch).is_err() {
+                                            // The reader is behind: it reads the outbox instead.
+                                            self.reader_wake.notify_one();
+                                        }
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "an undecodable message on the cluster's Redis channel"),
+                                },
+                                None => {
+                                    tracing::warn!("the Redis subscription was lost; reconnecting");
+                                    break;
+                                }
+                            },
+                            _ = self.stop.cancelled() => return,
+                        }
+                    }
+                    self.listening.store(false, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.listening.store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "cannot subscribe on Redis; retrying (events still arrive by the outbox poll)");
                 }
             }
             tokio::select! {

@@ -109,6 +109,12 @@ pub struct ServeArgs {
     /// Seconds between WebSocket pings.
     #[arg(long, env = "CHAT_GATEWAY_PING_SECS", default_value_t = 30)]
     pub ping_secs: u64,
+    /// How the nodes of a cluster on one PostgreSQL tell each other of events:
+    /// `postgres` (LISTEN/NOTIFY, the default) or `redis://HOST:PORT` (Redis pub/sub;
+    /// PostgreSQL stays the source of truth). Every node of a database must use the
+    /// same. Refused with SQLite, which is single-node.
+    #[arg(long, env = "CHAT_GATEWAY_BROKER")]
+    pub broker: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -269,6 +275,7 @@ impl ServeArgs {
             pool_size: self.pool_size,
             ping_interval: Duration::from_secs(self.ping_secs.max(1)),
             socketio_rooms_trusted: self.socketio_rooms_trusted,
+            broker: self.broker,
         })
     }
 }

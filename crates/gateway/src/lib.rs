@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     pub ping_interval: Duration,
     /// Serve socketio-rooms without tokens (a trusted legacy deployment).
     pub socketio_rooms_trusted: bool,
+    /// How the nodes of a cluster tell each other of events: `None` or `postgres`
+    /// (NOTIFY, the default on PostgreSQL), or `redis://HOST:PORT`. Refused on
+    /// SQLite, which is single-node.
+    pub broker: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,12 +130,34 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The Redis URL when `--broker` names Redis; an error for a broker that is not
+/// one, or any broker on SQLite.
+fn broker_choice(config: &GatewayConfig) -> Result<Option<String>, GatewayError> {
+    let Some(broker) = config.broker.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    let url = config.database_url.trim();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(GatewayError::Config(format!(
+            "--broker {broker} needs a PostgreSQL database: SQLite is single-node (one gateway process per database file); run a cluster on PostgreSQL"
+        )));
+    }
+    match broker {
+        "" | "postgres" | "postgresql" => Ok(None),
+        b if b.starts_with("redis://") => Ok(Some(b.to_string())),
+        b => Err(GatewayError::Config(format!(
+            "--broker {b}: expected `postgres` or `redis://HOST:PORT`"
+        ))),
+    }
+}
+
 /// Bind every listener, open the database (applying migrations), and start serving.
 pub async fn start(
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, GatewayError> {
     let plan = mounts::plan(&config)?;
+    let redis = broker_choice(&config)?;
     let mut bound = Vec::new();
     for (addr, routes) in plan {
         let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
@@ -165,18 +191,18 @@ pub async fn start(
     // On PostgreSQL every node is a node of the cluster of that database, one alone
     // included: its events go through the outbox (see chat-cluster).
     let cluster = match chat_store::Outbox::open(&config.database_url).await? {
-        Some(outbox) => Some(
-            chat_cluster::Cluster::join(
-                outbox,
-                &service,
-                chat_cluster::ClusterConfig::named(format!(
-                    "{main_addr} pid {}",
-                    std::process::id()
-                )),
+        Some(outbox) => {
+            let mut cluster_config = chat_cluster::ClusterConfig::named(format!(
+                "{main_addr} pid {}",
+                std::process::id()
+            ));
+            cluster_config.redis = redis;
+            Some(
+                chat_cluster::Cluster::join(outbox, &service, cluster_config)
+                    .await
+                    .map_err(|e| GatewayError::Config(e.to_string()))?,
             )
-            .await
-            .map_err(|e| GatewayError::Config(e.to_string()))?,
-        ),
+        }
         None => None,
     };
     let app = Arc::new(App {

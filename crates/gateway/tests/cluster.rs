@@ -7,7 +7,7 @@ mod cluster_support;
 
 use chat_core::RoomKind;
 use chat_testkit::{TestGateway, WsClient};
-use cluster_support::Node;
+use cluster_support::{Node, RedisServer};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,21 @@ async fn cluster_of_three() -> Option<(TestGateway, Node, Node)> {
     Some((a, b, c))
 }
 
+/// Three nodes with the Redis broker on a Redis server of the test's own.
+async fn redis_cluster_of_three() -> Option<(TestGateway, Node, Node, RedisServer)> {
+    let redis = RedisServer::start().await?;
+    let a = TestGateway::start(chat_testkit::Options {
+        backend: chat_testkit::Backend::Postgres,
+        broker: Some(redis.url()),
+        ..Default::default()
+    })
+    .await?;
+    let flag = ["--broker", &redis.url()];
+    let b = Node::spawn(a.database_url(), &flag).await;
+    let c = Node::spawn(a.database_url(), &flag).await;
+    Some((a, b, c, redis))
+}
+
 fn assert_in_order_once(got: &[(i64, String)], texts: &[String], who: &str) {
     let seen: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
     let want: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -99,19 +114,90 @@ async fn a_burst_reaches_two_connections_of_a_user_on_two_nodes_in_order_once() 
     let Some((a, b, c)) = cluster_of_three().await else {
         return;
     };
+    burst_to_two_nodes(&a, &b, &c, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_a_burst_survives_a_redis_restart_in_order_once() {
+    let Some((a, b, c, mut redis)) = redis_cluster_of_three().await else {
+        return;
+    };
+    burst_to_two_nodes(&a, &b, &c, Some(&mut redis)).await;
+    for node in [&b, &c] {
+        let log = node.log_text();
+        assert!(
+            log.contains(&format!("redis 127.0.0.1:{}", redis.port)),
+            "{log}"
+        );
+        assert!(
+            log.contains("Redis subscription was lost"),
+            "the node noticed the restart: {log}"
+        );
+    }
+    // Every node of a database uses the same broker: one without is refused.
+    let mut refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-gateway"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            a.database_url(),
+        ])
+        .args(["--jwt-secret", chat_testkit::TEST_SECRET])
+        .args([
+            "--data-dir",
+            &std::env::temp_dir()
+                .join(format!("chat-refused-{}", std::process::id()))
+                .display()
+                .to_string(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let status = tokio::time::timeout(Duration::from_secs(30), refused.wait())
+        .await
+        .expect("a node with another broker exits at once")
+        .expect("exit status");
+    assert!(!status.success());
+    let mut err = String::new();
+    use tokio::io::AsyncReadExt;
+    refused
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .await
+        .expect("stderr text");
+    assert!(err.contains("same --broker"), "{err}");
+}
+
+/// 300 messages from node A to one user's connections on B and C. With `redis`,
+/// Redis is restarted a third of the way through.
+async fn burst_to_two_nodes(
+    a: &TestGateway,
+    b: &Node,
+    c: &Node,
+    mut redis: Option<&mut RedisServer>,
+) {
     a.create_user(1, "sender").await;
     a.create_user(2, "reader").await;
     let room = a.create_room(RoomKind::Group, &[1, 2], false).await.0;
     let admin = a.admin_token(99, "admin");
     let reader = a.token(2, "reader");
-    let mut on_b = tc(&node_base(&b), &reader).await;
-    let mut on_c = tc(&node_base(&c), &reader).await;
+    let mut on_b = tc(&node_base(b), &reader).await;
+    let mut on_c = tc(&node_base(c), &reader).await;
     b.wait_connections(&admin, 2, 1).await;
     c.wait_connections(&admin, 2, 1).await;
-    let mut sender = tc(&ws_base(&a), &a.token(1, "sender")).await;
+    let mut sender = tc(&ws_base(a), &a.token(1, "sender")).await;
     let texts: Vec<String> = (0..300).map(|i| format!("burst {i}")).collect();
-    for t in &texts {
+    for (i, t) in texts.iter().enumerate() {
         sender.send_json(&say(room, t)).await;
+        if i == 100 {
+            if let Some(r) = redis.as_deref_mut() {
+                r.restart().await;
+            }
+        }
     }
     let limit = Duration::from_secs(60);
     let (got_b, got_c, got_a) = tokio::join!(

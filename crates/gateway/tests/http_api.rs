@@ -348,6 +348,7 @@ async fn mount_conflicts_are_refused_naming_both() {
         pool_size: 1,
         ping_interval: std::time::Duration::from_secs(30),
         socketio_rooms_trusted: false,
+        broker: None,
     };
     let err = chat_gateway::mounts::plan(&config).expect_err("a conflicting mount is refused");
     let msg = err.to_string();

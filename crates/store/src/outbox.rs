@@ -151,18 +151,79 @@ impl Outbox {
         self.pool.get().await.map_err(db)
     }
 
-    /// Add a node to the cluster; returns its id (never reused).
-    pub async fn join(&self, name: &str) -> Result<i64, StoreError> {
+    /// Add a node to the cluster; returns its id (never reused). `broker` names how
+    /// the node learns of new events (`postgres`, or `redis <host>`); every live
+    /// node must name the same, so a node whose broker differs from that of a node
+    /// whose heartbeat is younger than `alive_within` is refused.
+    pub async fn join(
+        &self,
+        name: &str,
+        broker: &str,
+        alive_within: Duration,
+    ) -> Result<i64, StoreError> {
         let mut conn = self.conn().await?;
-        let row = diesel::sql_query(
-            "INSERT INTO chat_nodes (name, started_at, heartbeat_at) \
-             VALUES ($1, chat_now_micros(), chat_now_micros()) RETURNING id",
+        let cutoff = micros_ago(alive_within);
+        let broker = broker.to_owned();
+        let name = name.to_owned();
+        let joined = conn
+            .transaction(async |conn| {
+                let current = diesel::sql_query(
+                    "SELECT value AS name FROM chat_cluster_config WHERE key = 'broker' FOR UPDATE",
+                )
+                .get_results::<Name>(conn)
+                .await?
+                .into_iter()
+                .next()
+                .map(|r: Name| r.name);
+                let live = diesel::sql_query(
+                    "SELECT count(*) AS n FROM chat_nodes WHERE heartbeat_at >= $1",
+                )
+                .bind::<BigInt, _>(cutoff)
+                .get_result::<Count>(conn)
+                .await?
+                .n;
+                if let Some(current) = current.filter(|c| *c != broker) {
+                    if live > 0 {
+                        return Ok(Err(current));
+                    }
+                }
+                diesel::sql_query(
+                    "INSERT INTO chat_cluster_config (key, value) VALUES ('broker', $1) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind::<Text, _>(&broker)
+                .execute(conn)
+                .await?;
+                let row = diesel::sql_query(
+                    "INSERT INTO chat_nodes (name, started_at, heartbeat_at) \
+                     VALUES ($1, chat_now_micros(), chat_now_micros()) RETURNING id",
+                )
+                .bind::<Text, _>(&name)
+                .get_result::<Id>(conn)
+                .await?;
+                Ok::<_, diesel::result::Error>(Ok(row.id))
+            })
+            .await
+            .map_err(db)?;
+        joined.map_err(|current| {
+            StoreError::Conflict(format!(
+                "the live nodes of this cluster use the broker \"{current}\" and this node was started with \"{broker}\": every node of a database must use the same --broker"
+            ))
+        })
+    }
+
+    /// The channel the outbox's wake-ups are sent on (NOTIFY, or the Redis channel
+    /// name's suffix): one per database schema, so clusters sharing a server (tests)
+    /// do not hear each other.
+    pub async fn channel(&self) -> Result<String, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(
+            diesel::sql_query("SELECT 'chat_outbox_' || current_schema() AS name")
+                .get_result::<Name>(&mut conn)
+                .await
+                .map_err(db)?
+                .name,
         )
-        .bind::<Text, _>(name)
-        .get_result::<Id>(&mut conn)
-        .await
-        .map_err(db)?;
-        Ok(row.id)
     }
 
     /// Record that `node` is alive. `false` when its row is gone: another node found

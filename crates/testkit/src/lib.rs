@@ -42,6 +42,8 @@ pub struct Options {
     pub dialects: Option<Vec<String>>,
     pub mounts: Vec<chat_gateway::mounts::MountSpec>,
     pub socketio_rooms_trusted: bool,
+    /// `--broker` (PostgreSQL only).
+    pub broker: Option<String>,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             dialects: None,
             mounts: Vec::new(),
             socketio_rooms_trusted: false,
+            broker: None,
         }
     }
 }
@@ -135,6 +138,7 @@ impl TestGateway {
             pool_size: 8,
             ping_interval: Duration::from_secs(30),
             socketio_rooms_trusted: opts.socketio_rooms_trusted,
+            broker: opts.broker,
         };
         let gw = chat_gateway::start(config.clone(), CancellationToken::new())
             .await

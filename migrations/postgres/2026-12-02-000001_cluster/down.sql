@@ -26,6 +26,7 @@ DROP FUNCTION chat_node_leave(BIGINT);
 DROP FUNCTION chat_outbox_publish(BIGINT, INT[], TEXT[], BIGINT[], BOOLEAN[]);
 DROP FUNCTION chat_outbox_put(INT[], TEXT[], BIGINT[]);
 DROP FUNCTION chat_now_micros();
+DROP TABLE chat_cluster_config;
 DROP TABLE chat_presence_announced;
 DROP TABLE chat_presence;
 DROP TABLE chat_nodes;

@@ -49,6 +49,15 @@ CREATE TABLE chat_presence_announced (
     user_id BIGINT PRIMARY KEY
 );
 
+-- The cluster's settings; `broker`: how the nodes tell each other of new events
+-- ('postgres': NOTIFY; 'redis <host>': Redis pub/sub, and then no NOTIFY at all).
+-- Every live node uses the same one (checked as a node joins).
+CREATE TABLE chat_cluster_config (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO chat_cluster_config (key, value) VALUES ('broker', 'postgres');
+
 CREATE FUNCTION chat_now_micros() RETURNS BIGINT
 LANGUAGE sql VOLATILE AS $$
     SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT
@@ -89,7 +98,9 @@ BEGIN
         RETURNING 1
     )
     SELECT array_agg(seq ORDER BY ord) INTO seqs FROM numbered;
-    PERFORM pg_notify('chat_outbox_' || current_schema(), '');
+    IF EXISTS (SELECT 1 FROM chat_cluster_config WHERE key = 'broker' AND value = 'postgres') THEN
+        PERFORM pg_notify('chat_outbox_' || current_schema(), '');
+    END IF;
     RETURN seqs;
 END
 $$;

@@ -163,3 +163,65 @@ fn read(path: &PathBuf) -> String {
 async fn http_get(url: String) -> u16 {
     http_request("GET", &url, &[], Vec::new()).await.status
 }
+
+/// A `redis-server` of the test's own, on a free port, that the test may restart.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// `None` (announced) when there is no `redis-server` binary, except under
+    /// `CI=true`, where that fails the test.
+    pub async fn start() -> Option<RedisServer> {
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+        };
+        match server.spawn().await {
+            Ok(()) => Some(server),
+            Err(why) => {
+                if std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+                    panic!("redis-server unavailable ({why}) and CI=true: this test must not be skipped");
+                }
+                eprintln!("SKIPPED (redis-server unavailable: {why})");
+                None
+            }
+        }
+    }
+
+    async fn spawn(&mut self) -> Result<(), String> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        self.child = Some(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(format!("redis-server did not listen on port {}", self.port))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server (every subscription drops) and start it again, empty.
+    pub async fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        self.spawn().await.expect("redis-server restarts");
+    }
+}
