@@ -1,35 +1,81 @@
-//! Attachment bytes on disk, content-addressed: the same bytes are stored once, under
-//! the SHA-256 of their content, whatever the name they were uploaded with.
+//! Attachment bytes, content-addressed: the same bytes are stored once, under the
+//! SHA-256 of their content, whatever the name they were uploaded with.
+//!
+//! On a single node they live on disk under the data directory. The nodes of a
+//! cluster share no disk, so there they live in the database ([`BlobStore`]), where
+//! every node finds what any node stored.
 
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-#[derive(Clone, Debug)]
+/// Blobs kept somewhere other than the local disk (the cluster's database).
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Store `bytes` under `key` (their SHA-256); storing a key twice is a no-op.
+    async fn put_blob(&self, key: &str, bytes: &[u8]) -> std::io::Result<()>;
+    async fn get_blob(&self, key: &str) -> std::io::Result<Option<Vec<u8>>>;
+}
+
+#[derive(Clone)]
 pub struct FileStore {
-    root: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Disk(PathBuf),
+    Shared(Arc<dyn BlobStore>),
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backend::Disk(root) => write!(f, "FileStore(disk {})", root.display()),
+            Backend::Shared(_) => write!(f, "FileStore(database)"),
+        }
+    }
+}
+
+/// A key is lowercase hex, as [`FileStore::put`] makes them.
+fn valid_key(key: &str) -> bool {
+    key.len() >= 3 && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl FileStore {
+    /// Blobs in files under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FileStore { root: root.into() }
+        FileStore {
+            backend: Backend::Disk(root.into()),
+        }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Blobs in `shared` (the database of a cluster).
+    pub fn shared(shared: Arc<dyn BlobStore>) -> Self {
+        FileStore {
+            backend: Backend::Shared(shared),
+        }
     }
 
-    fn path_of(&self, key: &str) -> Option<PathBuf> {
-        if key.len() < 3 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+    fn path_of(root: &std::path::Path, key: &str) -> Option<PathBuf> {
+        if !valid_key(key) {
             return None;
         }
-        Some(self.root.join(&key[..2]).join(key))
+        Some(root.join(&key[..2]).join(key))
     }
 
-    /// Store bytes; returns their key. Written to a temporary file then renamed, so a
-    /// crash never leaves a half-written blob under a valid key.
+    /// Store bytes; returns their key. On disk they are written to a temporary file
+    /// then renamed, so a crash never leaves a half-written blob under a valid key.
     pub async fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
         let key = hex(&Sha256::digest(bytes));
-        let path = self.path_of(&key).expect("sha256 hex is a valid key");
+        let root = match &self.backend {
+            Backend::Disk(root) => root,
+            Backend::Shared(shared) => {
+                shared.put_blob(&key, bytes).await?;
+                return Ok(key);
+            }
+        };
+        let path = Self::path_of(root, &key).expect("sha256 hex is a valid key");
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(key);
         }
@@ -43,7 +89,12 @@ impl FileStore {
 
     /// Read a blob's bytes; `None` when the key is unknown or malformed.
     pub async fn get(&self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
-        let Some(path) = self.path_of(key) else {
+        let root = match &self.backend {
+            Backend::Disk(root) => root,
+            Backend::Shared(_) if !valid_key(key) => return Ok(None),
+            Backend::Shared(shared) => return shared.get_blob(key).await,
+        };
+        let Some(path) = Self::path_of(root, key) else {
             return Ok(None);
         };
         match tokio::fs::read(path).await {

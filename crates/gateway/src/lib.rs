@@ -176,11 +176,18 @@ pub async fn start(
         },
     )
     .await?;
-    tokio::fs::create_dir_all(config.data_dir.join("files")).await?;
+    // A cluster's nodes share no disk: on PostgreSQL attachments live in it.
+    let files = match chat_store::blobs::open(&config.database_url).await? {
+        Some(shared) => FileStore::shared(shared),
+        None => {
+            tokio::fs::create_dir_all(config.data_dir.join("files")).await?;
+            FileStore::new(config.data_dir.join("files"))
+        }
+    };
     let service = ChatService::new(
         store,
         Arc::new(config.jwt.clone()),
-        FileStore::new(config.data_dir.join("files")),
+        files,
         ServiceConfig {
             public_base_url: base.trim_end_matches('/').to_string(),
             max_attachment_bytes: config.limits.max_attachment_bytes,

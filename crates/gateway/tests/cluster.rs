@@ -355,3 +355,53 @@ async fn a_member_removed_gets_no_message_sent_right_after_on_any_node() {
             .expect("added back");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_uploaded_through_one_node_downloads_from_another() {
+    let Some((a, b, c)) = cluster_of_three().await else {
+        return;
+    };
+    a.create_user(1, "uploader").await;
+    let token = a.token(1, "uploader");
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let up = chat_testkit::http_request(
+        "POST",
+        &b.http_url("/api/files?name=report.bin"),
+        &[
+            ("authorization".into(), format!("Bearer {token}")),
+            ("content-type".into(), "application/octet-stream".into()),
+        ],
+        bytes.clone(),
+    )
+    .await;
+    assert!(
+        up.status == 200 || up.status == 201,
+        "{:?}",
+        String::from_utf8_lossy(&up.body)
+    );
+    let v = up.json();
+    let url = v["url"]
+        .as_str()
+        .or_else(|| v["file"]["url"].as_str())
+        .unwrap_or_else(|| panic!("no url in {v}"))
+        .to_string();
+    let path = url
+        .split_once(&b.addr.to_string())
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| panic!("{url} is not on node B"));
+    for node_url in [c.http_url(&path), a.http_url(&path)] {
+        let got = chat_testkit::http_request(
+            "GET",
+            &node_url,
+            &[("authorization".into(), format!("Bearer {token}"))],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(got.status, 200, "{node_url}");
+        assert_eq!(
+            got.body.as_ref(),
+            bytes.as_slice(),
+            "{node_url}: the same bytes"
+        );
+    }
+}

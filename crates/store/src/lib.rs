@@ -40,6 +40,7 @@
 //! the commit that holds its message. This is what lets a busy server acknowledge
 //! thousands of durable messages a second instead of a few hundred.
 
+pub mod blobs;
 mod bulk;
 mod db;
 mod error;
