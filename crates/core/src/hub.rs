@@ -332,6 +332,23 @@ impl Hub {
         }
     }
 
+    /// Ask every connection to close, `batch` at a time with `pause` between
+    /// batches (a draining node: its clients reconnect elsewhere spread out).
+    pub async fn close_all_paced(&self, reason: &str, batch: usize, pause: std::time::Duration) {
+        let kills: Vec<Arc<KillSwitch>> = {
+            let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+            map.values().flatten().map(|e| e.kill.clone()).collect()
+        };
+        for (i, chunk) in kills.chunks(batch.max(1)).enumerate() {
+            if i > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            for k in chunk {
+                k.kill(reason);
+            }
+        }
+    }
+
     /// Ask every connection to close (server shutdown).
     pub fn close_all(&self, reason: &str) {
         let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());

@@ -115,6 +115,14 @@ pub struct ServeArgs {
     /// same. Refused with SQLite, which is single-node.
     #[arg(long, env = "CHAT_GATEWAY_BROKER")]
     pub broker: Option<String>,
+    /// On SIGTERM or Ctrl-C: the most seconds to drain (close clients, finish
+    /// commands, leave the cluster) before the process exits anyway.
+    #[arg(long, env = "CHAT_GATEWAY_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+    /// On SIGTERM: seconds to keep serving with `/readyz` failing before clients are
+    /// closed, so a load balancer stops sending new ones here first.
+    #[arg(long, env = "CHAT_GATEWAY_DRAIN_GRACE", default_value_t = 0)]
+    pub drain_grace: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -93,8 +93,19 @@ impl RunningGateway {
         self.shutdown.clone()
     }
 
-    /// Stop accepting, close every WebSocket with a close frame, drain, return.
+    /// Fail `/readyz` from now on while everything else keeps serving (the first
+    /// step of a drain: a load balancer stops sending clients here).
+    pub fn begin_drain(&self) {
+        self.app
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Fail readiness, stop accepting, close every client (WebSockets with a close
+    /// frame, Socket.IO by closing its transport, both in batches), wait for them,
+    /// leave the cluster, return.
     pub async fn stop(self) {
+        self.begin_drain();
         self.shutdown.cancel();
         self.wait().await;
     }
@@ -218,6 +229,8 @@ pub async fn start(
         limits: config.limits.clone(),
         ping_interval: config.ping_interval,
         tracker: TaskTracker::new(),
+        draining: std::sync::atomic::AtomicBool::new(false),
+        cluster: cluster.clone(),
     });
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();

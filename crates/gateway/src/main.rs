@@ -191,7 +191,11 @@ fn parse_user_file(text: &str) -> Result<Vec<UserInput>, String> {
 }
 
 async fn serve(args: chat_gateway::cli::ServeArgs) -> Result<(), String> {
+    let deadline = std::time::Duration::from_secs(args.shutdown_timeout.max(1));
+    let grace = std::time::Duration::from_secs(args.drain_grace);
     let config = args.into_config()?;
+    let _single_node =
+        chat_store::lock_single_node(&config.database_url).map_err(|e| e.to_string())?;
     let shutdown = CancellationToken::new();
     let gw = chat_gateway::start(config, shutdown.clone())
         .await
@@ -214,8 +218,15 @@ async fn serve(args: chat_gateway::cli::ServeArgs) -> Result<(), String> {
         Ok::<(), String>(())
     };
     signal.await?;
-    tracing::info!("shutting down: closing connections");
-    gw.stop().await;
+    gw.begin_drain();
+    if !grace.is_zero() {
+        tracing::info!("shutting down: /readyz fails; still serving for {grace:?} (--drain-grace)");
+        tokio::time::sleep(grace).await;
+    }
+    tracing::info!("shutting down: draining (at most {deadline:?})");
+    if tokio::time::timeout(deadline, gw.stop()).await.is_err() {
+        tracing::warn!("the drain did not finish within {deadline:?}; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -109,6 +109,37 @@ pub struct App {
     pub ping_interval: Duration,
     /// WebSocket connection tasks, awaited on shutdown.
     pub tracker: TaskTracker,
+    /// Set when the node starts shutting down: `/readyz` fails from then on, so a
+    /// load balancer stops sending clients here.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// The node's cluster, whose broker `/readyz` also checks.
+    pub cluster: Option<Arc<chat_cluster::Cluster>>,
+}
+
+/// Clients closed at once while draining, and the pause between batches: a node's
+/// clients reconnect elsewhere spread over a moment rather than all in one instant.
+const DRAIN_BATCH: usize = 500;
+const DRAIN_PAUSE: Duration = Duration::from_millis(50);
+
+impl App {
+    /// Ready for clients: not draining, the database answers, the cluster broker
+    /// (if any) is connected. The reason when not.
+    pub async fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("draining: the node is shutting down".into());
+        }
+        self.service
+            .store()
+            .ping()
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        if let Some(cluster) = &self.cluster {
+            if !cluster.is_healthy() {
+                return Err("cluster broker: not connected (reconnecting)".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Serve one listener until `shutdown` is cancelled, then stop accepting, tell every
@@ -153,7 +184,10 @@ pub async fn run(
         });
     }
     drop(listener);
-    app.service.hub().close_all("server shutting down");
+    app.service
+        .hub()
+        .close_all_paced("server shutting down", DRAIN_BATCH, DRAIN_PAUSE)
+        .await;
     for r in routes.iter() {
         if let RouteKind::Http(m) = &r.kind {
             m.shutdown().await;
@@ -194,14 +228,18 @@ async fn route(
         };
     }
     match path.as_str() {
-        "/healthz" => match app.service.store().ping().await {
+        // Liveness: the process serves HTTP. Never touches the database, so a
+        // database outage does not get every node restarted.
+        "/livez" => http_util::json(StatusCode::OK, &serde_json::json!({"status": "alive"})),
+        // Readiness (`/healthz` is its older name).
+        "/readyz" | "/healthz" => match app.readiness().await {
             Ok(()) => http_util::json(
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok", "connections": app.service.hub().connection_count()}),
             ),
-            Err(e) => http_util::json(
+            Err(detail) => http_util::json(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"status": "unavailable", "detail": format!("database: {e}")}),
+                &serde_json::json!({"status": "unavailable", "detail": detail}),
             ),
         },
         p if p.starts_with("/files/") => crate::rest::serve_file(req, &app).await,

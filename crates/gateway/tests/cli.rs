@@ -188,6 +188,45 @@ async fn serve_token_chat_and_sigterm() {
         v,
         json!({"type": "authenticated", "data": {"event_response_key": 1}})
     );
+    // SQLite is single-node: a second `serve` on the same file is refused at start,
+    // and so is a broker; admin commands still work beside the running node.
+    let second = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another gateway is already serving the SQLite database"),
+        "{err}"
+    );
+    let brokered = bin()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--database-url",
+            &format!("sqlite://{}", dir.join("other.db").display()),
+        ])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--broker", "redis://127.0.0.1:6379"])
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(!brokered.status.success());
+    let err = String::from_utf8_lossy(&brokered.stderr);
+    assert!(err.contains("SQLite"), "{err}");
+    run_ok(bin().args([
+        "users",
+        "add",
+        "--id",
+        "7",
+        "--username",
+        "gus",
+        "--database-url",
+        &db,
+    ]))
+    .await;
     // SIGTERM: close frames, exit 0.
     let pid = child.id().unwrap().to_string();
     let status = Command::new("kill")

@@ -405,3 +405,118 @@ async fn a_file_uploaded_through_one_node_downloads_from_another() {
         );
     }
 }
+
+/// Send `n` more numbered messages into `room`, remembering their texts.
+async fn send_more(ws: &mut WsClient, room: i64, texts: &mut Vec<String>, n: usize) {
+    for _ in 0..n {
+        let t = format!("roll {}", texts.len());
+        ws.send_json(&say(room, &t)).await;
+        texts.push(t);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses_no_ack() {
+    let Some(a) = TestGateway::postgres().await else {
+        return;
+    };
+    let Some(mut sio) = socketio_common::node::NodeSio::start().await else {
+        return;
+    };
+    let grace = ["--drain-grace", "1"];
+    let mut b = Node::spawn(a.database_url(), &grace).await;
+    a.create_user(1, "writer").await;
+    a.create_user(2, "reader").await;
+    let room = a.create_room(RoomKind::Group, &[1, 2], false).await;
+    let admin = a.admin_token(99, "admin");
+    let ann = a.user_token(5, "ann").await;
+    let bob = a.user_token(6, "bob").await;
+
+    let mut writer = tc(&node_base(&b), &a.token(1, "writer")).await;
+    let mut reader = tc(&ws_base(&a), &a.token(2, "reader")).await;
+    a.wait_connections(2, 1).await;
+    let sio_opts = |t: &str| socketio_common::node::client_options("/ws", Some(t), None);
+    sio.connect_ok("ann", &b.http_url("/chat"), sio_opts(&ann))
+        .await;
+    sio.connect_ok("bob", &a.http_url("/chat"), sio_opts(&bob))
+        .await;
+    b.wait_connections(&admin, 5, 1).await;
+    assert_eq!(b.status_of("/readyz").await, 200);
+
+    let mut texts = Vec::new();
+    send_more(&mut writer, room.0, &mut texts, 100).await;
+    // SIGTERM: /readyz fails at once (liveness does not) while the node still serves
+    // for the grace second; then its clients are closed to reconnect elsewhere.
+    let pid = b.pid();
+    let _ = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await;
+    let mut saw_unready = false;
+    for _ in 0..8 {
+        send_more(&mut writer, room.0, &mut texts, 10).await;
+        if b.status_of("/readyz").await == 503 {
+            saw_unready = true;
+            assert_eq!(b.status_of("/livez").await, 200);
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert!(saw_unready, "/readyz kept answering 200 while draining");
+
+    // Everything the writer was acknowledged (its own echo) is stored and reached the
+    // reader on the other node; the writer's socket is closed with 1001.
+    let mut acked = Vec::new();
+    let close = loop {
+        match writer.try_recv_text(Duration::from_secs(20)).await {
+            Some(text) => {
+                let v: Value = serde_json::from_str(&text).expect("JSON frame");
+                if v["type"] == "new_message" {
+                    acked.push(v["content"]["message_id"].as_i64().expect("id"));
+                }
+            }
+            None => break writer.recv_close().await,
+        }
+    };
+    let code = b.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "log:\n{}", b.log_text());
+    assert_eq!(close.map(|c| c.0), Some(1001), "WebSocket clients get 1001");
+    assert_eq!(
+        acked.len(),
+        texts.len(),
+        "the node answered all it admitted"
+    );
+    let stored: std::collections::HashSet<i64> = a
+        .service()
+        .store()
+        .history(room, None, 1000)
+        .await
+        .expect("history")
+        .iter()
+        .map(|m| m.id.0)
+        .collect();
+    assert!(
+        acked.iter().all(|id| stored.contains(id)),
+        "an ack was lost"
+    );
+    let got = messages(&mut reader, acked.len(), Duration::from_secs(30)).await;
+    assert_in_order_once(&got, &texts, "reader on node A");
+
+    // The Socket.IO client saw its transport close (not a server disconnect, after
+    // which socket.io-client would not reconnect) and reconnects by itself once a
+    // node answers at that address again.
+    let gone = sio.expect("ann", |m| m["type"] == "disconnect").await;
+    assert_eq!(gone["reason"], "transport close", "{gone}");
+    sio.expect("ann", |m| m["type"] == "reconnect_attempt")
+        .await;
+    let b2 = Node::spawn_at(a.database_url(), &[], b.addr).await;
+    sio.expect("ann", |m| m["type"] == "connect").await;
+    b2.wait_connections(&admin, 5, 1).await;
+    sio.call(
+        "bob",
+        "send-message",
+        json!({"message": "welcome back", "user": "ann"}),
+    )
+    .await;
+    let chat = sio.event("ann", "chat").await;
+    assert_eq!(chat["chat"]["message"], "welcome back", "{chat}");
+}

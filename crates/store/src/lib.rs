@@ -81,6 +81,52 @@ pub enum StoreSetupError {
     Connect(String),
     #[error("database migration failed: {0}")]
     Migration(String),
+    #[error("{0}")]
+    InUse(String),
+}
+
+/// While held, no other gateway serves the same SQLite file (the lock is released
+/// when this is dropped or the process dies).
+#[derive(Debug)]
+pub struct SingleNodeLock {
+    _file: std::fs::File,
+}
+
+/// SQLite is single-node: a gateway that serves a SQLite file holds an exclusive
+/// advisory lock on `<file>.lock` beside it for as long as it runs, so a second
+/// `serve` on the same file is refused at start instead of running beside the first
+/// without seeing its clients. Returns `None` for PostgreSQL (a cluster) and for an
+/// in-memory database. Admin commands (`users`, `token`, `migrate`) take no lock.
+pub fn lock_single_node(url: &str) -> Result<Option<SingleNodeLock>, StoreSetupError> {
+    let target::Target::SqliteFile(path) = target::parse(url)? else {
+        return Ok(None);
+    };
+    let mut name = path.clone().into_os_string();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreSetupError::Connect(format!("{}: {e}", dir.display())))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreSetupError::Connect(format!("{}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(SingleNodeLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreSetupError::InUse(format!(
+            "another gateway is already serving the SQLite database {} (it holds {}); \
+             SQLite is single-node: stop that one, or use PostgreSQL to run several nodes",
+            path.display(),
+            lock_path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreSetupError::Connect(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
+    }
 }
 
 /// Open the database named by `url`, apply pending migrations, and return the store.

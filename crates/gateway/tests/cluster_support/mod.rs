@@ -27,6 +27,15 @@ impl Node {
     /// Start a node on `database_url` (extra flags after `serve`) and wait until it
     /// answers `/healthz`.
     pub async fn spawn(database_url: &str, extra: &[&str]) -> Node {
+        Self::spawn_on(database_url, extra, None).await
+    }
+
+    /// A node on a given address (a restarted node where its clients reconnect).
+    pub async fn spawn_at(database_url: &str, extra: &[&str], addr: SocketAddr) -> Node {
+        Self::spawn_on(database_url, extra, Some(addr)).await
+    }
+
+    async fn spawn_on(database_url: &str, extra: &[&str], at: Option<SocketAddr>) -> Node {
         let data = std::env::temp_dir().join(format!(
             "chat-node-{}-{}",
             std::process::id(),
@@ -35,9 +44,11 @@ impl Node {
         std::fs::create_dir_all(&data).expect("node data dir");
         let log = data.join("node.log");
         for _ in 0..5 {
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-                .parse()
-                .expect("an address");
+            let addr: SocketAddr = at.unwrap_or_else(|| {
+                format!("127.0.0.1:{}", free_port())
+                    .parse()
+                    .expect("an address")
+            });
             let file = std::fs::File::create(&log).expect("node log");
             let child = Command::new(env!("CARGO_BIN_EXE_chat-gateway"))
                 .arg("serve")
@@ -128,6 +139,21 @@ impl Node {
         let _ = self.child.wait().await;
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the node is running")
+    }
+
+    /// Wait for the process to exit by itself; returns its status code.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => panic!(
+                "the node did not exit within {limit:?}; its log:\n{}",
+                read(&self.log)
+            ),
+        }
+    }
+
     /// SIGTERM, then wait for the exit; returns its status code.
     pub async fn terminate(&mut self, limit: Duration) -> Option<i32> {
         let pid = self.child.id().expect("the node is running");
@@ -142,6 +168,11 @@ impl Node {
                 read(&self.log)
             ),
         }
+    }
+
+    /// The HTTP status of `GET path` on this node.
+    pub async fn status_of(&self, path: &str) -> u16 {
+        http_get(self.http_url(path)).await
     }
 
     pub fn log_text(&self) -> String {
