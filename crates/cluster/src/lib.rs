@@ -416,13 +416,13 @@ impl Cluster {
             let payloads: Vec<String> = batch.iter().map(|w| w.payload.clone()).collect();
             let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
             let mut backoff = Duration::from_millis(50);
-            let seqs = loop {
+            let placed = loop {
                 match self
                     .outbox
                     .publish(self.node, &shards, &payloads, &ids, &online)
                     .await
                 {
-                    Ok(seqs) => break seqs,
+                    Ok(placed) => break placed,
                     Err(e) => {
                         tracing::warn!(error = %e, events = batch.len(), "cluster outbox write failed; retrying");
                         tokio::select! {
@@ -435,13 +435,25 @@ impl Cluster {
             };
             {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                for (w, seq) in batch.drain(..).zip(seqs) {
+                for (w, seq) in batch.drain(..).zip(placed.seqs) {
                     state.expect(
                         w.shard,
                         seq,
                         Pending {
                             local: w.local,
                             done: Some(w.done),
+                        },
+                    );
+                }
+                // The presence events the database appended for this node are its
+                // own too: with Redis, it passes them on like the rest.
+                for (shard, seq) in placed.flips {
+                    state.expect(
+                        shard,
+                        seq,
+                        Pending {
+                            local: None,
+                            done: None,
                         },
                     );
                 }

@@ -52,7 +52,7 @@ mod store;
 mod target;
 pub mod testing;
 
-pub use outbox::{Outbox, OutboxEvent, Snapshot};
+pub use outbox::{Outbox, OutboxEvent, Published, Snapshot};
 pub use target::describe_url;
 
 use chat_core::Store;

@@ -71,9 +71,20 @@ pub struct Outbox {
 }
 
 #[derive(QueryableByName)]
-struct Seqs {
-    #[diesel(sql_type = Nullable<Array<BigInt>>)]
-    seqs: Option<Vec<i64>>,
+struct Placed {
+    #[diesel(sql_type = Integer)]
+    shard: i32,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+/// Where [`Outbox::publish`] put what it appended.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The given events' sequence numbers, in order.
+    pub seqs: Vec<i64>,
+    /// The presence events the call appended: (shard, sequence).
+    pub flips: Vec<(usize, i64)>,
 }
 
 #[derive(QueryableByName)]
@@ -293,7 +304,8 @@ impl Outbox {
     /// Append events (`shards[i]`, `payloads[i]`) and apply presence changes of
     /// `node` (`users[i]` has a connection on it now: `online[i]`) in one
     /// transaction; a change that flips a user's cluster-wide state appends its
-    /// presence event too. Returns the sequence numbers of the given events.
+    /// presence event too. Returns the sequence numbers of the given events, and
+    /// where the presence events went (shard, sequence).
     pub async fn publish(
         &self,
         node: i64,
@@ -301,27 +313,29 @@ impl Outbox {
         payloads: &[String],
         users: &[i64],
         online: &[bool],
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Published, StoreError> {
         let mut conn = self.conn().await?;
-        let row = diesel::sql_query("SELECT chat_outbox_publish($1, $2, $3, $4, $5) AS seqs")
-            .bind::<BigInt, _>(node)
-            .bind::<Array<Integer>, _>(shards)
-            .bind::<Array<Text>, _>(payloads)
-            .bind::<Array<BigInt>, _>(users)
-            .bind::<Array<Bool>, _>(online)
-            .get_result::<Seqs>(&mut conn)
-            .await
-            .map_err(db)?;
-        let mut seqs = row.seqs.unwrap_or_default();
-        seqs.truncate(shards.len());
-        if seqs.len() != shards.len() {
+        let rows =
+            diesel::sql_query("SELECT shard, seq FROM chat_outbox_publish($1, $2, $3, $4, $5)")
+                .bind::<BigInt, _>(node)
+                .bind::<Array<Integer>, _>(shards)
+                .bind::<Array<Text>, _>(payloads)
+                .bind::<Array<BigInt>, _>(users)
+                .bind::<Array<Bool>, _>(online)
+                .load::<Placed>(&mut conn)
+                .await
+                .map_err(db)?;
+        if rows.len() < shards.len() {
             return Err(db(format!(
                 "{} events were given {} sequence numbers",
                 shards.len(),
-                seqs.len()
+                rows.len()
             )));
         }
-        Ok(seqs)
+        let mut rows = rows.into_iter();
+        let seqs = rows.by_ref().take(shards.len()).map(|r| r.seq).collect();
+        let flips = rows.map(|r| (r.shard as usize, r.seq)).collect();
+        Ok(Published { seqs, flips })
     }
 
     /// Events after the cursors (one per shard), by shard then sequence, at most

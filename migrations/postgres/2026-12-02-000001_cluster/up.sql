@@ -115,7 +115,7 @@ CREATE FUNCTION chat_outbox_publish(
     p_payloads TEXT[],
     p_users    BIGINT[],
     p_online   BOOLEAN[]
-) RETURNS BIGINT[]
+) RETURNS TABLE (shard INT, seq BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
     u BIGINT;
@@ -150,7 +150,10 @@ BEGIN
             messages := messages || NULL::BIGINT;
         END IF;
     END LOOP;
-    RETURN chat_outbox_put(shards, payloads, messages);
+    -- The given events first, in order, then the presence flips: the caller
+    -- learns where its flips went, so it can pass them on (the Redis broker).
+    RETURN QUERY SELECT t.shard, t.seq
+      FROM unnest(shards, chat_outbox_put(shards, payloads, messages)) AS t (shard, seq);
 END
 $$;
 
@@ -163,8 +166,8 @@ DECLARE
 BEGIN
     SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') INTO users
       FROM chat_presence WHERE node_id = p_node;
-    PERFORM chat_outbox_publish(p_node, '{}', '{}', users,
-                                array_fill(false, ARRAY[cardinality(users)]));
+    PERFORM * FROM chat_outbox_publish(p_node, '{}', '{}', users,
+                                       array_fill(false, ARRAY[cardinality(users)]));
     DELETE FROM chat_nodes WHERE id = p_node;
 END
 $$;
