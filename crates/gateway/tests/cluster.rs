@@ -445,27 +445,36 @@ async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses
 
     let mut texts = Vec::new();
     send_more(&mut writer, room.0, &mut texts, 100).await;
+    let mut acked: Vec<i64> = messages(&mut writer, 100, Duration::from_secs(30))
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     // SIGTERM: /readyz fails at once (liveness does not) while the node still serves
-    // for the grace second; then its clients are closed to reconnect elsewhere.
+    // commands for the grace period; then its clients are closed to reconnect
+    // elsewhere.
     let pid = b.pid();
     let _ = tokio::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .await;
     let mut saw_unready = false;
-    for _ in 0..8 {
+    for _ in 0..5 {
         send_more(&mut writer, room.0, &mut texts, 10).await;
+        acked.extend(
+            messages(&mut writer, 10, Duration::from_secs(10))
+                .await
+                .into_iter()
+                .map(|(id, _)| id),
+        );
         if b.status_of("/readyz").await == 503 {
             saw_unready = true;
             assert_eq!(b.status_of("/livez").await, 200);
         }
-        tokio::time::sleep(Duration::from_millis(60)).await;
     }
     assert!(saw_unready, "/readyz kept answering 200 while draining");
-
-    // Everything the writer was acknowledged (its own echo) is stored and reached the
-    // reader on the other node; the writer's socket is closed with 1001.
-    let mut acked = Vec::new();
+    // A last burst races the close: some of it may be answered, some not.
+    send_more(&mut writer, room.0, &mut texts, 30).await;
     let close = loop {
         match writer.try_recv_text(Duration::from_secs(20)).await {
             Some(text) => {
@@ -480,26 +489,27 @@ async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses
     let code = b.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(code, Some(0), "log:\n{}", b.log_text());
     assert_eq!(close.map(|c| c.0), Some(1001), "WebSocket clients get 1001");
-    assert_eq!(
-        acked.len(),
-        texts.len(),
-        "the node answered all it admitted"
-    );
-    let stored: std::collections::HashSet<i64> = a
+    assert!(acked.len() >= 150, "served through the grace period");
+    // Every acknowledged message is stored, and the reader on the other node got
+    // exactly what is stored, in order.
+    let mut stored: Vec<(i64, String)> = a
         .service()
         .store()
         .history(room, None, 1000)
         .await
         .expect("history")
-        .iter()
-        .map(|m| m.id.0)
+        .into_iter()
+        .map(|m| (m.id.0, m.text))
         .collect();
-    assert!(
-        acked.iter().all(|id| stored.contains(id)),
-        "an ack was lost"
-    );
-    let got = messages(&mut reader, acked.len(), Duration::from_secs(30)).await;
-    assert_in_order_once(&got, &texts, "reader on node A");
+    stored.reverse();
+    let ids: std::collections::HashSet<i64> = stored.iter().map(|m| m.0).collect();
+    assert!(acked.iter().all(|id| ids.contains(id)), "an ack was lost");
+    let got = messages(&mut reader, stored.len(), Duration::from_secs(30)).await;
+    assert_eq!(got, stored, "the reader on node A");
+    // Nothing twice (the writer's going offline may follow).
+    while let Some(f) = reader.try_recv_text(Duration::from_millis(300)).await {
+        assert!(!f.contains("new_message"), "more than once: {f}");
+    }
 
     // The Socket.IO client saw its transport close (not a server disconnect, after
     // which socket.io-client would not reconnect) and reconnects by itself once a

@@ -39,6 +39,7 @@
 //!
 //! Runs on SQLite and PostgreSQL; both must give the README's table.
 
+mod cluster_support;
 mod matrix_support;
 
 use chat_core::{RoomKind, UserId};
@@ -124,7 +125,7 @@ struct Fixture {
 const FILE_BYTES: &[u8] = b"the same bytes, whoever downloads them\n";
 
 impl Fixture {
-    async fn new(gw: TestGateway, node: NodeSio) -> Fixture {
+    async fn new(gw: TestGateway, node: NodeSio, spread: &[std::net::SocketAddr]) -> Fixture {
         let people = |base: i64, suffix: &str| -> BTreeMap<Dialect, Person> {
             let short = ["ma", "tc", "ar", "sr", "sp"];
             Dialect::ALL
@@ -184,6 +185,7 @@ impl Fixture {
         }
 
         let mut w = World::new(gw, node, dir);
+        w.spread_over(spread.iter().copied());
         for d in Dialect::ALL {
             let p = &primary[&d];
             let t = &twin[&d];
@@ -502,19 +504,10 @@ impl Fixture {
         for &c in &conns {
             self.w.close(c).await;
         }
-        let hub = self.w.gw.service().hub().clone();
-        for _ in 0..500 {
-            if hub.connections_of(UserId(user.id)) == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let nodes: BTreeSet<usize> = conns.iter().map(|&c| self.w.clients[c].node).collect();
+        for node in nodes {
+            self.w.wait_connections_on(node, user.id, 0).await;
         }
-        assert_eq!(
-            hub.connections_of(UserId(user.id)),
-            0,
-            "{} went offline",
-            user.name
-        );
         // "Offline" is published after the last connection is unregistered (the
         // contacts are looked up first); let it go out before "online" can.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -671,15 +664,62 @@ fn render(m: &Matrix) -> String {
 }
 
 async fn cross_dialect_matrix(gw: TestGateway) {
+    cross_dialect_matrix_over(gw, &[], "one node").await;
+}
+dual_backend_test!(cross_dialect_matrix);
+
+/// The same matrix with its clients spread round-robin over three nodes of one
+/// PostgreSQL (the in-process one and two node processes), so nearly every pair
+/// crosses nodes; `--broker` as given.
+async fn matrix_over_three_nodes(broker: Option<&cluster_support::RedisServer>) {
+    let Some(gw) = TestGateway::start(chat_testkit::Options {
+        backend: chat_testkit::Backend::Postgres,
+        broker: broker.map(|r| r.url()),
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let base = format!("http://{}", gw.addr());
+    let mut flags = vec!["--public-base-url".to_string(), base];
+    if let Some(r) = broker {
+        flags.extend(["--broker".to_string(), r.url()]);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let b = cluster_support::Node::spawn(gw.database_url(), &flags).await;
+    let c = cluster_support::Node::spawn(gw.database_url(), &flags).await;
+    let label = if broker.is_some() {
+        "three nodes, Redis broker"
+    } else {
+        "three nodes, PostgreSQL broker"
+    };
+    cross_dialect_matrix_over(gw, &[b.addr, c.addr], label).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_dialect_matrix_over_three_nodes() {
+    matrix_over_three_nodes(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_dialect_matrix_over_three_nodes_with_redis() {
+    let Some(redis) = cluster_support::RedisServer::start().await else {
+        return;
+    };
+    matrix_over_three_nodes(Some(&redis)).await;
+}
+
+async fn cross_dialect_matrix_over(gw: TestGateway, spread: &[std::net::SocketAddr], label: &str) {
     let Some(node) = NodeSio::start().await else {
         return;
     };
     let backend = gw.backend;
     let started = Instant::now();
-    let mut fx = Fixture::new(gw, node).await;
+    let mut fx = Fixture::new(gw, node, spread).await;
     fx.run().await;
     eprintln!(
-        "matrix on {backend:?}: measured in {:?}\n{}\nproblems: {:#?}",
+        "matrix on {backend:?} ({label}): measured in {:?}\n{}\nproblems: {:#?}",
         started.elapsed(),
         render(&fx.matrix),
         fx.problems
@@ -717,10 +757,9 @@ async fn cross_dialect_matrix(gw: TestGateway) {
             fx.problems.join("\n  ")
         );
     }
-    assert!(failure.is_empty(), "{failure}");
+    assert!(failure.is_empty(), "{label}: {failure}");
     fx.w.node.exit().await;
 }
-dual_backend_test!(cross_dialect_matrix);
 
 /// The README's table parses and names every dialect once per row and column.
 #[test]

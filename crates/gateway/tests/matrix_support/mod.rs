@@ -177,6 +177,8 @@ pub struct Client {
     token: String,
     conn: Conn,
     generation: u32,
+    /// The node this client connects to (an index into [`World::nodes`]).
+    pub node: usize,
 }
 
 /// The gateway, the Node driver and every client: what an action needs.
@@ -185,6 +187,10 @@ pub struct World {
     pub node: NodeSio,
     pub clients: Vec<Client>,
     pub dir: Directory,
+    /// The gateway nodes clients are spread over, round-robin: the in-process
+    /// gateway first, then any node processes of a cluster on its database.
+    pub nodes: Vec<std::net::SocketAddr>,
+    admin: String,
     seq: u64,
 }
 
@@ -436,12 +442,59 @@ impl Posted {
 impl World {
     pub fn new(gw: TestGateway, node: NodeSio, dir: Directory) -> World {
         World {
+            nodes: vec![gw.addr()],
+            admin: gw.admin_token(9_999, "matrix-admin"),
             gw,
             node,
             clients: Vec::new(),
             dir,
             seq: 0,
         }
+    }
+
+    /// Spread the clients added from now on over these nodes as well.
+    pub fn spread_over(&mut self, nodes: impl IntoIterator<Item = std::net::SocketAddr>) {
+        self.nodes.extend(nodes);
+    }
+
+    fn ws_url(&self, c: usize, path: &str) -> String {
+        format!("ws://{}{path}", self.nodes[self.clients[c].node])
+    }
+
+    fn http_url(&self, c: usize, path: &str) -> String {
+        format!("http://{}{path}", self.nodes[self.clients[c].node])
+    }
+
+    /// Open connections of `user` on node `node`: the in-process hub for the first,
+    /// the admin REST (`GET /api/connections`) for the others.
+    pub async fn connections_on(&self, node: usize, user: i64) -> usize {
+        if node == 0 {
+            return self
+                .gw
+                .service()
+                .hub()
+                .connections_of(chat_core::UserId(user));
+        }
+        let r = http_request(
+            "GET",
+            &format!("http://{}/api/connections?user={user}", self.nodes[node]),
+            &[("authorization".into(), format!("Bearer {}", self.admin))],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["user"].as_u64().unwrap_or(0) as usize
+    }
+
+    /// Wait until `user` has `n` connections on `node`.
+    pub async fn wait_connections_on(&self, node: usize, user: i64, n: usize) {
+        for _ in 0..1000 {
+            if self.connections_on(node, user).await == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("user {user} never had {n} connections on node {node}");
     }
 
     fn next(&mut self) -> u64 {
@@ -459,6 +512,7 @@ impl World {
             token,
             conn: Conn::Closed,
             generation: 0,
+            node: self.clients.len() % self.nodes.len(),
         });
         let c = self.clients.len() - 1;
         self.connect(c).await;
@@ -468,17 +522,20 @@ impl World {
     /// Open client `c`'s connection and sign it in; returns once the gateway has
     /// registered it, so it gets every push from then on.
     pub async fn connect(&mut self, c: usize) {
-        let gw = &self.gw;
-        let before = gw
-            .service()
-            .hub()
-            .connections_of(chat_core::UserId(self.clients[c].me.id));
+        let node = self.clients[c].node;
+        let before = self.connections_on(node, self.clients[c].me.id).await;
+        let (ma_url, tc_url, ar_url) = (
+            self.ws_url(c, "/ws/chat/"),
+            self.ws_url(c, "/ws/chats/"),
+            self.ws_url(c, "/ws/dcrf/chat/"),
+        );
+        let (sr_url, sp_url) = (self.http_url(c, "/"), self.http_url(c, "/chat"));
         let cl = &mut self.clients[c];
         cl.generation += 1;
         let bearer = format!("Bearer {}", cl.token);
         cl.conn = match cl.dialect {
             Dialect::MethodArgs => {
-                let mut ws = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
+                let mut ws = WsClient::connect(&ma_url).await;
                 ws.send_json(&json!({"method": "auth", "access_token": cl.token}))
                     .await;
                 let v = ws.recv_where("type", "authenticated").await;
@@ -486,20 +543,14 @@ impl World {
                 Conn::Ws(Box::new(ws))
             }
             Dialect::TypeContent => Conn::Ws(Box::new(
-                WsClient::connect_with_headers(
-                    &gw.ws_url("/ws/chats/"),
-                    &[("authorization", &bearer)],
-                )
-                .await
-                .expect("type-content upgrade"),
+                WsClient::connect_with_headers(&tc_url, &[("authorization", &bearer)])
+                    .await
+                    .expect("type-content upgrade"),
             )),
             Dialect::ActionRequest => {
-                let mut ws = WsClient::connect_with_headers(
-                    &gw.ws_url("/ws/dcrf/chat/"),
-                    &[("authorization", &bearer)],
-                )
-                .await
-                .expect("action-request upgrade");
+                let mut ws = WsClient::connect_with_headers(&ar_url, &[("authorization", &bearer)])
+                    .await
+                    .expect("action-request upgrade");
                 let room = cl.joins.expect("an action-request client joins a room");
                 ws.send_json(
                     &json!({"action": "join_room", "room_pk": room, "request_id": "join"}),
@@ -512,16 +563,17 @@ impl World {
             Dialect::SocketioRooms | Dialect::SocketioPubsub => {
                 let id = format!("{}-{}-{}", cl.dialect.name(), cl.me.id, cl.generation);
                 let (url, mut opts) = if cl.dialect == Dialect::SocketioRooms {
-                    (gw.http_url("/"), json!({}))
+                    (sr_url, json!({}))
                 } else {
-                    (gw.http_url("/chat"), json!({"path": "/ws"}))
+                    (sp_url, json!({"path": "/ws"}))
                 };
                 opts["auth"] = json!({ "token": cl.token });
                 self.node.connect_ok(&id, &url, opts).await;
                 Conn::Sio(id)
             }
         };
-        gw.wait_connections(self.clients[c].me.id, before + 1).await;
+        self.wait_connections_on(node, self.clients[c].me.id, before + 1)
+            .await;
     }
 
     /// Close client `c`'s connection.
@@ -730,7 +782,7 @@ impl World {
     async fn upload(&self, c: usize, f: &File<'_>) -> String {
         let r = http_request(
             "POST",
-            &self.gw.http_url(&format!("/api/files?name={}", f.name)),
+            &self.http_url(c, &format!("/api/files?name={}", f.name)),
             &[
                 (
                     "authorization".into(),
