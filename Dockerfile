@@ -5,7 +5,7 @@ COPY . .
 RUN cargo build --release -p chat-gateway && cp target/release/chat-gateway /chat-gateway
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/chat-gateway --create-home chat
 COPY --from=build /chat-gateway /usr/local/bin/chat-gateway
 USER chat
