@@ -530,3 +530,58 @@ async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses
     let chat = sio.event("ann", "chat").await;
     assert_eq!(chat["chat"]["message"], "welcome back", "{chat}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_no_acknowledged_message() {
+    let Some(a) = TestGateway::postgres().await else {
+        return;
+    };
+    let mut b = Node::spawn(a.database_url(), &[]).await;
+    a.create_user(1, "writer").await;
+    a.create_user(2, "reader").await;
+    let room = a.create_room(RoomKind::Group, &[1, 2], false).await;
+    let admin = a.admin_token(99, "admin");
+    let mut writer = tc(&node_base(&b), &a.token(1, "writer")).await;
+    let mut reader = tc(&ws_base(&a), &a.token(2, "reader")).await;
+    b.wait_connections(&admin, 1, 1).await;
+    a.wait_connections(2, 1).await;
+    // 400 messages without waiting; kill -9 once a quarter are acknowledged.
+    let mut texts = Vec::new();
+    send_more(&mut writer, room.0, &mut texts, 400).await;
+    let mut acked: Vec<i64> = messages(&mut writer, 100, Duration::from_secs(30))
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    b.kill9().await;
+    while let Some(text) = writer.try_recv_text(Duration::from_secs(5)).await {
+        let v: Value = serde_json::from_str(&text).expect("JSON frame");
+        if v["type"] == "new_message" {
+            acked.push(v["content"]["message_id"].as_i64().expect("id"));
+        }
+    }
+    let mut stored: Vec<(i64, String)> = a
+        .service()
+        .store()
+        .history(room, None, 1000)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|m| (m.id.0, m.text))
+        .collect();
+    stored.reverse();
+    eprintln!(
+        "kill -9 under load: {} sent, {} acknowledged, {} stored",
+        texts.len(),
+        acked.len(),
+        stored.len()
+    );
+    let ids: std::collections::HashSet<i64> = stored.iter().map(|m| m.0).collect();
+    assert!(acked.iter().all(|id| ids.contains(id)), "an ack was lost");
+    // The reader on the surviving node gets every stored message once, in order.
+    let got = messages(&mut reader, stored.len(), Duration::from_secs(30)).await;
+    assert_eq!(got, stored);
+    while let Some(f) = reader.try_recv_text(Duration::from_millis(300)).await {
+        assert!(!f.contains("new_message"), "more than once: {f}");
+    }
+}
