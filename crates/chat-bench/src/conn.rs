@@ -53,12 +53,15 @@ pub struct Plan {
     pub token: String,
     pub source: Option<IpAddr>,
     pub role: Role,
+    /// Which of the server's nodes it connects to.
+    pub node: usize,
 }
 
 /// State shared by every client of a run.
 pub struct Shared {
-    pub addr: SocketAddr,
-    pub host: String,
+    /// The server's nodes (address, `Host` header); a client connects to
+    /// `nodes[plan.node]`.
+    pub nodes: Vec<(SocketAddr, String)>,
     pub paths: crate::Paths,
     pub origin: Option<String>,
     pub epoch: Instant,
@@ -92,7 +95,8 @@ impl Shared {
 type Ws = RawWs;
 
 async fn open(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
-    let sock = match sh.addr {
+    let (addr, host) = &sh.nodes[plan.node % sh.nodes.len()];
+    let sock = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
@@ -102,7 +106,7 @@ async fn open(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
             .map_err(|e| format!("bind {ip}: {e}"))?;
     }
     let stream = sock
-        .connect(sh.addr)
+        .connect(*addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
@@ -120,7 +124,7 @@ async fn open(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
     if let Some(o) = &sh.origin {
         headers.push(("Origin", o));
     }
-    RawWs::upgrade(stream, &sh.host, &target, &headers)
+    RawWs::upgrade(stream, host, &target, &headers)
         .await
         .map_err(|e| format!("upgrade: {e}"))
 }

@@ -46,9 +46,12 @@ enum Scenario {
     about = "Load generator for the chat gateway's five WebSocket dialects"
 )]
 struct Args {
-    /// Server base URL (http:// or ws://, host and port).
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// Server base URL (http:// or ws://, host and port). Several, comma-separated
+    /// or repeated: the nodes of one cluster; clients are spread over them
+    /// round-robin (so the two members of a direct pair are on different nodes), and
+    /// rooms are set up through the first.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    url: Vec<String>,
     #[arg(long, value_enum)]
     scenario: Scenario,
     /// Dialects of the clients, assigned round-robin.
@@ -231,7 +234,13 @@ struct Progress {
 }
 
 async fn run(args: Args, nofile: u64) -> Result<bool, String> {
-    let (addr, host) = resolve(&args.url).await?;
+    let mut nodes = Vec::with_capacity(args.url.len());
+    for url in &args.url {
+        nodes.push(resolve(url).await?);
+    }
+    let Some((addr, host)) = nodes.first().cloned() else {
+        return Err("no --url".into());
+    };
     let n = match args.scenario {
         Scenario::Fanout => args.connections.unwrap_or(1000),
         Scenario::Direct => args.pairs * 2,
@@ -300,12 +309,12 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
             token: mint(&args.jwt_secret, user, false),
             source,
             role,
+            node: i % nodes.len(),
         });
     }
 
     let shared = Arc::new(Shared {
-        addr,
-        host: host.clone(),
+        nodes: nodes.clone(),
         paths: Paths {
             method_args: args.path_method_args.clone(),
             type_content: args.path_type_content.clone(),
