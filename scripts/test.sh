@@ -23,6 +23,17 @@ else
   echo "!!!! npm not found: the socket.io-client tests will be SKIPPED (they fail under CI=true)"
 fi
 
+echo "== redis-server for the cluster tests with the Redis broker"
+# The cluster tests start redis-servers of their own on free ports (one is restarted
+# mid-test). Without the binary they print SKIPPED (under CI=true they fail).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "!!!! redis-server not found: the Redis broker tests will be SKIPPED (they fail under CI=true)"
+  fi
+fi
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
