@@ -59,6 +59,11 @@ pub struct ChatService {
     /// Added to this process's connection ids: the node id in the high bits, so an
     /// origin's connection id is unique in the cluster.
     conn_base: std::sync::atomic::AtomicI64,
+    /// Who has their conversation with whom open (`(who, peer)`), as the attention
+    /// events of the whole cluster tell: a node learns of waits on other nodes from
+    /// their events, and forgets a user's waits when the user goes offline (so a dead
+    /// node's waits do not outlive it).
+    waiting: std::sync::Mutex<std::collections::HashSet<(UserId, UserId)>>,
 }
 
 /// The result of a read command.
@@ -91,6 +96,7 @@ impl ChatService {
             config,
             broker: std::sync::OnceLock::new(),
             conn_base: std::sync::atomic::AtomicI64::new(0),
+            waiting: Default::default(),
         })
     }
 
@@ -155,6 +161,9 @@ impl ChatService {
                 return Ok(());
             }
             Remote::PresenceOf { user, online } => {
+                if !online {
+                    self.lock_waiting().retain(|(who, _)| *who != user);
+                }
                 if self.hub.connection_count() == 0 {
                     return Ok(());
                 }
@@ -172,10 +181,15 @@ impl ChatService {
                 user: *user,
                 online,
             },
-            Remote::Attention { user, waiting } => Event::Attention {
-                user: *user,
-                waiting,
-            },
+            Remote::Attention { user, waiting } => {
+                for peer in to.iter().flatten() {
+                    self.note_waiting(user.id, *peer, waiting);
+                }
+                Event::Attention {
+                    user: *user,
+                    waiting,
+                }
+            }
             what => {
                 let room = view.clone().ok_or_else(needs_room)?;
                 match what {
@@ -1200,11 +1214,33 @@ impl ChatService {
         Ok(())
     }
 
+    fn lock_waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<(UserId, UserId)>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note_waiting(&self, who: UserId, peer: UserId, waiting: bool) {
+        let mut set = self.lock_waiting();
+        if waiting {
+            set.insert((who, peer));
+        } else {
+            set.remove(&(who, peer));
+        }
+    }
+
+    /// Whether `who` has their conversation with `peer` open, on any node of the
+    /// cluster (as far as the attention events delivered here tell).
+    pub fn is_waiting_for(&self, who: UserId, peer: UserId) -> bool {
+        self.lock_waiting().contains(&(who, peer))
+    }
+
     /// Tell `peer` that the actor opened or closed their conversation.
     pub async fn attention(&self, actor: &Principal, peer: UserId, waiting: bool) -> Result<()> {
         if self.store.user(peer).await?.is_none() {
             return Err(ChatError::not_found("user"));
         }
+        self.note_waiting(actor.user.id, peer, waiting);
         self.publish(
             &[peer],
             Event::Attention {

@@ -295,11 +295,13 @@ impl PubsubSession {
                         .map_err(chat_err(event))?;
                 }
             }
+            // Waiting on this node, or (in a cluster) on another one.
             let peer_waits = self
                 .waiting
                 .lock()
                 .map(|w| w.get(&(peer.id, me.id())).is_some_and(|n| *n > 0))
-                .unwrap_or(false);
+                .unwrap_or(false)
+                || cx.service().is_waiting_for(peer.id, me.id());
             if peer_waits {
                 cx.emit(
                     "user-join",
