@@ -585,3 +585,62 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
         assert!(!f.contains("new_message"), "more than once: {f}");
     }
 }
+
+/// socketio-pubsub's own events across nodes: `wait-for-user` / `user-join` /
+/// `user-leave`, and the running `unread-chats-count`, ann on node B and bob on C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_pubsub_waits_and_unread_counts_cross_nodes() {
+    let Some((a, b, c)) = cluster_of_three().await else {
+        return;
+    };
+    let Some(mut n) = socketio_common::node::NodeSio::start().await else {
+        return;
+    };
+    let ann = a.user_token(1, "ann").await;
+    let bob = a.user_token(2, "bob").await;
+    let admin = a.admin_token(99, "admin");
+    let opts = |t: &str| socketio_common::node::client_options("/ws", Some(t), None);
+    n.connect_ok("a", &b.http_url("/chat"), opts(&ann)).await;
+    n.connect_ok("b", &c.http_url("/chat"), opts(&bob)).await;
+    b.wait_connections(&admin, 1, 1).await;
+    c.wait_connections(&admin, 2, 1).await;
+
+    assert_eq!(
+        n.call("a", "wait-for-user", json!({"user": "bob"})).await,
+        json!({})
+    );
+    assert_eq!(n.event("b", "user-join").await, json!({"user": "ann"}));
+    n.call("b", "wait-for-user", json!({"user": "ann"})).await;
+    assert_eq!(n.event("b", "user-join").await, json!({"user": "ann"}));
+    assert_eq!(n.event("a", "user-join").await, json!({"user": "bob"}));
+
+    let mut ids = Vec::new();
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        let sent = n
+            .call("a", "send-message", json!({"message": text, "user": "bob"}))
+            .await;
+        ids.push(sent["chat"]["id"].as_i64().expect("an id"));
+        assert_eq!(n.event("b", "chat").await, sent, "the same chat on node C");
+        assert_eq!(
+            n.event("b", "unread-chats-count").await,
+            json!({"unreadChatsCount": i + 1, "user": "ann"}),
+            "after `{text}`"
+        );
+    }
+    n.call("b", "read-chat", json!({"id": ids[1].to_string()}))
+        .await;
+    assert_eq!(
+        n.event("b", "unread-chats-count").await,
+        json!({"unreadChatsCount": 1, "user": "ann"})
+    );
+    n.emit("a", "stop-waiting-for-user", json!([{"user": "bob"}]))
+        .await;
+    assert_eq!(n.event("b", "user-leave").await, json!({"user": "ann"}));
+    n.close("b").await;
+    assert_eq!(
+        n.event("a", "user-leave").await,
+        json!({"user": "bob"}),
+        "a socket closing on node C stops its waits on node B"
+    );
+    n.exit().await;
+}
