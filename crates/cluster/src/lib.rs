@@ -88,6 +88,9 @@ const READ_BATCH: i64 = 1000;
 const WRITE_BATCH: usize = 512;
 /// Events waiting for the writer before publishers wait for room (back-pressure).
 const WRITE_QUEUE: usize = 8192;
+/// How long joining waits for the broker's first subscription before it reports the
+/// node started anyway (not ready).
+const BROKER_READY_WAIT: Duration = Duration::from_secs(5);
 /// Batches from Redis waiting for the reader; when full, the reader reads the
 /// outbox instead.
 const PUSHED_QUEUE: usize = 1024;
@@ -338,6 +341,17 @@ impl Cluster {
             tokio::spawn(cluster.clone().keeper()),
         ];
         *cluster.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+        // A node is ready when it starts: wait (bounded) for the broker's first
+        // subscription, so `/readyz` does not fail in the moment after start. A
+        // broker that does not answer in time is no error: readiness fails and the
+        // listener keeps retrying.
+        let deadline = tokio::time::Instant::now() + BROKER_READY_WAIT;
+        while !cluster.is_healthy() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if !cluster.is_healthy() {
+            tracing::warn!(broker = %label, "the broker is not connected yet: /readyz fails until it is");
+        }
         tracing::info!(node, name = %cluster.name, broker = %label, "joined the cluster");
         Ok(cluster)
     }
