@@ -16,7 +16,7 @@ BENCH=${BENCH:-$target/release/chat-bench}
 PORT=${PORT:-28941}
 REDIS_PORT=${REDIS_PORT:-28940}
 OUT=${OUT:-bench-results}
-SECRET=bench-secret
+SECRET=chat-bench-secret-0123456789abcdef
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/bench}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"

@@ -15,7 +15,7 @@ GATEWAY=${GATEWAY:-$target/release/chat-gateway}
 BENCH=${BENCH:-$target/release/chat-bench}
 PORT=${PORT:-28931}
 OUT=${OUT:-bench-results}
-SECRET=bench-secret
+SECRET=chat-bench-secret-0123456789abcdef
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/bench}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"

@@ -21,6 +21,8 @@ pub struct Claims {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub is_admin: bool,
+    /// When the token expires (`exp`, Unix seconds).
+    pub expires_at: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -47,11 +49,16 @@ pub trait TokenVerifier: Send + Sync + 'static {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub user: User,
-    /// Admin (`is_staff`) as of the token or the user record.
+    /// Admin (`is_staff`) as of the token or the user record. A token's claim counts
+    /// for that token only: it is never written to the record, whose flag is the
+    /// operator's (`users add --admin`, the admin REST API, an import).
     pub is_admin: bool,
     /// Acting as a moderator: an admin on an admin endpoint, who may view any room and
     /// post only where the room has a business plan.
     pub moderator: bool,
+    /// When the token this principal came from expires (Unix seconds), for
+    /// `--close-on-token-expiry`.
+    pub expires_at: Option<i64>,
 }
 
 impl Principal {

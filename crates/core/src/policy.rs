@@ -134,12 +134,57 @@ pub fn can_write_profile(p: &Principal, profile: &crate::UserProfile) -> Result<
             p.id()
         )));
     }
-    if let (Some(mine), Some(given)) = (&p.user.external_id, &profile.external_id) {
-        if mine != given {
-            return Err(deny(&format!(
-                "user.external_id must be your own (`{mine}`)"
-            )));
+    // The external id links a user to the legacy backend's: only an admin sets or
+    // changes it, so a user cannot take over another identity's link.
+    if let Some(given) = &profile.external_id {
+        if p.user.external_id.as_ref() != Some(given) {
+            return Err(deny(
+                "user.external_id can only be set or changed by an admin; leave it out or give your own",
+            ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{UserId, UserProfile};
+
+    fn principal(id: i64, external: Option<&str>, admin: bool) -> Principal {
+        let mut user = crate::model::User::placeholder(UserId(id));
+        user.external_id = external.map(str::to_string);
+        Principal {
+            user,
+            is_admin: admin,
+            moderator: false,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn who_may_write_which_profile() {
+        let own = |ext: Option<&str>| UserProfile {
+            external_id: ext.map(str::to_string),
+            ..Default::default()
+        };
+        let other = UserProfile {
+            id: Some(UserId(2)),
+            ..Default::default()
+        };
+        // (caller, profile, allowed)
+        let cases = [
+            (principal(1, None, false), own(None), true),
+            (principal(1, None, false), other.clone(), false),
+            (principal(1, None, true), other.clone(), true),
+            // external ids: only an admin sets or changes one
+            (principal(1, None, false), own(Some("ceo")), false),
+            (principal(1, Some("me"), false), own(Some("me")), true),
+            (principal(1, Some("me"), false), own(Some("ceo")), false),
+            (principal(1, None, true), own(Some("ceo")), true),
+        ];
+        for (i, (p, profile, allowed)) in cases.iter().enumerate() {
+            assert_eq!(can_write_profile(p, profile).is_ok(), *allowed, "case {i}");
+        }
+    }
 }

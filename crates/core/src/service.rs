@@ -30,6 +30,24 @@ pub struct ServiceConfig {
     pub max_text_chars: usize,
     /// Events buffered per connection before it is closed as a slow consumer.
     pub outbound_queue: usize,
+    /// Close a connection when the token it authorized with expires
+    /// (`--close-on-token-expiry`; the legacy backends kept sockets open).
+    pub close_on_token_expiry: bool,
+}
+
+/// Why a connection closed by `--close-on-token-expiry` is closed.
+pub const TOKEN_EXPIRED: &str = "token expired: reconnect with a fresh token";
+
+/// Fire `kill` when the token expiring at `exp` (Unix seconds) does, unless the
+/// connection closed first.
+fn close_at_expiry(exp: i64, kill: Arc<KillSwitch>) {
+    let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0) as u64;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(left)) => kill.kill(TOKEN_EXPIRED),
+            _ = kill.killed() => {}
+        }
+    });
 }
 
 impl Default for ServiceConfig {
@@ -39,6 +57,7 @@ impl Default for ServiceConfig {
             max_attachment_bytes: 10 * 1024 * 1024,
             max_text_chars: 16 * 1024,
             outbound_queue: 1024,
+            close_on_token_expiry: false,
         }
     }
 }
@@ -267,9 +286,6 @@ impl ChatService {
             last_name: claims.last_name.clone(),
             ..Default::default()
         };
-        if claims.is_admin {
-            profile.is_admin = Some(true);
-        }
         let existing = match &claims.subject {
             Some(Subject::Id(id)) => {
                 profile.id = Some(UserId(*id));
@@ -295,6 +311,7 @@ impl ChatService {
             is_admin: user.is_admin || claims.is_admin,
             user,
             moderator: false,
+            expires_at: claims.expires_at,
         })
     }
 
@@ -308,6 +325,11 @@ impl ChatService {
         conn: ConnId,
         kill: Arc<KillSwitch>,
     ) -> Subscription {
+        if self.config.close_on_token_expiry {
+            if let Some(exp) = principal.expires_at {
+                close_at_expiry(exp, kill.clone());
+            }
+        }
         let (sub, first) = self.hub.register(principal.id(), conn, kill);
         if first {
             self.announce_presence(&principal.user).await;
@@ -1389,8 +1411,41 @@ fn validate_profile(p: &UserProfile) -> Result<()> {
             return Err(ChatError::invalid("id", "a user id is a positive integer"));
         }
     }
+    // Every field is shown to other users (and sent with every event that names the
+    // user): each is capped, in characters and, for URLs, in bytes.
+    let caps: [(&str, &Option<String>, usize); 7] = [
+        ("email", &p.email, 254),
+        ("first_name", &p.first_name, 150),
+        ("last_name", &p.last_name, 150),
+        ("name", &p.display_name, MAX_DISPLAY_NAME_CHARS),
+        ("color", &p.color, 32),
+        ("role", &p.role, 64),
+        ("external_id", &p.external_id, 255),
+    ];
+    for (field, value, max) in caps {
+        if value.as_deref().is_some_and(|v| v.chars().count() > max) {
+            return Err(ChatError::invalid(
+                field,
+                format!("at most {max} characters"),
+            ));
+        }
+    }
+    if p.photo
+        .as_deref()
+        .is_some_and(|v| v.len() > MAX_PHOTO_BYTES)
+    {
+        return Err(ChatError::invalid(
+            "photo",
+            format!("at most {MAX_PHOTO_BYTES} bytes (a URL, not the image)"),
+        ));
+    }
     Ok(())
 }
+
+/// The longest display name (`name` in socketio-rooms, `display_name` elsewhere).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 150;
+/// The longest photo reference: a URL, never the image's bytes.
+pub const MAX_PHOTO_BYTES: usize = 2048;
 
 /// Characters escaped in a file name inside a URL path: all but RFC 3986 unreserved.
 const FILE_NAME_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

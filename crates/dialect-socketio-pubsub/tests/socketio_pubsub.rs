@@ -186,6 +186,7 @@ async fn unread_count_stays_exact(gw: TestGateway) {
         user: ann_user,
         is_admin: false,
         moderator: false,
+        expires_at: None,
     };
     svc.delete_messages(&ann_p, &[chat_core::MessageId(ids[2])], None, None)
         .await

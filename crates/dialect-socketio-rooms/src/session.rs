@@ -95,6 +95,7 @@ fn acting_as(user: User) -> Principal {
         is_admin: user.is_admin,
         user,
         moderator: false,
+        expires_at: None,
     }
 }
 
@@ -108,6 +109,7 @@ fn trusted_reader() -> Principal {
         },
         is_admin: false,
         moderator: true,
+        expires_at: None,
     }
 }
 

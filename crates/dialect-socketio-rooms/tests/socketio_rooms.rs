@@ -42,6 +42,7 @@ async fn message_count(gw: &TestGateway, room: i64, reader: i64) -> usize {
         user: svc.user(UserId(reader)).await.unwrap().unwrap(),
         is_admin: false,
         moderator: true,
+        expires_at: None,
     };
     svc.history(&p, &RoomRef::Id(RoomId(room)), None, 500)
         .await

@@ -64,6 +64,25 @@ pub struct KeyArgs {
     /// Where attachments (and the generated JWT secret) are kept.
     #[arg(long, env = "CHAT_GATEWAY_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Accept only tokens whose `iss` is this (and put it in minted tokens).
+    #[arg(long, env = "CHAT_GATEWAY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Accept only tokens whose `aud` includes this (and put it in minted tokens).
+    #[arg(long, env = "CHAT_GATEWAY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Refuse tokens without `token_type: "access"` (simplejwt always sends it).
+    #[arg(long, env = "CHAT_GATEWAY_JWT_REQUIRE_TOKEN_TYPE")]
+    pub jwt_require_token_type: bool,
+}
+
+impl KeyArgs {
+    fn rules(&self) -> crate::jwt::JwtRules {
+        crate::jwt::JwtRules {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            require_token_type: self.jwt_require_token_type,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -115,6 +134,10 @@ pub struct ServeArgs {
     /// same. Refused with SQLite, which is single-node.
     #[arg(long, env = "CHAT_GATEWAY_BROKER")]
     pub broker: Option<String>,
+    /// Close a socket when the token it signed in with expires (the legacy backends
+    /// kept signed-in sockets open; simplejwt access tokens live minutes).
+    #[arg(long, env = "CHAT_GATEWAY_CLOSE_ON_TOKEN_EXPIRY")]
+    pub close_on_token_expiry: bool,
     /// On SIGTERM or Ctrl-C: the most seconds to drain (close clients, finish
     /// commands, leave the cluster) before the process exits anyway.
     #[arg(long, env = "CHAT_GATEWAY_SHUTDOWN_TIMEOUT", default_value_t = 30)]
@@ -206,17 +229,20 @@ pub struct RoomAddArgs {
 
 /// Resolve how tokens are verified: a given secret, a public key, or the secret kept
 /// in the data directory (generated on first use).
+/// A given secret must be strong enough ([`crate::jwt::check_secret_strength`]).
 pub fn load_jwt(keys: &KeyArgs, create: bool) -> Result<Jwt, String> {
-    if let Some(secret) = &keys.jwt_secret {
-        return Jwt::hs256(secret.as_bytes()).map_err(|e| e.to_string());
-    }
-    if let Some(path) = &keys.jwt_public_key {
+    let jwt = if let Some(secret) = &keys.jwt_secret {
+        crate::jwt::check_secret_strength(secret).map_err(|e| e.to_string())?;
+        Jwt::hs256(secret.as_bytes())
+    } else if let Some(path) = &keys.jwt_public_key {
         let pem =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        return Jwt::public_key(&pem).map_err(|e| e.to_string());
-    }
-    let secret = data_dir_secret(&keys.data_dir, create)?;
-    Jwt::hs256(secret.as_bytes()).map_err(|e| e.to_string())
+        Jwt::public_key(&pem)
+    } else {
+        let secret = data_dir_secret(&keys.data_dir, create)?;
+        Jwt::hs256(secret.as_bytes())
+    };
+    Ok(jwt.map_err(|e| e.to_string())?.with_rules(keys.rules()))
 }
 
 fn data_dir_secret(dir: &Path, create: bool) -> Result<String, String> {
@@ -238,11 +264,32 @@ fn data_dir_secret(dir: &Path, create: bool) -> Result<String, String> {
     rand::rng().fill_bytes(&mut buf);
     let secret: String = buf.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    std::fs::write(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    // Written to a private temporary file (0600 from its creation, never readable by
+    // others for an instant), then linked into place: two first starts at once end
+    // with one secret, the first one linked, which both then read.
+    let tmp = dir.join(format!(".jwt-secret.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(secret.as_bytes())?;
+        f.sync_all()
+    };
+    let _ = std::fs::remove_file(&tmp);
+    let written = write().and_then(|()| std::fs::hard_link(&tmp, &path));
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return data_dir_secret(dir, false);
+        }
+        Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
     }
     tracing::warn!(
         "no --jwt-secret given: generated one in {} (set --jwt-secret to your legacy backend's signing key to accept its tokens)",
@@ -284,6 +331,7 @@ impl ServeArgs {
             ping_interval: Duration::from_secs(self.ping_secs.max(1)),
             socketio_rooms_trusted: self.socketio_rooms_trusted,
             broker: self.broker,
+            close_on_token_expiry: self.close_on_token_expiry,
         })
     }
 }

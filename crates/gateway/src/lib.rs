@@ -51,6 +51,38 @@ pub struct GatewayConfig {
     /// (NOTIFY, the default on PostgreSQL), or `redis://HOST:PORT`. Refused on
     /// SQLite, which is single-node.
     pub broker: Option<String>,
+    /// Close sockets when their token expires.
+    pub close_on_token_expiry: bool,
+}
+
+impl GatewayConfig {
+    /// A configuration with every other setting at its CLI default.
+    pub fn new(
+        listen: SocketAddr,
+        database_url: impl Into<String>,
+        jwt: Jwt,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
+        GatewayConfig {
+            listen,
+            database_url: database_url.into(),
+            jwt,
+            public_base_url: None,
+            data_dir: data_dir.into(),
+            allowed_origins: Vec::new(),
+            dialects: mounts::all_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            mounts: Vec::new(),
+            limits: Limits::default(),
+            pool_size: 16,
+            ping_interval: Duration::from_secs(30),
+            socketio_rooms_trusted: false,
+            broker: None,
+            close_on_token_expiry: false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +235,7 @@ pub async fn start(
             public_base_url: base.trim_end_matches('/').to_string(),
             max_attachment_bytes: config.limits.max_attachment_bytes,
             outbound_queue: config.limits.outbound_queue,
+            close_on_token_expiry: config.close_on_token_expiry,
             ..ServiceConfig::default()
         },
     );

@@ -223,7 +223,19 @@ fn connections(
 }
 
 pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
-    let token = http_util::find_token(req.headers(), req.uri().query());
+    // REST takes tokens from the Authorization header only: a URL's query string ends
+    // up in access logs, proxies and browser history. (WebSocket handshakes keep the
+    // query token their legacy clients send.)
+    let in_query = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .any(|(k, _)| k == "token" || k == "access_token");
+    if in_query {
+        return http_util::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "tokens are not accepted in a REST URL's query string: send Authorization: Bearer <token>",
+        );
+    }
+    let token = http_util::find_token(req.headers(), None);
     let Some(token) = token else {
         return http_util::error(
             StatusCode::UNAUTHORIZED,

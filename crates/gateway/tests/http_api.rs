@@ -336,19 +336,14 @@ async fn uploads_over_the_limit_are_refused() {
 #[tokio::test]
 async fn mount_conflicts_are_refused_naming_both() {
     let config = chat_gateway::GatewayConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: "sqlite::memory:".into(),
-        jwt: chat_gateway::Jwt::hs256(b"x").unwrap(),
-        public_base_url: None,
-        data_dir: std::env::temp_dir(),
-        allowed_origins: vec![],
         dialects: vec!["method-args".into()],
         mounts: vec!["method-args=/a,/a/".parse().unwrap()],
-        limits: Default::default(),
-        pool_size: 1,
-        ping_interval: std::time::Duration::from_secs(30),
-        socketio_rooms_trusted: false,
-        broker: None,
+        ..chat_gateway::GatewayConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "sqlite::memory:",
+            chat_gateway::Jwt::hs256(b"x").unwrap(),
+            std::env::temp_dir(),
+        )
     };
     let err = chat_gateway::mounts::plan(&config).expect_err("a conflicting mount is refused");
     let msg = err.to_string();

@@ -14,6 +14,11 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// The body as text (lossy), for assertions and messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The secret every test gateway signs tokens with.
-pub const TEST_SECRET: &str = "chat-gateway-test-secret";
+pub const TEST_SECRET: &str = "chat-gateway-test-secret-of-32-bytes-or-more";
 
 /// Which database a test gateway runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct Options {
     pub socketio_rooms_trusted: bool,
     /// `--broker` (PostgreSQL only).
     pub broker: Option<String>,
+    /// Any other setting, applied last (e.g. `|c| c.close_on_token_expiry = true`).
+    pub tweak: fn(&mut GatewayConfig),
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             mounts: Vec::new(),
             socketio_rooms_trusted: false,
             broker: None,
+            tweak: |_| {},
         }
     }
 }
@@ -121,11 +124,6 @@ impl TestGateway {
         ));
         let jwt = Jwt::hs256(TEST_SECRET.as_bytes()).expect("non-empty secret");
         let config = GatewayConfig {
-            listen: "127.0.0.1:0".parse().expect("valid address"),
-            database_url: db.url.clone(),
-            jwt: jwt.clone(),
-            public_base_url: None,
-            data_dir: data_dir.clone(),
             allowed_origins: opts.allowed_origins,
             dialects: opts.dialects.unwrap_or_else(|| {
                 chat_gateway::mounts::all_names()
@@ -136,14 +134,20 @@ impl TestGateway {
             mounts: opts.mounts,
             limits: opts.limits,
             pool_size: 8,
-            ping_interval: Duration::from_secs(30),
             socketio_rooms_trusted: opts.socketio_rooms_trusted,
             broker: opts.broker,
+            ..GatewayConfig::new(
+                "127.0.0.1:0".parse().expect("valid address"),
+                db.url.clone(),
+                jwt.clone(),
+                data_dir.clone(),
+            )
         };
+        let mut config = config;
+        (opts.tweak)(&mut config);
         let gw = chat_gateway::start(config.clone(), CancellationToken::new())
             .await
             .expect("the test gateway starts");
-        let mut config = config;
         // Restarts reuse the same port, so URLs held by a test stay valid.
         config.listen = gw.addr();
         Some(TestGateway {
@@ -194,6 +198,16 @@ impl TestGateway {
     /// An admin (`is_staff`) access token.
     pub fn admin_token(&self, user: i64, username: &str) -> String {
         self.mint(user, Some(username), true, 3600)
+    }
+
+    /// A token with these claims, signed with the test secret.
+    pub fn signed(&self, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+        )
+        .expect("signing works")
     }
 
     /// A token that expired an hour ago.
