@@ -244,3 +244,39 @@ async fn serve_token_chat_and_sigterm() {
     assert!(exit.success(), "exit status {exit:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn serve_refuses_weak_secrets_and_keeps_a_generated_one_private() {
+    let dir = temp_dir("secret");
+    let db = format!("sqlite://{}", dir.join("gw.db").display());
+    for weak in ["change-me", "short-secret"] {
+        let out = bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+            .args(["--jwt-secret", weak])
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{weak} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("JWT secret"), "{err}");
+    }
+    // No secret given: one is generated, readable by its owner only.
+    let data = dir.join("data");
+    let first = run_ok(
+        bin()
+            .args(["token", "--user", "1"])
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .await;
+    assert!(first.trim().split('.').count() == 3, "{first}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("jwt-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
