@@ -276,16 +276,25 @@ impl Hub {
     /// Enqueue `event` for every connection of every user in `recipients` (each user
     /// once, even if listed twice). Never blocks.
     pub fn publish(&self, recipients: &[UserId], event: Arc<Published>) {
+        // Each user once: a linear scan for small lists (most rooms), a set beyond,
+        // so the cost stays O(n) whatever the room's size.
+        let unique;
+        let recipients = if recipients.len() <= 64 {
+            let mut small: Vec<UserId> = Vec::with_capacity(recipients.len());
+            for u in recipients {
+                if !small.contains(u) {
+                    small.push(*u);
+                }
+            }
+            unique = small;
+            &unique[..]
+        } else {
+            unique = crate::service::dedup_keep_order(recipients);
+            &unique[..]
+        };
         let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
-        let mut seen: Vec<UserId> = Vec::with_capacity(recipients.len());
         let mut delivered = 0u64;
         for user in recipients {
-            if recipients.len() <= 64 {
-                if seen.contains(user) {
-                    continue;
-                }
-                seen.push(*user);
-            }
             let Some(list) = map.get(user) else { continue };
             for entry in list {
                 match entry.tx.try_send(event.clone()) {
@@ -305,8 +314,13 @@ impl Hub {
                 .watchers
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            for (user, entry) in watchers.get(&room).into_iter().flatten() {
-                if recipients.contains(user) {
+            let list = watchers.get(&room).map(Vec::as_slice).unwrap_or(&[]);
+            let members: std::collections::HashSet<UserId> = match list.is_empty() {
+                true => Default::default(),
+                false => recipients.iter().copied().collect(),
+            };
+            for (user, entry) in list {
+                if members.contains(user) {
                     continue;
                 }
                 match entry.tx.try_send(event.clone()) {
@@ -398,6 +412,18 @@ mod tests {
         assert!(hub.is_online(UserId(1)));
         assert!(a2.unregister());
         assert!(!hub.is_online(UserId(1)));
+    }
+
+    #[test]
+    fn a_big_recipient_list_with_repeats_delivers_once() {
+        let hub = Hub::new(4);
+        let (mut a, _) = hub.register(UserId(1), next_conn_id(), Default::default());
+        // remove_from_chat in a room of 100: the members, then the actor again.
+        let mut recipients: Vec<UserId> = (1..=100).map(UserId).collect();
+        recipients.push(UserId(1));
+        hub.publish(&recipients, ev());
+        assert!(a.rx.try_recv().is_ok());
+        assert!(a.rx.try_recv().is_err(), "the actor gets the event once");
     }
 
     #[test]

@@ -33,6 +33,55 @@ pub struct ServiceConfig {
     /// Close a connection when the token it authorized with expires
     /// (`--close-on-token-expiry`; the legacy backends kept sockets open).
     pub close_on_token_expiry: bool,
+    pub caps: Caps,
+}
+
+/// Bounds on the work one request may ask of the server, checked before any of it
+/// is done: every list a client sends is capped, so no frame costs more than a
+/// bounded amount of CPU, memory and database work, and no reply grows without bound.
+#[derive(Clone, Debug)]
+pub struct Caps {
+    /// Users named in one create or add (`--max-users-per-request`).
+    pub users_per_request: usize,
+    /// Members of one room (`--max-room-members`).
+    pub room_members: usize,
+    /// Message ids in one delete (`--max-ids-per-request`).
+    pub ids_per_request: usize,
+    /// A message's text in bytes (`--max-message-bytes`), besides its characters.
+    pub text_bytes: usize,
+    /// Text bytes of the messages of one history reply (`--max-page-bytes`): a page
+    /// ends before the message that would cross it (never empty when there is one).
+    pub page_bytes: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            users_per_request: 1000,
+            room_members: 10_000,
+            ids_per_request: 1000,
+            text_bytes: 64 * 1024,
+            page_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// `list` without repeats, first occurrences kept in order; O(n).
+pub fn dedup_keep_order<T: Copy + Eq + std::hash::Hash>(list: &[T]) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    list.iter().copied().filter(|x| seen.insert(*x)).collect()
+}
+
+/// Refuse a list longer than `limit` (before any work is done on it).
+fn cap_list(what: &'static str, len: usize, limit: usize) -> Result<()> {
+    if len > limit {
+        return Err(ChatError::TooLarge {
+            what,
+            size: len,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// Why a connection closed by `--close-on-token-expiry` is closed.
@@ -58,6 +107,7 @@ impl Default for ServiceConfig {
             max_text_chars: 16 * 1024,
             outbound_queue: 1024,
             close_on_token_expiry: false,
+            caps: Caps::default(),
         }
     }
 }
@@ -579,9 +629,10 @@ impl ChatService {
     }
 
     async fn check_users_exist(&self, field: &str, ids: &[UserId]) -> Result<()> {
-        let found = self.store.users(ids).await?;
+        let found: std::collections::HashSet<UserId> =
+            self.store.users(ids).await?.iter().map(|u| u.id).collect();
         for id in ids {
-            if !found.iter().any(|u| u.id == *id) {
+            if !found.contains(id) {
                 return Err(ChatError::invalid(
                     field,
                     format!("user {id} does not exist"),
@@ -601,15 +652,18 @@ impl ChatService {
         if cmd.title.chars().count() > 255 {
             return Err(ChatError::invalid("title", "at most 255 characters"));
         }
-        let mut members: Vec<UserId> = Vec::new();
+        cap_list(
+            "users",
+            cmd.members.len(),
+            self.config.caps.users_per_request,
+        )?;
+        let mut members: Vec<UserId> = Vec::with_capacity(cmd.members.len() + 1);
         if cmd.include_creator {
             members.push(actor.id());
         }
-        for m in cmd.members {
-            if !members.contains(&m) {
-                members.push(m);
-            }
-        }
+        members.extend_from_slice(&cmd.members);
+        let members = dedup_keep_order(&members);
+        cap_list("room", members.len(), self.config.caps.room_members)?;
         self.check_users_exist("users", &members).await?;
         let others: Vec<UserId> = members
             .iter()
@@ -707,8 +761,16 @@ impl ChatService {
         if users.is_empty() {
             return Err(ChatError::invalid("users", "give at least one user"));
         }
+        cap_list("users", users.len(), self.config.caps.users_per_request)?;
+        let users = &dedup_keep_order(users)[..];
         let view = self.room_by_id(room).await?;
         policy::can_add_members(actor, &view)?;
+        let joining = users.iter().filter(|u| !view.is_member(**u)).count();
+        cap_list(
+            "room",
+            view.member_ids().len() + joining,
+            self.config.caps.room_members,
+        )?;
         self.check_users_exist("users", users).await?;
         let added = self.store.add_members(room, users).await;
         self.rooms.views.forget(&room);
@@ -741,6 +803,8 @@ impl ChatService {
         if users.is_empty() {
             return Err(ChatError::invalid("users", "give at least one user"));
         }
+        cap_list("users", users.len(), self.config.caps.users_per_request)?;
+        let users = &dedup_keep_order(users)[..];
         let view = self.room_by_id(room).await?;
         policy::can_remove_members(actor, &view, users)?;
         let removed = self.store.remove_members(room, users).await;
@@ -905,6 +969,13 @@ impl ChatService {
         cmd: SendMessage,
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Arc<MessageView>)> {
+        if cmd.text.len() > self.config.caps.text_bytes {
+            return Err(ChatError::TooLarge {
+                what: "text",
+                size: cmd.text.len(),
+                limit: self.config.caps.text_bytes,
+            });
+        }
         let text_len = cmd.text.chars().count();
         if text_len > self.config.max_text_chars {
             return Err(ChatError::TooLarge {
@@ -1010,6 +1081,13 @@ impl ChatService {
         if text.trim().is_empty() {
             return Err(ChatError::invalid("text", "the new text must not be empty"));
         }
+        if text.len() > self.config.caps.text_bytes {
+            return Err(ChatError::TooLarge {
+                what: "text",
+                size: text.len(),
+                limit: self.config.caps.text_bytes,
+            });
+        }
         if text.chars().count() > self.config.max_text_chars {
             return Err(ChatError::TooLarge {
                 what: "text",
@@ -1050,6 +1128,8 @@ impl ChatService {
                 "give at least one message id",
             ));
         }
+        cap_list("messages", ids.len(), self.config.caps.ids_per_request)?;
+        let ids = &dedup_keep_order(ids)[..];
         let mut room_id = room;
         let mut msgs = Vec::with_capacity(ids.len());
         for id in ids {
@@ -1288,6 +1368,7 @@ impl ChatService {
             .store
             .history(view.id(), before, limit.clamp(1, 500))
             .await?;
+        let messages = cut_page(messages, self.config.caps.page_bytes);
         let views = self.message_views(&view, messages).await?;
         Ok((view, views))
     }
@@ -1306,6 +1387,7 @@ impl ChatService {
             .store
             .messages_between(view.id(), from, to, limit.clamp(1, 5000))
             .await?;
+        let messages = cut_page(messages, self.config.caps.page_bytes);
         let views = self.message_views(&view, messages).await?;
         Ok((view, views))
     }
@@ -1440,6 +1522,21 @@ fn validate_profile(p: &UserProfile) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The first messages of `page` whose texts fit in `max_bytes` (at least one).
+fn cut_page(mut page: Vec<Message>, max_bytes: usize) -> Vec<Message> {
+    let mut total = 0usize;
+    let keep = page
+        .iter()
+        .position(|m| {
+            total += m.text.len();
+            total > max_bytes
+        })
+        .unwrap_or(page.len())
+        .max(1);
+    page.truncate(keep);
+    page
 }
 
 /// The longest display name (`name` in socketio-rooms, `display_name` elsewhere).
