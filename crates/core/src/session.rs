@@ -65,6 +65,12 @@ pub trait WsDialect: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Accept or refuse an upgrade; on accept, the per-connection session.
     fn accept(&self, hs: &Handshake) -> Result<Box<dyn Session>, Refusal>;
+    /// Whether the dialect's frames carry file bytes (method-args uploads), so a
+    /// signed-in client may send frames up to the upload limit rather than the
+    /// ordinary frame limit.
+    fn carries_files(&self) -> bool {
+        false
+    }
     /// The subprotocol to answer with, given the client's offer.
     fn subprotocol(&self, offered: &[&str]) -> Option<&'static str> {
         offered

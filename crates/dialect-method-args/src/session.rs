@@ -33,6 +33,9 @@ pub const NAME: &str = "method-args";
 pub struct MethodArgs;
 
 impl WsDialect for MethodArgs {
+    fn carries_files(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         NAME
     }

@@ -985,7 +985,7 @@ async fn oversize(backend: Backend) {
         backend,
         ..Options::default()
     };
-    opts.limits.max_frame_bytes = 16 * 1024;
+    opts.limits.max_upload_frame_bytes = 16 * 1024;
     opts.limits.max_attachment_bytes = 1024;
     let Some(gw) = TestGateway::start(opts).await else {
         return;

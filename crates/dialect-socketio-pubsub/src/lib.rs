@@ -37,6 +37,7 @@ pub fn mount(service: Arc<ChatService>, params: Params) -> (SioService, socketio
         max_payload: params.max_payload,
         outbound_buffer: service.config().outbound_queue,
         inbox: socketio_common::INBOX,
+        connect_timeout: params.connect_timeout,
     };
     socketio_common::mount(service, Arc::new(PubsubDialect::default()), opts)
 }

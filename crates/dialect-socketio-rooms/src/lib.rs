@@ -35,6 +35,7 @@ pub fn mount(service: Arc<ChatService>, params: Params) -> (SioService, socketio
         max_payload: params.max_payload,
         outbound_buffer: service.config().outbound_queue,
         inbox: socketio_common::INBOX,
+        connect_timeout: params.connect_timeout,
     };
     let dialect = Arc::new(RoomsDialect {
         trusted: params.trusted,

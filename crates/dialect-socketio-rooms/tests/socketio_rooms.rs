@@ -82,18 +82,24 @@ async fn events_and_pushes_with_default_transports(gw: TestGateway) {
     assert_eq!(u["user"]["external_id"], Value::Null);
     assert_eq!(u["user"]["name"], "Ann");
     assert!(u["user"]["created_at"].as_str().unwrap().ends_with('Z'));
-    let u = call(
+    // Only an admin links a user to an external id: a user cannot claim one.
+    let refused = call(
         &mut n,
         "b",
         "create-user",
         json!({"user": {"external_id": "crm-2", "name": "Bob", "photo": ""}}),
     )
     .await;
-    assert_eq!(
-        u["user"]["id"], "2",
-        "external_id is bound to the token's user"
-    );
-    assert_eq!(u["user"]["external_id"], "crm-2");
+    assert_wire_error(&refused, "forbidden", "create-user");
+    let u = call(
+        &mut n,
+        "b",
+        "create-user",
+        json!({"user": {"id": "2", "name": "Bob", "photo": ""}}),
+    )
+    .await;
+    assert_eq!(u["user"]["id"], "2", "the token's user");
+    assert_eq!(u["user"]["external_id"], Value::Null);
 
     let c = call(
         &mut n,
@@ -333,7 +339,7 @@ dual_backend_test!(bad_input_changes_nothing);
 /// Payloads over the configured limit close that connection, and only it.
 async fn oversize_payload(_gw: TestGateway) {
     let limits = chat_gateway::server::Limits {
-        max_frame_bytes: 64 * 1024,
+        max_socketio_payload_bytes: 64 * 1024,
         ..Default::default()
     };
     let Some(gw) = TestGateway::start(Options {

@@ -4,6 +4,7 @@
 use crate::mounts::MountSpec;
 use crate::server::Limits;
 use crate::{GatewayConfig, Jwt};
+use chat_core::service::Caps;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
     /// Print a signed access token (development and testing).
@@ -109,12 +110,52 @@ pub struct ServeArgs {
     /// `action-request=/ws/chat/@0.0.0.0:9001`. Repeatable; replaces the default path.
     #[arg(long = "mount", env = "CHAT_GATEWAY_MOUNTS", value_delimiter = ';')]
     pub mounts: Vec<MountSpec>,
-    /// Largest WebSocket frame a dialect accepts, in bytes (bigger ones get an error).
-    #[arg(long, env = "CHAT_GATEWAY_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
+    /// Largest WebSocket frame of a signed-in client of action-request and
+    /// type-content, in bytes (bigger ones get the dialect's error).
+    #[arg(long, env = "CHAT_GATEWAY_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
     pub max_frame_bytes: usize,
+    /// Largest method-args frame, in bytes (its frames carry files, base64).
+    #[arg(long, env = "CHAT_GATEWAY_MAX_UPLOAD_FRAME_BYTES", default_value_t = Limits::default().max_upload_frame_bytes)]
+    pub max_upload_frame_bytes: usize,
+    /// Largest Engine.IO payload of the Socket.IO dialects, in bytes.
+    #[arg(long, env = "CHAT_GATEWAY_MAX_SOCKETIO_PAYLOAD_BYTES", default_value_t = Limits::default().max_socketio_payload_bytes)]
+    pub max_socketio_payload_bytes: usize,
+    /// Largest frame before a socket signs in, in bytes (four of them in all).
+    #[arg(long, env = "CHAT_GATEWAY_MAX_UNAUTHENTICATED_FRAME_BYTES", default_value_t = Limits::default().max_unauthenticated_frame_bytes)]
+    pub max_unauthenticated_frame_bytes: usize,
+    /// Seconds a socket has to sign in before it is closed.
+    #[arg(long, env = "CHAT_GATEWAY_AUTH_TIMEOUT_SECS", default_value_t = Limits::default().auth_timeout.as_secs())]
+    pub auth_timeout_secs: u64,
     /// Largest attachment, in bytes.
-    #[arg(long, env = "CHAT_GATEWAY_MAX_ATTACHMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    #[arg(long, env = "CHAT_GATEWAY_MAX_ATTACHMENT_BYTES", default_value_t = Limits::default().max_attachment_bytes)]
     pub max_attachment_bytes: usize,
+    /// Open connections per listener (more are answered 503 and closed).
+    #[arg(long, env = "CHAT_GATEWAY_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Open connections per source address per listener.
+    #[arg(long, env = "CHAT_GATEWAY_MAX_CONNECTIONS_PER_IP", default_value_t = Limits::default().max_connections_per_ip)]
+    pub max_connections_per_ip: usize,
+    /// Seconds to send a request's headers (and the longest idle keep-alive).
+    #[arg(long, env = "CHAT_GATEWAY_HEADER_TIMEOUT_SECS", default_value_t = Limits::default().header_timeout.as_secs())]
+    pub header_timeout_secs: u64,
+    /// Seconds to send a request's body.
+    #[arg(long, env = "CHAT_GATEWAY_BODY_TIMEOUT_SECS", default_value_t = Limits::default().body_timeout.as_secs())]
+    pub body_timeout_secs: u64,
+    /// Users named in one create or add-members request.
+    #[arg(long, env = "CHAT_GATEWAY_MAX_USERS_PER_REQUEST", default_value_t = Caps::default().users_per_request)]
+    pub max_users_per_request: usize,
+    /// Members of one room.
+    #[arg(long, env = "CHAT_GATEWAY_MAX_ROOM_MEMBERS", default_value_t = Caps::default().room_members)]
+    pub max_room_members: usize,
+    /// Message ids in one delete request.
+    #[arg(long, env = "CHAT_GATEWAY_MAX_IDS_PER_REQUEST", default_value_t = Caps::default().ids_per_request)]
+    pub max_ids_per_request: usize,
+    /// A message's text, in bytes (it is also capped at 16,384 characters).
+    #[arg(long, env = "CHAT_GATEWAY_MAX_MESSAGE_BYTES", default_value_t = Caps::default().text_bytes)]
+    pub max_message_bytes: usize,
+    /// Text bytes of one history page (a page ends before it would cross this).
+    #[arg(long, env = "CHAT_GATEWAY_MAX_PAGE_BYTES", default_value_t = Caps::default().page_bytes)]
+    pub max_page_bytes: usize,
     /// Events buffered per connection; a client that falls this far behind is closed.
     #[arg(long, env = "CHAT_GATEWAY_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
@@ -324,8 +365,23 @@ impl ServeArgs {
             mounts: self.mounts,
             limits: Limits {
                 max_frame_bytes: self.max_frame_bytes,
+                max_upload_frame_bytes: self.max_upload_frame_bytes,
+                max_socketio_payload_bytes: self.max_socketio_payload_bytes,
+                max_unauthenticated_frame_bytes: self.max_unauthenticated_frame_bytes,
+                auth_timeout: Duration::from_secs(self.auth_timeout_secs.max(1)),
                 max_attachment_bytes: self.max_attachment_bytes,
                 outbound_queue: self.outbound_queue,
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+                header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+                body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+                caps: Caps {
+                    users_per_request: self.max_users_per_request,
+                    room_members: self.max_room_members,
+                    ids_per_request: self.max_ids_per_request,
+                    text_bytes: self.max_message_bytes,
+                    page_bytes: self.max_page_bytes,
+                },
             },
             pool_size: self.pool_size,
             ping_interval: Duration::from_secs(self.ping_secs.max(1)),

@@ -99,7 +99,28 @@ pub fn status_of(err: &chat_core::ChatError) -> (StatusCode, &'static str) {
     }
 }
 
+/// The error answer for `err`. Internal failures are logged with a reference the
+/// answer gives instead of their detail (which may name hosts, files or SQL).
 pub fn chat_error(err: &chat_core::ChatError) -> Response<Body> {
     let (status, code) = status_of(err);
-    error(status, code, err.to_string())
+    match err {
+        chat_core::ChatError::Storage(_) => {
+            let reference = incident(err);
+            error(
+                status,
+                code,
+                format!("internal error; the server logged it as {reference}"),
+            )
+        }
+        _ => error(status, code, err.to_string()),
+    }
+}
+
+/// Log an internal failure under a fresh reference, and return the reference (to
+/// give the client in its place).
+pub fn incident(err: &dyn std::fmt::Display) -> String {
+    use rand::RngCore;
+    let reference = format!("ref-{:08x}", rand::rng().next_u32());
+    tracing::error!(reference = %reference, error = %err, "internal error");
+    reference
 }

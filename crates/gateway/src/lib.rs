@@ -4,6 +4,7 @@
 //! the WebSocket upgrade and connection loop, the REST API, token verification, and
 //! graceful shutdown. It wires the dialect crates to paths; it holds no chat policy.
 
+pub mod admission;
 pub mod cli;
 pub mod http_util;
 pub mod jwt;
@@ -236,6 +237,7 @@ pub async fn start(
             max_attachment_bytes: config.limits.max_attachment_bytes,
             outbound_queue: config.limits.outbound_queue,
             close_on_token_expiry: config.close_on_token_expiry,
+            caps: config.limits.caps.clone(),
             ..ServiceConfig::default()
         },
     );
@@ -264,6 +266,10 @@ pub async fn start(
         tracker: TaskTracker::new(),
         draining: std::sync::atomic::AtomicBool::new(false),
         cluster: cluster.clone(),
+        admission: admission::Admission::new(
+            config.limits.max_connections,
+            config.limits.max_connections_per_ip,
+        ),
     });
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();

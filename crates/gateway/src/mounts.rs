@@ -22,6 +22,8 @@ pub struct SioParams {
     pub max_payload: u64,
     /// socketio-rooms only: serve without tokens (a trusted legacy deployment).
     pub trusted: bool,
+    /// Time a client has to send its namespace CONNECT (with its token).
+    pub connect_timeout: std::time::Duration,
 }
 
 /// How a dialect is served.
@@ -234,7 +236,8 @@ pub fn instantiate(
                     service.clone(),
                     SioParams {
                         path: p.path.clone(),
-                        max_payload: config.limits.max_frame_bytes as u64,
+                        max_payload: config.limits.max_socketio_payload_bytes as u64,
+                        connect_timeout: config.limits.auth_timeout,
                         trusted: config.socketio_rooms_trusted,
                     },
                 )),

@@ -292,16 +292,28 @@ fn parse_id(s: &str, what: &str) -> Result<i64, ChatError> {
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(
+    app: &App,
     req: Request<Incoming>,
     limit: usize,
 ) -> Result<T, ChatError> {
-    let bytes = read_body(req, limit).await?;
+    let bytes = read_body(app, req, limit).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ChatError::invalid("body", format!("invalid JSON: {e}")))
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ChatError> {
-    match Limited::new(req.into_body(), limit).collect().await {
+/// A request's body, at most `limit` bytes, sent within `--body-timeout-secs`.
+async fn read_body(app: &App, req: Request<Incoming>, limit: usize) -> Result<Bytes, ChatError> {
+    let read = Limited::new(req.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(app.limits.body_timeout, read).await else {
+        return Err(ChatError::invalid(
+            "body",
+            format!(
+                "the body did not arrive within {} s",
+                app.limits.body_timeout.as_secs()
+            ),
+        ));
+    };
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ChatError::TooLarge {
             what: "request body",
@@ -350,7 +362,7 @@ async fn history(app: &App, p: &Principal, id: &str, query: Option<&str>) -> Api
 
 async fn create_user(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {
     chat_core::policy::require_admin(p)?;
-    let b: UserInput = read_json(req, 64 * 1024).await?;
+    let b: UserInput = read_json(app, req, 64 * 1024).await?;
     let mut profile = b.into_profile();
     profile.is_admin.get_or_insert(false);
     let user = app.service.create_user(Some(p), &profile).await?;
@@ -362,7 +374,7 @@ async fn create_user(app: &App, p: &Principal, req: Request<Incoming>) -> ApiRes
 
 async fn create_room(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {
     chat_core::policy::require_admin(p)?;
-    let b: NewRoomBody = read_json(req, 256 * 1024).await?;
+    let b: NewRoomBody = read_json(app, req, 256 * 1024).await?;
     let shape = match (b.kind.as_deref().unwrap_or("group"), b.project_id) {
         ("direct", None) => RoomShape::Direct,
         ("group", None) => RoomShape::Group,
@@ -407,7 +419,7 @@ async fn create_room(app: &App, p: &Principal, req: Request<Incoming>) -> ApiRes
 async fn add_members(app: &App, p: &Principal, id: &str, req: Request<Incoming>) -> ApiResult {
     chat_core::policy::require_admin(p)?;
     let room = RoomId(parse_id(id, "room id")?);
-    let b: MembersBody = read_json(req, 64 * 1024).await?;
+    let b: MembersBody = read_json(app, req, 64 * 1024).await?;
     let users: Vec<UserId> = b.users.into_iter().map(UserId).collect();
     let (room, _) = app.service.add_members(p, room, &users, None).await?;
     Ok(http_util::json(StatusCode::OK, &api_room(app, &room)))
@@ -441,7 +453,7 @@ async fn upload(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .filter(|c| !c.starts_with("application/x-www-form-urlencoded"));
-    let bytes = read_body(req, app.limits.max_attachment_bytes)
+    let bytes = read_body(app, req, app.limits.max_attachment_bytes)
         .await
         .map_err(|e| match e {
             ChatError::TooLarge { .. } => ChatError::TooLarge {

@@ -4,7 +4,7 @@
 
 use crate::http_util::{self, Body};
 use crate::origin::OriginPolicy;
-use crate::ws::{run_connection, LoopConfig};
+use crate::ws::{run_connection, Budgeted, LoopConfig, ReadBudget};
 use chat_core::{ChatService, ConnCtx, Handshake, WsDialect};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -20,20 +20,50 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Limits applied at the edge.
+/// Limits applied at the edge (each has a `serve` flag; the README lists them).
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// Largest frame of a signed-in client of a WebSocket dialect whose frames
+    /// carry no file bytes (action-request, type-content).
     pub max_frame_bytes: usize,
+    /// Largest frame of method-args, whose frames carry files (base64).
+    pub max_upload_frame_bytes: usize,
+    /// Largest Engine.IO payload of the Socket.IO dialects.
+    pub max_socketio_payload_bytes: usize,
+    /// Largest frame a socket may send before it signs in; it may send at most
+    /// four such frames' worth of bytes in all before signing in.
+    pub max_unauthenticated_frame_bytes: usize,
+    /// Time a socket has to sign in before it is closed.
+    pub auth_timeout: Duration,
     pub max_attachment_bytes: usize,
     pub outbound_queue: usize,
+    /// Open TCP connections (HTTP and WebSocket) per listener, in total and per
+    /// source address; more are answered 503 and closed.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Time to send a request's headers, and the longest idle keep-alive wait.
+    pub header_timeout: Duration,
+    /// Time to send a request's body.
+    pub body_timeout: Duration,
+    /// Bounds on the work of one request (lists, rooms, texts, pages).
+    pub caps: chat_core::service::Caps,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_frame_bytes: 16 * 1024 * 1024,
+            max_frame_bytes: 1024 * 1024,
+            max_upload_frame_bytes: 16 * 1024 * 1024,
+            max_socketio_payload_bytes: 256 * 1024,
+            max_unauthenticated_frame_bytes: 8 * 1024,
+            auth_timeout: Duration::from_secs(10),
             max_attachment_bytes: 10 * 1024 * 1024,
             outbound_queue: 1024,
+            max_connections: 100_000,
+            max_connections_per_ip: 1000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            caps: chat_core::service::Caps::default(),
         }
     }
 }
@@ -114,6 +144,8 @@ pub struct App {
     pub draining: std::sync::atomic::AtomicBool,
     /// The node's cluster, whose broker `/readyz` also checks.
     pub cluster: Option<Arc<chat_cluster::Cluster>>,
+    /// Open connections, capped in total and per source address (all listeners).
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 /// Clients closed at once while draining, and the pause between batches: a node's
@@ -128,11 +160,11 @@ impl App {
         if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
             return Err("draining: the node is shutting down".into());
         }
-        self.service
-            .store()
-            .ping()
-            .await
-            .map_err(|e| format!("database: {e}"))?;
+        self.service.store().ping().await.map_err(|e| {
+            // The detail (hosts, paths) is for the log, not for whoever asks.
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            "database: not answering".to_string()
+        })?;
         if let Some(cluster) = &self.cluster {
             if !cluster.is_healthy() {
                 return Err("cluster broker: not connected (reconnecting)".into());
@@ -150,7 +182,19 @@ pub async fn run(
     routes: Arc<Vec<Route>>,
     shutdown: CancellationToken,
 ) {
-    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A client gets `header_timeout` to send a request's head, and the same to start
+    // the next one on a kept-alive connection (hyper starts the timer when the
+    // connection goes idle), so neither a slow head nor an idle socket is held for
+    // ever. HTTP/2 connections are pinged and closed when the pings go unanswered.
+    http.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(app.limits.header_timeout);
+    http.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(100)
+        .keep_alive_interval(Some(app.ping_interval))
+        .keep_alive_timeout(Duration::from_secs(20));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -166,6 +210,14 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
+        let stream = match app.admission.admit(peer.ip()) {
+            Ok(permit) => crate::admission::Held::new(stream, permit),
+            Err(why) => {
+                tracing::debug!(%peer, reason = %why, "connection refused");
+                tokio::spawn(crate::admission::refuse(stream, why));
+                continue;
+            }
+        };
         let app = app.clone();
         let routes = routes.clone();
         let shutdown_c = shutdown.clone();
@@ -335,18 +387,25 @@ async fn upgrade(
     let subprotocol = dialect.subprotocol(&offered_refs);
 
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let limits = app.limits.clone();
+    let limits = &app.limits;
+    let max_frame_bytes = match dialect.carries_files() {
+        true => limits.max_upload_frame_bytes,
+        false => limits.max_frame_bytes,
+    };
     let cfg = LoopConfig {
-        max_frame_bytes: limits.max_frame_bytes,
+        max_frame_bytes,
+        max_unauthenticated_frame_bytes: limits.max_unauthenticated_frame_bytes,
+        auth_timeout: limits.auth_timeout,
         ping_interval: app.ping_interval,
         write_timeout: Duration::from_secs(10),
     };
+    // Before signing in a socket may send four unauthenticated frames' worth.
+    let budget = ReadBudget::new(limits.max_unauthenticated_frame_bytes.saturating_mul(4));
     // Frames between the configured limit and this hard cap get the dialect's own
     // "too large" error and the connection stays; above it the socket is closed (1009).
-    let hard_cap = limits
-        .max_frame_bytes
+    let hard_cap = max_frame_bytes
         .saturating_mul(2)
-        .max(limits.max_frame_bytes + 64 * 1024);
+        .max(max_frame_bytes + 64 * 1024);
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(hard_cap))
         .max_frame_size(Some(hard_cap))
@@ -365,13 +424,13 @@ async fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
+                    Budgeted::new(TokioIo::new(upgraded), budget.clone()),
                     Role::Server,
                     Some(ws_config),
                 )
                 .await;
                 let cx = ConnCtx::new(service);
-                run_connection(ws, session, cx, shutdown, cfg).await;
+                run_connection(ws, session, cx, shutdown, cfg, budget).await;
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }

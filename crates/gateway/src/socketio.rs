@@ -97,6 +97,7 @@ fn params(p: SioParams) -> Params {
         path: p.path,
         max_payload: p.max_payload,
         trusted: p.trusted,
+        connect_timeout: p.connect_timeout,
     }
 }
 

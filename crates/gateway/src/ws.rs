@@ -25,10 +25,122 @@ use tokio_util::sync::CancellationToken;
 /// Tunables of the loop.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
-    /// Text frames above this many bytes are refused by the dialect (connection stays).
+    /// Frames above this many bytes are refused by the dialect (connection stays).
     pub max_frame_bytes: usize,
+    /// The same before the socket signs in.
+    pub max_unauthenticated_frame_bytes: usize,
+    /// A socket that has not signed in by then is closed.
+    pub auth_timeout: Duration,
+    /// Pings go out this often; a peer silent for two intervals is closed.
     pub ping_interval: Duration,
     pub write_timeout: Duration,
+}
+
+/// Bytes a socket may still send before it signs in; unlimited once it has.
+///
+/// The WebSocket library reads a whole message before handing it over, so a frame
+/// limit checked on the message comes after its memory was spent. This budget is
+/// applied to the socket's reads themselves: an anonymous socket can never make the
+/// server hold more than the budget, whatever the frame sizes it announces.
+#[derive(Debug)]
+pub struct ReadBudget {
+    remaining: std::sync::atomic::AtomicUsize,
+    unlimited: std::sync::atomic::AtomicBool,
+}
+
+impl ReadBudget {
+    pub fn new(bytes: usize) -> Arc<Self> {
+        Arc::new(ReadBudget {
+            remaining: bytes.into(),
+            unlimited: false.into(),
+        })
+    }
+
+    fn lift(&self) {
+        self.unlimited
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn exhausted(&self) -> bool {
+        !self.unlimited.load(std::sync::atomic::Ordering::Relaxed)
+            && self.remaining.load(std::sync::atomic::Ordering::Relaxed) == 0
+    }
+}
+
+/// A socket whose reads are bounded by a [`ReadBudget`].
+pub struct Budgeted<S> {
+    inner: S,
+    budget: Arc<ReadBudget>,
+}
+
+impl<S> Budgeted<S> {
+    pub fn new(inner: S, budget: Arc<ReadBudget>) -> Self {
+        Budgeted { inner, budget }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.budget.unlimited.load(Relaxed) {
+            return std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let left = self.budget.remaining.load(Relaxed);
+        if left == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "too much data before signing in",
+            )));
+        }
+        let mut limited = buf.take(left);
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut limited);
+        let n = limited.filled().len();
+        // SAFETY: `limited` is the unfilled part of `buf`; the inner reader
+        // initialised and filled its first `n` bytes.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        self.budget.remaining.fetch_sub(n, Relaxed);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// Most queued events rendered before one flush (bounds the batch a slow socket
@@ -39,6 +151,8 @@ const COALESCE_EVENTS: usize = 256;
 /// Application close codes (RFC 6455 4000-4999 are free for applications; 1008 is
 /// "policy violation", used for a slow consumer as the closest standard code).
 const CLOSE_SLOW_CONSUMER: u16 = 1008;
+/// Policy violation: no sign-in in time, too much before signing in, no pongs.
+const CLOSE_POLICY: u16 = 1008;
 
 fn close_message(code: u16, reason: &str) -> Message {
     let mut reason = reason.to_string();
@@ -68,6 +182,7 @@ pub async fn run_connection<S>(
     mut cx: ConnCtx,
     shutdown: CancellationToken,
     cfg: LoopConfig,
+    budget: Arc<ReadBudget>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -78,6 +193,14 @@ pub async fn run_connection<S>(
     let mut open = flush(&mut ws, &mut cx, &cfg).await;
     let mut ping = tokio::time::interval(cfg.ping_interval);
     ping.tick().await;
+    // Anything from the peer (a pong included) proves it is there.
+    let mut last_heard = Instant::now();
+    let mut signed_in = cx.principal.is_some();
+    if signed_in {
+        budget.lift();
+    }
+    let auth_deadline = tokio::time::sleep(cfg.auth_timeout);
+    tokio::pin!(auth_deadline);
     let kill = cx.kill.clone();
     // Created once: a fresh `cancelled()` future per turn would register with (and
     // leave) the token's waiter list every time.
@@ -112,22 +235,32 @@ pub async fn run_connection<S>(
             // socket costs a little even when it has nothing (tungstenite prepares its
             // read buffer), and pacing already keeps events from starving client
             // frames — after an event is rendered the next ones wait for the timer.
+            _ = &mut auth_deadline, if !signed_in => {
+                let reason = format!("authentication timeout: no valid token within {} s", cfg.auth_timeout.as_secs());
+                let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(CLOSE_POLICY, &reason))).await;
+                break;
+            }
             _ = &mut pace, if pacing => pacing = false,
             Some(event) = next_event => {
                 session.on_event(&mut cx, &event).await;
             }
             frame = ws.next() => {
                 urgent = true;
+                last_heard = Instant::now();
+                let limit = match signed_in {
+                    true => cfg.max_frame_bytes,
+                    false => cfg.max_unauthenticated_frame_bytes,
+                };
                 match frame {
                     Some(Ok(Message::Text(text))) => {
-                        if text.len() > cfg.max_frame_bytes {
+                        if text.len() > limit {
                             session.on_oversize(&mut cx, text.len()).await;
                         } else {
                             session.on_text(&mut cx, text.as_str()).await;
                         }
                     }
                     Some(Ok(Message::Binary(bytes))) => {
-                        if bytes.len() > cfg.max_frame_bytes {
+                        if bytes.len() > limit {
                             session.on_oversize(&mut cx, bytes.len()).await;
                         } else {
                             session.on_binary(&mut cx, &bytes).await;
@@ -137,7 +270,9 @@ pub async fn run_connection<S>(
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => {
                         tracing::debug!(conn = %cx.conn, error = %e, "websocket read failed");
-                        if let tokio_tungstenite::tungstenite::Error::Capacity(_) = e {
+                        if budget.exhausted() {
+                            let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(CLOSE_POLICY, "too much data before signing in"))).await;
+                        } else if let tokio_tungstenite::tungstenite::Error::Capacity(_) = e {
                             let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(1009, "frame too large"))).await;
                         }
                         break;
@@ -145,10 +280,19 @@ pub async fn run_connection<S>(
                 }
             }
             _ = ping.tick() => {
+                if last_heard.elapsed() > 2 * cfg.ping_interval {
+                    tracing::debug!(conn = %cx.conn, "closing a peer silent for two ping intervals");
+                    let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(CLOSE_POLICY, "no answer to pings"))).await;
+                    break;
+                }
                 if tokio::time::timeout(cfg.write_timeout, ws.send(Message::Ping(Bytes::new()))).await.map_or(true, |r| r.is_err()) {
                     break;
                 }
             }
+        }
+        if !signed_in && cx.principal.is_some() {
+            signed_in = true;
+            budget.lift();
         }
         if pacing && !urgent {
             // Events keep waiting in the hub queue until the pace timer fires.

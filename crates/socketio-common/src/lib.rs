@@ -48,6 +48,8 @@ pub struct Params {
     pub max_payload: u64,
     /// socketio-rooms only: serve without tokens, trusting ids in request bodies.
     pub trusted: bool,
+    /// Time a client has to send its namespace CONNECT (and so its token).
+    pub connect_timeout: std::time::Duration,
 }
 
 /// Client events that may wait for a socket's worker before more are refused.

@@ -31,6 +31,9 @@ pub struct MountOptions {
     pub outbound_buffer: usize,
     /// Client events waiting for the socket's worker before new ones are refused.
     pub inbox: usize,
+    /// Time from the Engine.IO handshake to the namespace CONNECT (which carries
+    /// the token) before the connection is closed.
+    pub connect_timeout: std::time::Duration,
 }
 
 /// What a connecting client presented.
@@ -129,6 +132,7 @@ pub fn mount<D: SioDialect>(
         .ws_max_message_size(max_payload)
         .ws_max_frame_size(max_payload)
         .max_buffer_size(opts.outbound_buffer.max(16))
+        .connect_timeout(opts.connect_timeout)
         .build_with_inner_svc(NotSocketIo);
 
     let inbox_len = opts.inbox.max(1);

@@ -101,7 +101,9 @@ fn classify(e: DieselError) -> StoreError {
             }
             match kind {
                 DatabaseErrorKind::UniqueViolation => {
-                    StoreError::Conflict(format!("a record with the same key exists: {msg}"))
+                    // The database's detail names other records' keys: logged only.
+                    tracing::debug!(detail = %msg, "unique violation");
+                    StoreError::Conflict("a record with the same key exists".into())
                 }
                 DatabaseErrorKind::ForeignKeyViolation => StoreError::NotFound("referenced record"),
                 DatabaseErrorKind::ClosedConnection => {

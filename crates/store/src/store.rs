@@ -235,8 +235,8 @@ macro_rules! ensure_free {
         if let Some(holder) = holder {
             if Some(holder) != me {
                 return Err(Fail::conflict(format!(
-                    concat!($what, " {:?} is taken by user {}"),
-                    value, holder
+                    concat!($what, " {:?} is taken by another user"),
+                    value
                 )));
             }
         }
