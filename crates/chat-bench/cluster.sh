@@ -17,6 +17,10 @@ PORT=${PORT:-28941}
 REDIS_PORT=${REDIS_PORT:-28940}
 OUT=${OUT:-bench-results}
 SECRET=chat-bench-secret-0123456789abcdef
+# A benchmark is one client host driving far more than any real user or address
+# would: the per-user and per-connection rates and the per-address connection cap
+# are lifted (the README lists these limits).
+BENCH_LIMITS="--user-rate 0 --conn-rate 0 --max-connections-per-ip 1000000"
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/bench}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
@@ -47,7 +51,7 @@ gws=()
 for i in $(seq 0 $((nodes - 1))); do
   port=$((PORT + i))
   "$GATEWAY" serve --listen "127.0.0.1:$port" --database-url "$PG_URL" --jwt-secret "$SECRET" \
-    --data-dir "$work/data$i" "${flags[@]}" >"$work/gateway$i.log" 2>&1 &
+    --data-dir "$work/data$i" $BENCH_LIMITS "${flags[@]}" >"$work/gateway$i.log" 2>&1 &
   pids+=($!); gws+=($!)
   urls+=("http://127.0.0.1:$port")
   for _ in $(seq 1 100); do

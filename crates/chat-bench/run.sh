@@ -16,6 +16,10 @@ BENCH=${BENCH:-$target/release/chat-bench}
 PORT=${PORT:-28931}
 OUT=${OUT:-bench-results}
 SECRET=chat-bench-secret-0123456789abcdef
+# A benchmark is one client host driving far more than any real user or address
+# would: the per-user and per-connection rates and the per-address connection cap
+# are lifted (the README lists these limits).
+BENCH_LIMITS="--user-rate 0 --conn-rate 0 --max-connections-per-ip 1000000"
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/bench}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
@@ -31,7 +35,7 @@ case $db in
 esac
 
 "$GATEWAY" serve --listen "127.0.0.1:$PORT" --database-url "$url" --jwt-secret "$SECRET" \
-  --data-dir "$work/data" >"$work/gateway.log" 2>&1 &
+  --data-dir "$work/data" $BENCH_LIMITS >"$work/gateway.log" 2>&1 &
 gw=$!
 trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do

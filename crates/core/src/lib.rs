@@ -24,6 +24,7 @@ pub mod policy;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod typing;
 pub mod unread;
 

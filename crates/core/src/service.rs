@@ -34,7 +34,16 @@ pub struct ServiceConfig {
     /// (`--close-on-token-expiry`; the legacy backends kept sockets open).
     pub close_on_token_expiry: bool,
     pub caps: Caps,
+    /// Commands per user (`--user-rate`, `--user-burst`), see [`crate::throttle`].
+    pub user_rate: crate::throttle::Rate,
 }
+
+/// The default per-user command rate: far above what a person types or a client
+/// syncs, far below what a script floods with.
+pub const DEFAULT_USER_RATE: crate::throttle::Rate = crate::throttle::Rate {
+    per_sec: 50.0,
+    burst: 200.0,
+};
 
 /// Bounds on the work one request may ask of the server, checked before any of it
 /// is done: every list a client sends is capped, so no frame costs more than a
@@ -108,6 +117,7 @@ impl Default for ServiceConfig {
             outbound_queue: 1024,
             close_on_token_expiry: false,
             caps: Caps::default(),
+            user_rate: DEFAULT_USER_RATE,
         }
     }
 }
@@ -123,6 +133,8 @@ pub struct ChatService {
     rooms: RoomCache,
     users: UserCache,
     config: ServiceConfig,
+    /// Commands per user.
+    throttle: crate::throttle::Throttle,
     /// Set when this node is one of a cluster (see [`crate::cluster`]).
     broker: std::sync::OnceLock<Arc<dyn Broker>>,
     /// Added to this process's connection ids: the node id in the high bits, so an
@@ -162,6 +174,7 @@ impl ChatService {
             announced_online: Default::default(),
             rooms: RoomCache::default(),
             users: UserCache::default(),
+            throttle: crate::throttle::Throttle::new(config.user_rate),
             config,
             broker: std::sync::OnceLock::new(),
             conn_base: std::sync::atomic::AtomicI64::new(0),
@@ -313,6 +326,14 @@ impl ChatService {
         self.hub
             .publish(&recipients, Arc::new(Published::new(event, origin)));
         Ok(())
+    }
+
+    /// Count one command of `actor` against the per-user rate.
+    fn throttle(&self, actor: &Principal) -> Result<()> {
+        match self.throttle.allow(actor.id()) {
+            true => Ok(()),
+            false => Err(ChatError::RateLimited { what: "command" }),
+        }
     }
 
     // ------------------------------------------------------------------ identity
@@ -577,6 +598,7 @@ impl ChatService {
 
     /// The direct room of `actor` and `peer`, created when missing.
     pub async fn direct_room(&self, actor: &Principal, peer: UserId) -> Result<SharedRoom> {
+        self.throttle(actor)?;
         self.direct_room_of(actor, peer, true).await
     }
 
@@ -649,6 +671,7 @@ impl ChatService {
         cmd: CreateRoom,
         origin: Option<Origin>,
     ) -> Result<SharedRoom> {
+        self.throttle(actor)?;
         if cmd.title.chars().count() > 255 {
             return Err(ChatError::invalid("title", "at most 255 characters"));
         }
@@ -730,6 +753,7 @@ impl ChatService {
         title: &str,
         origin: Option<Origin>,
     ) -> Result<SharedRoom> {
+        self.throttle(actor)?;
         if title.chars().count() > 255 {
             return Err(ChatError::invalid("title", "at most 255 characters"));
         }
@@ -758,6 +782,7 @@ impl ChatService {
         users: &[UserId],
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Vec<UserId>)> {
+        self.throttle(actor)?;
         if users.is_empty() {
             return Err(ChatError::invalid("users", "give at least one user"));
         }
@@ -800,6 +825,7 @@ impl ChatService {
         users: &[UserId],
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Vec<UserId>)> {
+        self.throttle(actor)?;
         if users.is_empty() {
             return Err(ChatError::invalid("users", "give at least one user"));
         }
@@ -830,6 +856,7 @@ impl ChatService {
 
     /// Rooms the actor belongs to; moderators see every room.
     pub async fn rooms(&self, actor: &Principal) -> Result<Vec<SharedRoom>> {
+        self.throttle(actor)?;
         let rooms = if actor.moderator {
             self.store.all_rooms().await?
         } else {
@@ -850,8 +877,9 @@ impl ChatService {
         sub: &Subscription,
         room: Option<RoomId>,
     ) -> Result<()> {
+        self.throttle(actor)?;
         if let Some(id) = room {
-            let view = self.room(actor, id).await?;
+            let view = self.resolve_room(actor, &RoomRef::Id(id)).await?;
             if view.is_member(actor.id()) {
                 self.hub.watch(sub, None);
                 return Ok(());
@@ -863,6 +891,7 @@ impl ChatService {
 
     /// One room, if the actor may view it.
     pub async fn room(&self, actor: &Principal, room: RoomId) -> Result<SharedRoom> {
+        self.throttle(actor)?;
         self.resolve_room(actor, &RoomRef::Id(room)).await
     }
 
@@ -914,6 +943,12 @@ impl ChatService {
 
     /// Store an uploaded file and record it.
     pub async fn upload(&self, actor: &Principal, upload: Upload) -> Result<Attachment> {
+        self.throttle(actor)?;
+        self.store_upload(actor, upload).await
+    }
+
+    /// An upload as part of a command already counted (a message's files).
+    async fn store_upload(&self, actor: &Principal, upload: Upload) -> Result<Attachment> {
         let name = sanitize_file_name(&upload.name);
         if upload.bytes.len() > self.config.max_attachment_bytes {
             return Err(ChatError::TooLarge {
@@ -969,6 +1004,7 @@ impl ChatService {
         cmd: SendMessage,
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Arc<MessageView>)> {
+        self.throttle(actor)?;
         if cmd.text.len() > self.config.caps.text_bytes {
             return Err(ChatError::TooLarge {
                 what: "text",
@@ -1024,7 +1060,7 @@ impl ChatService {
             }
         }
         for u in cmd.uploads {
-            attachments.push(self.upload(actor, u).await?.id);
+            attachments.push(self.store_upload(actor, u).await?.id);
         }
         let message = self
             .store
@@ -1078,6 +1114,7 @@ impl ChatService {
         room: Option<RoomId>,
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Arc<MessageView>)> {
+        self.throttle(actor)?;
         if text.trim().is_empty() {
             return Err(ChatError::invalid("text", "the new text must not be empty"));
         }
@@ -1122,6 +1159,7 @@ impl ChatService {
         room: Option<RoomId>,
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Vec<MessageId>)> {
+        self.throttle(actor)?;
         if ids.is_empty() {
             return Err(ChatError::invalid(
                 "messages",
@@ -1174,6 +1212,7 @@ impl ChatService {
         up_to: Option<MessageId>,
         origin: Option<Origin>,
     ) -> Result<ReadOutcome> {
+        self.throttle(actor)?;
         let view = self.find_room(actor, room).await?;
         if !view.is_member(actor.id()) {
             return Err(ChatError::forbidden("only members have a read state"));
@@ -1248,6 +1287,7 @@ impl ChatService {
         id: MessageId,
         origin: Option<Origin>,
     ) -> Result<ReadOutcome> {
+        // Counted once, by `mark_read`.
         let msg = self
             .store
             .message(id)
@@ -1279,6 +1319,7 @@ impl ChatService {
     /// The actor is typing in a room: published to the other members at most once per
     /// refresh interval; a flood is refused.
     pub async fn typing(&self, actor: &Principal, room: &RoomRef) -> Result<SharedRoom> {
+        self.throttle(actor)?;
         let view = self.resolve_room(actor, room).await?;
         policy::can_post(actor, &view)?;
         match self
@@ -1312,6 +1353,7 @@ impl ChatService {
 
     /// Announce presence explicitly (type-content `set_online` / `set_offline`).
     pub async fn set_presence(&self, actor: &Principal, online: bool) -> Result<()> {
+        self.throttle(actor)?;
         self.publish_presence(&actor.user, online).await;
         Ok(())
     }
@@ -1339,6 +1381,7 @@ impl ChatService {
 
     /// Tell `peer` that the actor opened or closed their conversation.
     pub async fn attention(&self, actor: &Principal, peer: UserId, waiting: bool) -> Result<()> {
+        self.throttle(actor)?;
         if self.store.user(peer).await?.is_none() {
             return Err(ChatError::not_found("user"));
         }
@@ -1363,6 +1406,7 @@ impl ChatService {
         before: Option<MessageId>,
         limit: i64,
     ) -> Result<(SharedRoom, Vec<MessageView>)> {
+        self.throttle(actor)?;
         let view = self.resolve_room(actor, room).await?;
         let messages = self
             .store
@@ -1382,6 +1426,7 @@ impl ChatService {
         to: Option<Timestamp>,
         limit: i64,
     ) -> Result<(SharedRoom, Vec<MessageView>)> {
+        self.throttle(actor)?;
         let view = self.resolve_room(actor, room).await?;
         let messages = self
             .store
@@ -1453,6 +1498,7 @@ impl ChatService {
     /// Create or refresh a user record on behalf of `actor`: admins any user, others
     /// only their own (socketio-rooms `create-user` with a token).
     pub async fn upsert_user_as(&self, actor: &Principal, profile: &UserProfile) -> Result<User> {
+        self.throttle(actor)?;
         policy::can_write_profile(actor, profile)?;
         let mut profile = profile.clone();
         if !actor.is_admin {

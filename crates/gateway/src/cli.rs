@@ -5,6 +5,7 @@ use crate::mounts::MountSpec;
 use crate::server::Limits;
 use crate::{GatewayConfig, Jwt};
 use chat_core::service::Caps;
+use chat_core::throttle::Rate;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -156,6 +157,20 @@ pub struct ServeArgs {
     /// Text bytes of one history page (a page ends before it would cross this).
     #[arg(long, env = "CHAT_GATEWAY_MAX_PAGE_BYTES", default_value_t = Caps::default().page_bytes)]
     pub max_page_bytes: usize,
+    /// Commands per second per user, over all their connections; past it a
+    /// command gets the dialect's `rate_limited` error. 0: no limit.
+    #[arg(long, env = "CHAT_GATEWAY_USER_RATE", default_value_t = Limits::default().user_rate.per_sec)]
+    pub user_rate: f64,
+    /// Commands a user may send at once above the rate.
+    #[arg(long, env = "CHAT_GATEWAY_USER_BURST", default_value_t = Limits::default().user_rate.burst)]
+    pub user_burst: f64,
+    /// Frames per second per WebSocket connection; past it the gateway stops
+    /// reading the socket until the rate allows (the client is slowed). 0: no limit.
+    #[arg(long, env = "CHAT_GATEWAY_CONN_RATE", default_value_t = Limits::default().conn_rate.per_sec)]
+    pub conn_rate: f64,
+    /// Frames a connection may send at once above the rate.
+    #[arg(long, env = "CHAT_GATEWAY_CONN_BURST", default_value_t = Limits::default().conn_rate.burst)]
+    pub conn_burst: f64,
     /// Events buffered per connection; a client that falls this far behind is closed.
     #[arg(long, env = "CHAT_GATEWAY_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
@@ -375,6 +390,14 @@ impl ServeArgs {
                 max_connections_per_ip: self.max_connections_per_ip,
                 header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
                 body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+                user_rate: Rate {
+                    per_sec: self.user_rate,
+                    burst: self.user_burst,
+                },
+                conn_rate: Rate {
+                    per_sec: self.conn_rate,
+                    burst: self.conn_burst,
+                },
                 caps: Caps {
                     users_per_request: self.max_users_per_request,
                     room_members: self.max_room_members,

@@ -238,6 +238,7 @@ pub async fn start(
             outbound_queue: config.limits.outbound_queue,
             close_on_token_expiry: config.close_on_token_expiry,
             caps: config.limits.caps.clone(),
+            user_rate: config.limits.user_rate,
             ..ServiceConfig::default()
         },
     );

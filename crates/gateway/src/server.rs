@@ -47,6 +47,10 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Bounds on the work of one request (lists, rooms, texts, pages).
     pub caps: chat_core::service::Caps,
+    /// Commands per user, over all their connections (refused past it).
+    pub user_rate: chat_core::throttle::Rate,
+    /// Frames per WebSocket connection (reading pauses past it).
+    pub conn_rate: chat_core::throttle::Rate,
 }
 
 impl Default for Limits {
@@ -64,6 +68,11 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             caps: chat_core::service::Caps::default(),
+            user_rate: chat_core::service::DEFAULT_USER_RATE,
+            conn_rate: chat_core::throttle::Rate {
+                per_sec: 100.0,
+                burst: 200.0,
+            },
         }
     }
 }
@@ -397,6 +406,7 @@ async fn upgrade(
         max_unauthenticated_frame_bytes: limits.max_unauthenticated_frame_bytes,
         auth_timeout: limits.auth_timeout,
         ping_interval: app.ping_interval,
+        conn_rate: limits.conn_rate,
         write_timeout: Duration::from_secs(10),
     };
     // Before signing in a socket may send four unauthenticated frames' worth.

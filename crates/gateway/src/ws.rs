@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 use chat_core::hub::{KillSwitch, EVENT_FLUSH_INTERVAL};
+use chat_core::throttle::{Bucket, Rate};
 use chat_core::{ConnCtx, Outgoing, Session};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
@@ -33,6 +34,10 @@ pub struct LoopConfig {
     pub auth_timeout: Duration,
     /// Pings go out this often; a peer silent for two intervals is closed.
     pub ping_interval: Duration,
+    /// Frames per second a connection may send; past it, the loop stops reading
+    /// the socket until the bucket refills (the client's TCP window fills, so it
+    /// is slowed down, not answered with errors — the per-user rate answers those).
+    pub conn_rate: Rate,
     pub write_timeout: Duration,
 }
 
@@ -200,7 +205,11 @@ pub async fn run_connection<S>(
         budget.lift();
     }
     let auth_deadline = tokio::time::sleep(cfg.auth_timeout);
-    tokio::pin!(auth_deadline);
+    let resume_reading = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(auth_deadline, resume_reading);
+    let mut bucket = Bucket::full(cfg.conn_rate, std::time::Instant::now());
+    // Set while the connection is over its frame rate: its socket is not read.
+    let mut paused = false;
     let kill = cx.kill.clone();
     // Created once: a fresh `cancelled()` future per turn would register with (and
     // leave) the token's waiter list every time.
@@ -241,12 +250,17 @@ pub async fn run_connection<S>(
                 break;
             }
             _ = &mut pace, if pacing => pacing = false,
+            _ = &mut resume_reading, if paused => paused = false,
             Some(event) = next_event => {
                 session.on_event(&mut cx, &event).await;
             }
-            frame = ws.next() => {
+            frame = ws.next(), if !paused => {
                 urgent = true;
                 last_heard = Instant::now();
+                if !bucket.take(cfg.conn_rate, std::time::Instant::now()) {
+                    paused = true;
+                    resume_reading.as_mut().reset(last_heard + bucket.wait(cfg.conn_rate));
+                }
                 let limit = match signed_in {
                     true => cfg.max_frame_bytes,
                     false => cfg.max_unauthenticated_frame_bytes,

@@ -21,6 +21,19 @@ async fn tc(base: &str, token: &str) -> WsClient {
     .expect("type-content upgrade")
 }
 
+/// Options on PostgreSQL without the per-user and per-connection rates: these tests
+/// push bursts of hundreds of messages from one user (the limits are tested in
+/// tests/abuse.rs).
+fn unthrottled(opts: chat_testkit::Options) -> chat_testkit::Options {
+    let mut opts = chat_testkit::Options {
+        backend: chat_testkit::Backend::Postgres,
+        ..opts
+    };
+    opts.limits.user_rate = chat_core::throttle::Rate::UNLIMITED;
+    opts.limits.conn_rate = chat_core::throttle::Rate::UNLIMITED;
+    opts
+}
+
 fn ws_base(gw: &TestGateway) -> String {
     gw.ws_url("").trim_end_matches('/').to_string()
 }
@@ -75,7 +88,7 @@ async fn presence(ws: &mut WsClient, user: i64, limit: Duration) -> Option<(bool
 }
 
 async fn cluster_of_three() -> Option<(TestGateway, Node, Node)> {
-    let a = TestGateway::postgres().await?;
+    let a = TestGateway::start(unthrottled(chat_testkit::Options::default())).await?;
     let b = Node::spawn(a.database_url(), &[]).await;
     let c = Node::spawn(a.database_url(), &[]).await;
     Some((a, b, c))
@@ -84,11 +97,10 @@ async fn cluster_of_three() -> Option<(TestGateway, Node, Node)> {
 /// Three nodes with the Redis broker on a Redis server of the test's own.
 async fn redis_cluster_of_three() -> Option<(TestGateway, Node, Node, RedisServer)> {
     let redis = RedisServer::start().await?;
-    let a = TestGateway::start(chat_testkit::Options {
-        backend: chat_testkit::Backend::Postgres,
+    let a = TestGateway::start(unthrottled(chat_testkit::Options {
         broker: Some(redis.url()),
         ..Default::default()
-    })
+    }))
     .await?;
     let flag = ["--broker", &redis.url()];
     let b = Node::spawn(a.database_url(), &flag).await;
@@ -269,7 +281,7 @@ async fn presence_is_corrected_after_kill_9_and_at_once_after_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listen_session_killed_mid_burst_loses_nothing() {
-    let Some(a) = TestGateway::postgres().await else {
+    let Some(a) = TestGateway::start(unthrottled(chat_testkit::Options::default())).await else {
         return;
     };
     let b = Node::spawn(a.database_url(), &[]).await;
@@ -307,7 +319,7 @@ async fn the_listen_session_killed_mid_burst_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_removed_gets_no_message_sent_right_after_on_any_node() {
-    let Some(a) = TestGateway::postgres().await else {
+    let Some(a) = TestGateway::start(unthrottled(chat_testkit::Options::default())).await else {
         return;
     };
     let b = Node::spawn(a.database_url(), &[]).await;
@@ -417,7 +429,7 @@ async fn send_more(ws: &mut WsClient, room: i64, texts: &mut Vec<String>, n: usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses_no_ack() {
-    let Some(a) = TestGateway::postgres().await else {
+    let Some(a) = TestGateway::start(unthrottled(chat_testkit::Options::default())).await else {
         return;
     };
     let Some(mut sio) = socketio_common::node::NodeSio::start().await else {
@@ -533,7 +545,7 @@ async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_no_acknowledged_message() {
-    let Some(a) = TestGateway::postgres().await else {
+    let Some(a) = TestGateway::start(unthrottled(chat_testkit::Options::default())).await else {
         return;
     };
     let mut b = Node::spawn(a.database_url(), &[]).await;

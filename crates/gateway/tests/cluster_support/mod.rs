@@ -55,6 +55,9 @@ impl Node {
                 .args(["--listen", &addr.to_string()])
                 .args(["--database-url", database_url])
                 .args(["--jwt-secret", TEST_SECRET])
+                // These tests push bursts of hundreds of messages from one user; the
+                // rate limits have tests of their own (tests/abuse.rs).
+                .args(["--user-rate", "0", "--conn-rate", "0"])
                 .arg("--data-dir")
                 .arg(&data)
                 .args(extra)
