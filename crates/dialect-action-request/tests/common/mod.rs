@@ -74,6 +74,7 @@ impl Harness {
                 first_name: Some(name.to_uppercase()),
                 last_name: Some("Test".into()),
                 is_admin: admin,
+                expires_at: None,
             })
             .await
             .expect("principal")
