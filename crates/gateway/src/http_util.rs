@@ -94,12 +94,23 @@ pub fn status_of(err: &chat_core::ChatError) -> (StatusCode, &'static str) {
         E::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
         E::DuplicateRoom { .. } | E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        E::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
         E::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         E::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
     }
 }
 
+/// A domain error as JSON; a storage failure is logged, and answered without its
+/// internals.
 pub fn chat_error(err: &chat_core::ChatError) -> Response<Body> {
     let (status, code) = status_of(err);
+    if let chat_core::ChatError::Storage(detail) = err {
+        tracing::error!(error = %detail, "a REST request failed in storage");
+        return error(
+            status,
+            code,
+            "the server could not store or read this; nothing was changed, try again",
+        );
+    }
     error(status, code, err.to_string())
 }
