@@ -32,6 +32,9 @@ pub enum ChatError {
         size: usize,
         limit: usize,
     },
+    /// The user's uploads would pass their total (`--max-upload-bytes-per-user`).
+    #[error("upload quota exceeded: {used} of {limit} bytes already used by your uploads, this file is {size} bytes")]
+    QuotaExceeded { used: u64, size: u64, limit: u64 },
     /// Too many requests of one kind in a short time.
     #[error("too many {what} events; slow down")]
     RateLimited { what: &'static str },
@@ -63,6 +66,11 @@ impl From<StoreError> for ChatError {
             StoreError::NotFound(what) => ChatError::NotFound { what },
             StoreError::DuplicateRoom(existing) => ChatError::DuplicateRoom { existing },
             StoreError::Conflict(what) => ChatError::Conflict(what),
+            StoreError::QuotaExceeded { used, size, limit } => ChatError::QuotaExceeded {
+                used: used.max(0) as u64,
+                size: size.max(0) as u64,
+                limit: limit.max(0) as u64,
+            },
             StoreError::Backend(msg) => ChatError::Storage(msg),
         }
     }

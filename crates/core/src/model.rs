@@ -187,6 +187,10 @@ pub struct Attachment {
     pub uploader_id: UserId,
     pub message_id: Option<MessageId>,
     pub created_at: Timestamp,
+    /// The secret part of the file's URL (see [`crate::files::new_token`]): whoever
+    /// has the URL may download the file, nobody can guess it from the id.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// A room with its members as users and their read watermarks: what every dialect's

@@ -34,6 +34,12 @@ pub struct ServiceConfig {
     /// (`--close-on-token-expiry`; the legacy backends kept sockets open).
     pub close_on_token_expiry: bool,
     pub caps: Caps,
+    /// Total bytes of one user's recorded uploads (`--max-upload-bytes-per-user`);
+    /// 0: no limit.
+    pub max_upload_bytes_per_user: u64,
+    /// Uploads no message holds are deleted this long after their upload
+    /// (`--unattached-upload-ttl-secs`); zero: never.
+    pub unattached_upload_ttl: std::time::Duration,
     /// Commands per user (`--user-rate`, `--user-burst`), see [`crate::throttle`].
     pub user_rate: crate::throttle::Rate,
 }
@@ -93,6 +99,14 @@ fn cap_list(what: &'static str, len: usize, limit: usize) -> Result<()> {
     Ok(())
 }
 
+/// The default of [`ServiceConfig::max_upload_bytes_per_user`]: 1 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES_PER_USER: u64 = 1024 * 1024 * 1024;
+/// The default of [`ServiceConfig::unattached_upload_ttl`]: 24 hours.
+pub const DEFAULT_UNATTACHED_UPLOAD_TTL: std::time::Duration =
+    std::time::Duration::from_secs(24 * 60 * 60);
+/// Unattached uploads deleted per sweep query.
+const SWEEP_BATCH: i64 = 500;
+
 /// Why a connection closed by `--close-on-token-expiry` is closed.
 pub const TOKEN_EXPIRED: &str = "token expired: reconnect with a fresh token";
 
@@ -118,6 +132,8 @@ impl Default for ServiceConfig {
             close_on_token_expiry: false,
             caps: Caps::default(),
             user_rate: DEFAULT_USER_RATE,
+            max_upload_bytes_per_user: DEFAULT_MAX_UPLOAD_BYTES_PER_USER,
+            unattached_upload_ttl: DEFAULT_UNATTACHED_UPLOAD_TTL,
         }
     }
 }
@@ -145,6 +161,10 @@ pub struct ChatService {
     /// their events, and forgets a user's waits when the user goes offline (so a dead
     /// node's waits do not outlive it).
     waiting: std::sync::Mutex<std::collections::HashSet<(UserId, UserId)>>,
+    /// Uploads (recording their row, then storing their bytes) hold it shared; the
+    /// sweep holds it alone while it checks that no row names a blob and deletes
+    /// it, so it never deletes the bytes of an upload recorded meanwhile.
+    blob_gc: tokio::sync::RwLock<()>,
 }
 
 /// The result of a read command.
@@ -179,6 +199,7 @@ impl ChatService {
             broker: std::sync::OnceLock::new(),
             conn_base: std::sync::atomic::AtomicI64::new(0),
             waiting: Default::default(),
+            blob_gc: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -941,7 +962,9 @@ impl ChatService {
             .collect())
     }
 
-    /// Store an uploaded file and record it.
+    /// Record an uploaded file and store its bytes. The row comes first, so the
+    /// per-user quota is checked before any bytes are written, and a sweep running
+    /// meanwhile sees the row and keeps the bytes (see `blob_gc`).
     pub async fn upload(&self, actor: &Principal, upload: Upload) -> Result<Attachment> {
         self.throttle(actor)?;
         self.store_upload(actor, upload).await
@@ -965,35 +988,118 @@ impl ChatService {
                     .first_or_octet_stream()
                     .to_string()
             });
-        let key = self
-            .files
-            .put(&upload.bytes)
-            .await
-            .map_err(|e| ChatError::Storage(format!("could not store the file: {e}")))?;
-        Ok(self
+        let quota = match self.config.max_upload_bytes_per_user {
+            0 => None,
+            q => Some(i64::try_from(q).unwrap_or(i64::MAX)),
+        };
+        let _shared = self.blob_gc.read().await;
+        let attachment = self
             .store
-            .insert_attachment(&NewAttachment {
-                name,
-                content_type,
-                size: upload.bytes.len() as i64,
-                blob_key: key,
-                uploader_id: actor.id(),
-            })
-            .await?)
+            .insert_attachment(
+                &NewAttachment {
+                    name,
+                    content_type,
+                    size: upload.bytes.len() as i64,
+                    blob_key: crate::files::key_of(&upload.bytes),
+                    uploader_id: actor.id(),
+                    token: crate::files::new_token(),
+                },
+                quota,
+            )
+            .await?;
+        if let Err(e) = self.files.put(&upload.bytes).await {
+            tracing::error!(attachment = %attachment.id, error = %e, "could not store an upload's bytes");
+            if let Err(e) = self.store.delete_unattached(attachment.id).await {
+                tracing::warn!(attachment = %attachment.id, error = %e, "could not forget an upload whose bytes were not stored (the sweep will)");
+            }
+            return Err(ChatError::Storage("could not store the file".into()));
+        }
+        Ok(attachment)
     }
 
     pub async fn attachment(&self, id: AttachmentId) -> Result<Option<Attachment>> {
         Ok(self.store.attachment(id).await?)
     }
 
-    /// The absolute URL an attachment is served at.
+    /// The absolute URL an attachment is served at:
+    /// `<public base>/files/<id>/<token>/<name>` (see [`crate::files`]).
     pub fn file_url(&self, a: &Attachment) -> String {
         format!(
-            "{}/files/{}/{}",
+            "{}/files/{}/{}/{}",
             self.config.public_base_url.trim_end_matches('/'),
             a.id,
+            a.token,
             percent_encoding::utf8_percent_encode(&a.name, FILE_NAME_ESCAPES)
         )
+    }
+
+    /// Delete the uploads no message holds that are older than
+    /// [`ServiceConfig::unattached_upload_ttl`], and the bytes of each that no other
+    /// attachment shares. Returns how many uploads went.
+    pub async fn sweep_unattached_uploads(&self) -> Result<usize> {
+        let ttl = self.config.unattached_upload_ttl;
+        if ttl.is_zero() {
+            return Ok(0);
+        }
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let mut deleted = 0;
+        let mut keys = std::collections::BTreeSet::new();
+        loop {
+            let batch = self
+                .store
+                .delete_unattached_before(cutoff, SWEEP_BATCH)
+                .await?;
+            deleted += batch.len();
+            let full = batch.len() as i64 >= SWEEP_BATCH;
+            keys.extend(batch.into_iter().map(|a| a.blob_key));
+            if !full {
+                break;
+            }
+        }
+        for key in keys {
+            let _alone = self.blob_gc.write().await;
+            if self.store.blob_in_use(&key).await? {
+                continue;
+            }
+            if let Err(e) = self.files.delete(&key).await {
+                tracing::warn!(blob = %key, error = %e, "could not delete an unused blob");
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "deleted uploads no message took");
+        }
+        Ok(deleted)
+    }
+
+    /// Run [`Self::sweep_unattached_uploads`] periodically (a quarter of the TTL,
+    /// between 1 s and 10 min) until `stop`; nothing when the TTL is zero.
+    pub fn spawn_upload_sweeper(
+        self: &Arc<Self>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let ttl = service.config.unattached_upload_ttl;
+            if ttl.is_zero() {
+                return;
+            }
+            let period = (ttl / 4).clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(600),
+            );
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = service.sweep_unattached_uploads().await {
+                    tracing::warn!(error = %e, "the sweep of unattached uploads failed");
+                }
+            }
+        })
     }
 
     /// Send a message. Returns after the message is committed, then publishes it to

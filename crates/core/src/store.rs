@@ -13,6 +13,9 @@ pub enum StoreError {
     DuplicateRoom(RoomId),
     #[error("{0}")]
     Conflict(String),
+    /// The uploader's uploads would pass their quota (`used` bytes recorded).
+    #[error("upload quota exceeded: {used} of {limit} bytes used, the file is {size} bytes")]
+    QuotaExceeded { used: i64, size: i64, limit: i64 },
     #[error("{0}")]
     Backend(String),
 }
@@ -64,6 +67,8 @@ pub struct NewAttachment {
     pub size: i64,
     pub blob_key: String,
     pub uploader_id: UserId,
+    /// The URL token ([`crate::files::new_token`]).
+    pub token: String,
 }
 
 /// Persistent state of the chat domain.
@@ -170,6 +175,26 @@ pub trait Store: Send + Sync + 'static {
     async fn unread_rooms(&self, user: UserId) -> StoreResult<i64>;
 
     // ---- attachments
-    async fn insert_attachment(&self, a: &NewAttachment) -> StoreResult<Attachment>;
+    /// Record an upload. With `quota`, refuse it ([`StoreError::QuotaExceeded`]) when
+    /// the bytes of the uploader's recorded uploads plus this one would pass `quota`;
+    /// the check and the insert are one transaction holding the uploader's row, so
+    /// concurrent uploads of one user cannot both slip under it.
+    async fn insert_attachment(
+        &self,
+        a: &NewAttachment,
+        quota: Option<i64>,
+    ) -> StoreResult<Attachment>;
     async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<Attachment>>;
+    /// Delete one attachment row if no message holds it (an upload whose bytes could
+    /// not be stored); whether it went.
+    async fn delete_unattached(&self, id: AttachmentId) -> StoreResult<bool>;
+    /// Delete at most `limit` attachments that no message holds and that were
+    /// uploaded before `before` (the sweep of abandoned uploads); returns them.
+    async fn delete_unattached_before(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<Attachment>>;
+    /// Whether an attachment row names the blob `blob_key`.
+    async fn blob_in_use(&self, blob_key: &str) -> StoreResult<bool>;
 }

@@ -116,6 +116,9 @@ impl Failure {
             ChatError::RateLimited { what } => {
                 Failure::field(wire_field(action, what), "Request was throttled.")
             }
+            ChatError::QuotaExceeded { .. } => {
+                Failure::field(wire_field(action, "file"), err.to_string())
+            }
             ChatError::DuplicateRoom { .. } | ChatError::Conflict(_) => {
                 Failure::bad_request(err.to_string())
             }

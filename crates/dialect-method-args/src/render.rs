@@ -47,7 +47,10 @@ pub fn chat_error(e: &ChatError, key: Value) -> Outbound {
         ),
         ChatError::NotFound { what } => (ErrorType::AccessError, format!("{what} not found"), None),
         ChatError::Invalid { field, reason } => (ErrorType::FieldError, format!("{field}: {reason}"), None),
-        ChatError::TooLarge { .. } | ChatError::RateLimited { .. } | ChatError::Conflict(_) => {
+        ChatError::TooLarge { .. }
+        | ChatError::QuotaExceeded { .. }
+        | ChatError::RateLimited { .. }
+        | ChatError::Conflict(_) => {
             (ErrorType::FieldError, e.to_string(), None)
         }
         ChatError::DuplicateRoom { existing } => (
@@ -289,6 +292,7 @@ mod tests {
                     uploader_id: UserId(author),
                     message_id: Some(MessageId(40)),
                     created_at: t0(),
+                    token: "tok".into(),
                 }],
             },
             author: user(author),
@@ -297,7 +301,7 @@ mod tests {
     }
 
     fn url(a: &Attachment) -> String {
-        format!("http://files.test/files/{}/x", a.id)
+        format!("http://files.test/files/{}/{}/x", a.id, a.token)
     }
 
     fn published(event: Event) -> Published {
@@ -356,7 +360,7 @@ mod tests {
             "attached_files": [{
                 "id": 3,
                 "name": "a b.txt",
-                "file": "http://files.test/files/3/x",
+                "file": "http://files.test/files/3/tok/x",
                 "created_at": "2024-06-17T18:00:00.123456Z",
             }],
             "text": "hello",

@@ -259,8 +259,20 @@ impl PubsubSession {
         let base = service.config().public_base_url.clone();
         let mut attachments = Vec::new();
         for (i, url) in req.media.iter().flatten().enumerate() {
-            let id = media::attachment_id(&base, url)
+            let (id, token) = media::attachment_ref(&base, url)
                 .map_err(|why| WireError::invalid(event, format!("media[{i}]: {why}")))?;
+            // The URL's token must be the file's: an id alone opens nothing.
+            let known = service
+                .attachment(id)
+                .await
+                .map_err(chat_err(event))?
+                .is_some_and(|a| chat_core::files::token_matches(&a.token, &token));
+            if !known {
+                return Err(WireError::invalid(
+                    event,
+                    format!("media[{i}]: `{url}` is not a file of this server"),
+                ));
+            }
             if !attachments.contains(&id) {
                 attachments.push(id);
             }

@@ -322,6 +322,25 @@ async fn media_urls(gw: TestGateway) {
         .unwrap()
         .contains("POST /api/files"));
     assert_eq!(stored_messages(&gw, 1, 2).await, 0);
+    // The URL's token is the file's capability: without it, or with another, the
+    // upload is not this server's file.
+    let (head, tail) = file.rsplit_once('/').unwrap();
+    let (prefix, token) = head.rsplit_once('/').unwrap();
+    let wrong = if token.starts_with('0') { "1" } else { "0" };
+    for bad in [
+        format!("{prefix}/{tail}"),
+        format!("{prefix}/{wrong}{}/{tail}", &token[1..]),
+    ] {
+        let refused = n
+            .call(
+                "a",
+                "send-message",
+                json!({"message": "x", "user": "bob", "media": [bad]}),
+            )
+            .await;
+        assert_wire_error(&refused, "invalid", "send-message");
+    }
+    assert_eq!(stored_messages(&gw, 1, 2).await, 0);
 
     let sent = n
         .call(

@@ -328,6 +328,7 @@ mod tests {
                         uploader_id: u.id,
                         message_id: Some(MessageId(3)),
                         created_at: u.created_at,
+                        token: "tok".into(),
                     })
                     .collect(),
             },
@@ -337,7 +338,7 @@ mod tests {
     }
 
     fn url(a: &Attachment) -> String {
-        format!("http://h/files/{}/{}", a.id, a.name)
+        format!("http://h/files/{}/{}/{}", a.id, a.token, a.name)
     }
 
     #[test]
@@ -365,7 +366,10 @@ mod tests {
                    "created_at": "2024-05-01T12:00:00.000Z", "modified_at": "2024-05-01T12:00:00.000Z"})
         );
         let m = MessageOut::from_view(&view("", &[("a.png", "image/png")]), &url);
-        assert_eq!((m.kind, m.msg.as_str()), ("img", "http://h/files/1/a.png"));
+        assert_eq!(
+            (m.kind, m.msg.as_str()),
+            ("img", "http://h/files/1/tok/a.png")
+        );
         let m = MessageOut::from_view(&view("", &[("a.txt", "text/plain")]), &url);
         assert_eq!(m.kind, "file");
         let m = MessageOut::from_view(
@@ -376,7 +380,7 @@ mod tests {
             (m.kind, m.msg.as_str()),
             (
                 "text",
-                "see\nhttp://h/files/1/a.txt\nhttp://h/files/2/b.txt"
+                "see\nhttp://h/files/1/tok/a.txt\nhttp://h/files/2/tok/b.txt"
             )
         );
     }

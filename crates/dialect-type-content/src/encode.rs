@@ -222,7 +222,7 @@ mod tests {
     }
 
     fn url(a: &Attachment) -> String {
-        format!("http://files.test/files/{}/{}", a.id, a.name)
+        format!("http://files.test/files/{}/{}/{}", a.id, a.token, a.name)
     }
 
     fn one(ev: &Event) -> Value {
@@ -296,6 +296,7 @@ mod tests {
             uploader_id: UserId(12),
             message_id: Some(MessageId(5)),
             created_at: t0(),
+            token: "tok".into(),
         }];
         let v = one(&Event::MessageCreated {
             room: r.clone(),
@@ -303,11 +304,11 @@ mod tests {
         });
         assert_eq!(
             v["content"]["text"],
-            "look\nhttp://files.test/files/8/cat.png"
+            "look\nhttp://files.test/files/8/tok/cat.png"
         );
         assert_eq!(
             v["content"]["files"],
-            json!([{"id": 8, "name": "cat.png", "url": "http://files.test/files/8/cat.png",
+            json!([{"id": 8, "name": "cat.png", "url": "http://files.test/files/8/tok/cat.png",
                     "content_type": "image/png", "size": 1234}])
         );
         // A file-only message shows just the URL; a URL already in the text is not repeated.
@@ -316,13 +317,19 @@ mod tests {
             room: r.clone(),
             message: Arc::new(m.clone()),
         });
-        assert_eq!(v["content"]["text"], "http://files.test/files/8/cat.png");
-        m.message.text = "http://files.test/files/8/cat.png".into();
+        assert_eq!(
+            v["content"]["text"],
+            "http://files.test/files/8/tok/cat.png"
+        );
+        m.message.text = "http://files.test/files/8/tok/cat.png".into();
         let v = one(&Event::MessageCreated {
             room: r,
             message: Arc::new(m),
         });
-        assert_eq!(v["content"]["text"], "http://files.test/files/8/cat.png");
+        assert_eq!(
+            v["content"]["text"],
+            "http://files.test/files/8/tok/cat.png"
+        );
     }
 
     #[test]

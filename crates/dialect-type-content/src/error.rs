@@ -34,6 +34,7 @@ pub fn describe(event: &str, e: &ChatError) -> String {
         ChatError::TooLarge { what, size, limit } => {
             format!("the {what} is too large ({size} bytes, at most {limit} allowed)")
         }
+        ChatError::QuotaExceeded { .. } => e.to_string(),
         ChatError::RateLimited { .. } => format!(
             "too many {event} events; send at most {TYPING_FLOOD_PER_SEC} per second (one per second is enough to keep the indicator on)"
         ),

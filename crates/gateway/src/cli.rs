@@ -171,6 +171,21 @@ pub struct ServeArgs {
     /// Frames a connection may send at once above the rate.
     #[arg(long, env = "CHAT_GATEWAY_CONN_BURST", default_value_t = Limits::default().conn_rate.burst)]
     pub conn_burst: f64,
+    /// Total bytes of one user's uploads (kept until the upload expires or for good
+    /// once a message holds it); 0: no limit.
+    #[arg(
+        long,
+        env = "CHAT_GATEWAY_MAX_UPLOAD_BYTES_PER_USER",
+        default_value_t = chat_core::service::DEFAULT_MAX_UPLOAD_BYTES_PER_USER
+    )]
+    pub max_upload_bytes_per_user: u64,
+    /// Seconds after which an upload that no message took is deleted; 0: never.
+    #[arg(
+        long,
+        env = "CHAT_GATEWAY_UNATTACHED_UPLOAD_TTL_SECS",
+        default_value_t = chat_core::service::DEFAULT_UNATTACHED_UPLOAD_TTL.as_secs()
+    )]
+    pub unattached_upload_ttl_secs: u64,
     /// Events buffered per connection; a client that falls this far behind is closed.
     #[arg(long, env = "CHAT_GATEWAY_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
@@ -411,6 +426,8 @@ impl ServeArgs {
             socketio_rooms_trusted: self.socketio_rooms_trusted,
             broker: self.broker,
             close_on_token_expiry: self.close_on_token_expiry,
+            max_upload_bytes_per_user: self.max_upload_bytes_per_user,
+            unattached_upload_ttl: Duration::from_secs(self.unattached_upload_ttl_secs),
         })
     }
 }

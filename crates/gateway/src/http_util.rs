@@ -94,6 +94,7 @@ pub fn status_of(err: &chat_core::ChatError) -> (StatusCode, &'static str) {
         E::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
         E::DuplicateRoom { .. } | E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        E::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
         E::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         E::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
     }

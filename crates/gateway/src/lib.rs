@@ -54,6 +54,10 @@ pub struct GatewayConfig {
     pub broker: Option<String>,
     /// Close sockets when their token expires.
     pub close_on_token_expiry: bool,
+    /// Total bytes of one user's uploads; 0: no limit.
+    pub max_upload_bytes_per_user: u64,
+    /// Uploads no message took are deleted this long after upload; zero: never.
+    pub unattached_upload_ttl: Duration,
 }
 
 impl GatewayConfig {
@@ -82,6 +86,8 @@ impl GatewayConfig {
             socketio_rooms_trusted: false,
             broker: None,
             close_on_token_expiry: false,
+            max_upload_bytes_per_user: chat_core::service::DEFAULT_MAX_UPLOAD_BYTES_PER_USER,
+            unattached_upload_ttl: chat_core::service::DEFAULT_UNATTACHED_UPLOAD_TTL,
         }
     }
 }
@@ -239,6 +245,8 @@ pub async fn start(
             close_on_token_expiry: config.close_on_token_expiry,
             caps: config.limits.caps.clone(),
             user_rate: config.limits.user_rate,
+            max_upload_bytes_per_user: config.max_upload_bytes_per_user,
+            unattached_upload_ttl: config.unattached_upload_ttl,
             ..ServiceConfig::default()
         },
     );
@@ -291,6 +299,9 @@ pub async fn start(
             shutdown.clone(),
         )));
     }
+    // Every node sweeps; the deletes are idempotent, and a blob goes only when no
+    // row of any node names it.
+    tasks.push(service.spawn_upload_sweeper(shutdown.clone()));
     tracing::info!("HTTP API on http://{main_addr}/api, health on http://{main_addr}/healthz");
     Ok(RunningGateway {
         addrs,

@@ -487,9 +487,97 @@ async fn upload(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {
     ))
 }
 
-/// `GET /files/{id}/{name}`: the stored bytes with their recorded content type. The
-/// name must match the stored one, so a URL cannot be guessed from the id alone.
+/// Types a browser may show in place (`Content-Disposition: inline`): raster images
+/// and PDF, which run no script in the gateway's origin. Everything else, HTML and
+/// SVG included, is served as a download.
+const INLINE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+];
+
+/// A download that takes no chunk for this long is ended, and its file closed.
+pub const DOWNLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `content_type` (its essence, without parameters) may be shown inline.
+pub fn is_inline_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    INLINE_TYPES.contains(&essence.as_str())
+}
+
+/// Characters escaped in RFC 5987 `filename*` values: all but `attr-char`.
+const ATTR_CHAR_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `Content-Disposition` for a file named `name`: `inline` for [`INLINE_TYPES`],
+/// else `attachment`, with a quoted ASCII `filename` (other characters, quotes and
+/// backslashes as `_`) and, when that is not the name, the exact name as RFC 5987
+/// `filename*=UTF-8''…`.
+pub fn content_disposition(content_type: &str, name: &str) -> String {
+    let kind = if is_inline_type(content_type) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    if ascii == name {
+        format!("{kind}; filename=\"{ascii}\"")
+    } else {
+        format!(
+            "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}",
+            percent_encoding::utf8_percent_encode(name, ATTR_CHAR_ESCAPES)
+        )
+    }
+}
+
+/// `GET /files/{id}/{token}/{name}`: the stored bytes with their recorded content
+/// type, streamed in chunks. The token (random, stored with the attachment, compared
+/// in constant time) and the name must both match, so a URL cannot be made from the
+/// id; any mismatch is the same 404 as a missing file. Every answer, errors included,
+/// carries `Content-Security-Policy: sandbox` and `X-Content-Type-Options: nosniff`.
 pub async fn serve_file(req: Request<Incoming>, app: &App) -> Response<Body> {
+    let mut resp = file_response(req, app).await;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static("sandbox"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+fn no_such_file() -> Response<Body> {
+    http_util::error(StatusCode::NOT_FOUND, "not_found", "no such file")
+}
+
+async fn file_response(req: Request<Incoming>, app: &App) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return http_util::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -498,48 +586,125 @@ pub async fn serve_file(req: Request<Incoming>, app: &App) -> Response<Body> {
         );
     }
     let path = req.uri().path().to_string();
-    let mut parts = path.trim_start_matches("/files/").splitn(2, '/');
-    let (Some(id), Some(name)) = (parts.next(), parts.next()) else {
-        return http_util::error(StatusCode::NOT_FOUND, "not_found", "no such file");
+    let mut parts = path.trim_start_matches("/files/").splitn(3, '/');
+    let (Some(id), Some(token), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return no_such_file();
     };
     let Ok(id) = id.parse::<i64>() else {
-        return http_util::error(StatusCode::NOT_FOUND, "not_found", "no such file");
+        return no_such_file();
     };
     let name = percent_encoding::percent_decode_str(name)
         .decode_utf8_lossy()
         .to_string();
     let att = match app.service.attachment(chat_core::AttachmentId(id)).await {
-        Ok(Some(a)) if a.name == name => a,
-        Ok(_) => return http_util::error(StatusCode::NOT_FOUND, "not_found", "no such file"),
-        Err(e) => return http_util::chat_error(&e),
+        Ok(Some(a)) if chat_core::files::token_matches(&a.token, token) && a.name == name => a,
+        Ok(_) => return no_such_file(),
+        Err(e) => {
+            tracing::error!(attachment = id, error = %e, "could not look up an attachment");
+            return http_util::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                "the file could not be read",
+            );
+        }
     };
-    let bytes = match app.service.files().get(&att.blob_key).await {
-        Ok(Some(b)) => b,
+    let reader = match app.service.files().open(&att.blob_key).await {
+        Ok(Some(r)) => r,
         Ok(None) => {
+            tracing::error!(attachment = id, blob = %att.blob_key, "an attachment's bytes are missing");
             return http_util::error(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "the file's bytes are missing",
-            )
+            );
         }
         Err(e) => {
-            return http_util::error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+            tracing::error!(attachment = id, blob = %att.blob_key, error = %e, "could not open an attachment's bytes");
+            return http_util::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                "the file could not be read",
+            );
         }
     };
-    let is_head = req.method() == Method::HEAD;
+    let content_type = http::HeaderValue::from_str(&att.content_type)
+        .unwrap_or_else(|_| http::HeaderValue::from_static("application/octet-stream"));
+    let disposition =
+        http::HeaderValue::from_str(&content_disposition(&att.content_type, &att.name))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("attachment"));
+    let size = reader.size();
+    let body = if req.method() == Method::HEAD {
+        http_util::empty()
+    } else {
+        stream_body(reader, id)
+    };
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, att.content_type.as_str())
-        .header(header::CONTENT_LENGTH, bytes.len())
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, size)
+        .header(header::CONTENT_DISPOSITION, disposition)
         .header(
             header::CACHE_CONTROL,
             "private, max-age=31536000, immutable",
         )
-        .header("x-content-type-options", "nosniff")
-        .body(if is_head {
-            http_util::empty()
-        } else {
-            http_util::full(bytes)
-        })
+        .body(body)
         .unwrap_or_else(|_| Response::new(http_util::empty()))
+}
+
+/// The body of a download: a task reads the blob a chunk at a time and hands each to
+/// the connection through a one-slot channel, so a download holds about two chunks
+/// in memory whatever the file's size. When the connection takes no chunk for
+/// [`DOWNLOAD_IDLE_TIMEOUT`] the task gives up, closing the file; the body then
+/// fails, and hyper drops the connection once it polls it again. (Closing a socket
+/// whose peer never reads is the connection-level write timeout's job.)
+fn stream_body(mut reader: chat_core::files::BlobReader, id: i64) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        loop {
+            let next = match reader.next_chunk().await {
+                Ok(Some(chunk)) => Ok(chunk),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(attachment = id, error = %e, "a download's bytes could not be read");
+                    Err(std::io::Error::other("the file could not be read"))
+                }
+            };
+            let failed = next.is_err();
+            match tokio::time::timeout(DOWNLOAD_IDLE_TIMEOUT, tx.send(next)).await {
+                Ok(Ok(())) if !failed => {}
+                Ok(_) => return,
+                Err(_) => {
+                    tracing::info!(
+                        attachment = id,
+                        "a download took no data for {DOWNLOAD_IDLE_TIMEOUT:?}: ended"
+                    );
+                    return;
+                }
+            }
+        }
+    });
+    ChannelBody { rx }.boxed()
+}
+
+/// A response body fed by a channel of chunks.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = http_util::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.rx.poll_recv(cx).map(|next| {
+            next.map(|chunk| {
+                chunk
+                    .map(hyper::body::Frame::data)
+                    .map_err(|e| Box::new(e) as http_util::BoxError)
+            })
+        })
+    }
 }

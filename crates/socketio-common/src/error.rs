@@ -44,6 +44,7 @@ impl WireError {
             ChatError::Invalid { .. } => "invalid",
             ChatError::DuplicateRoom { .. } | ChatError::Conflict(_) => "conflict",
             ChatError::TooLarge { .. } => "too_large",
+            ChatError::QuotaExceeded { .. } => "quota_exceeded",
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::Storage(detail) => {
                 tracing::error!(event, error = %detail, "a Socket.IO request failed in storage");

@@ -27,6 +27,12 @@ struct Blob {
     bytes: Vec<u8>,
 }
 
+#[derive(QueryableByName)]
+struct Size {
+    #[diesel(sql_type = BigInt)]
+    size: i64,
+}
+
 fn io(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(format!("blob store: {e}"))
 }
@@ -76,5 +82,53 @@ impl BlobStore for PgBlobs {
             .await
             .map_err(io)?;
         Ok(found.into_iter().next().map(|b| b.bytes))
+    }
+
+    async fn blob_size(&self, key: &str) -> std::io::Result<Option<u64>> {
+        let mut conn = self.pool.get().await.map_err(io)?;
+        let found = diesel::sql_query("SELECT size FROM chat_blobs WHERE key = $1")
+            .bind::<Text, _>(key)
+            .get_results::<Size>(&mut conn)
+            .await
+            .map_err(io)?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|s| u64::try_from(s.size).unwrap_or(0)))
+    }
+
+    async fn read_blob(&self, key: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        // bytea is at most 1 GiB, so positions fit PostgreSQL's int; substring counts
+        // from 1.
+        let from = i64::try_from(offset).map_err(io)?.saturating_add(1);
+        let len = i64::try_from(len).map_err(io)?;
+        let mut conn = self.pool.get().await.map_err(io)?;
+        let found = diesel::sql_query(
+            "SELECT substring(bytes FROM $2::int FOR $3::int) AS bytes FROM chat_blobs WHERE key = $1",
+        )
+        .bind::<Text, _>(key)
+        .bind::<BigInt, _>(from)
+        .bind::<BigInt, _>(len)
+        .get_results::<Blob>(&mut conn)
+        .await
+        .map_err(io)?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|b| b.bytes)
+            .unwrap_or_default())
+    }
+
+    async fn delete_unused_blob(&self, key: &str) -> std::io::Result<bool> {
+        let mut conn = self.pool.get().await.map_err(io)?;
+        let deleted = diesel::sql_query(
+            "DELETE FROM chat_blobs WHERE key = $1 \
+             AND NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = $1)",
+        )
+        .bind::<Text, _>(key)
+        .execute(&mut conn)
+        .await
+        .map_err(io)?;
+        Ok(deleted > 0)
     }
 }

@@ -307,6 +307,7 @@ pub(crate) struct AttachmentRow {
     pub uploader_id: i64,
     pub message_id: Option<i64>,
     pub created_at: i64,
+    pub token: String,
 }
 
 impl AttachmentRow {
@@ -320,6 +321,7 @@ impl AttachmentRow {
             uploader_id: UserId(self.uploader_id),
             message_id: self.message_id.map(MessageId),
             created_at: from_micros(self.created_at)?,
+            token: self.token,
         })
     }
 }
@@ -333,6 +335,7 @@ pub(crate) struct NewAttachmentRow<'a> {
     pub blob_key: &'a str,
     pub uploader_id: i64,
     pub created_at: i64,
+    pub token: &'a str,
 }
 
 /// Attach each message's attachments (rows sorted by message and position) and map

@@ -70,6 +70,7 @@ diesel::table! {
         message_id -> Nullable<BigInt>,
         position -> BigInt,
         created_at -> BigInt,
+        token -> Text,
     }
 }
 

@@ -1155,9 +1155,39 @@ impl Store for DieselStore {
 
     // ------------------------------------------------------------------ attachments
 
-    async fn insert_attachment(&self, a: &NewAttachment) -> StoreResult<Attachment> {
+    async fn insert_attachment(
+        &self,
+        a: &NewAttachment,
+        quota: Option<i64>,
+    ) -> StoreResult<Attachment> {
         let a = a.clone();
-        with_conn!(self, write, |conn| {
+        with_tx!(self, |conn| {
+            if let Some(limit) = quota {
+                // Hold the uploader's row to commit (a no-op update, as `lock_room!`),
+                // so the user's concurrent uploads check the quota one at a time.
+                let locked = diesel::update(users::table.find(a.uploader_id.0))
+                    .set(users::id.eq(users::id))
+                    .execute(conn)
+                    .await?;
+                if locked == 0 {
+                    return Err(Fail::not_found("user"));
+                }
+                // SUM of a BIGINT is NUMERIC on PostgreSQL: cast it back.
+                let used: i64 = attachments::table
+                    .filter(attachments::uploader_id.eq(a.uploader_id.0))
+                    .select(diesel::dsl::sql::<BigInt>(
+                        "CAST(COALESCE(SUM(attachments.size), 0) AS BIGINT)",
+                    ))
+                    .first::<i64>(conn)
+                    .await?;
+                if used.saturating_add(a.size) > limit {
+                    return Err(Fail::Store(StoreError::QuotaExceeded {
+                        used,
+                        size: a.size,
+                        limit,
+                    }));
+                }
+            }
             let row = diesel::insert_into(attachments::table)
                 .values(NewAttachmentRow {
                     name: &a.name,
@@ -1166,6 +1196,7 @@ impl Store for DieselStore {
                     blob_key: &a.blob_key,
                     uploader_id: a.uploader_id.0,
                     created_at: now_micros(),
+                    token: &a.token,
                 })
                 .returning(AttachmentRow::as_returning())
                 .get_result::<AttachmentRow>(conn)
@@ -1176,6 +1207,7 @@ impl Store for DieselStore {
                 })?;
             row.into_attachment()
         })
+        .map_err(Fail::into_store_error)
     }
 
     async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<Attachment>> {
@@ -1187,6 +1219,66 @@ impl Store for DieselStore {
                 .await
                 .optional()?;
             row.map(AttachmentRow::into_attachment).transpose()
+        })
+    }
+
+    async fn delete_unattached(&self, id: AttachmentId) -> StoreResult<bool> {
+        with_conn!(self, write, |conn| {
+            let n = diesel::delete(
+                attachments::table
+                    .find(id.0)
+                    .filter(attachments::message_id.is_null()),
+            )
+            .execute(conn)
+            .await?;
+            Ok(n > 0)
+        })
+    }
+
+    async fn delete_unattached_before(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<Attachment>> {
+        let before = to_micros(before);
+        with_tx!(self, |conn| {
+            let ids: Vec<i64> = attachments::table
+                .filter(attachments::message_id.is_null())
+                .filter(attachments::created_at.lt(before))
+                .order(attachments::created_at)
+                .select(attachments::id)
+                .limit(limit)
+                .load::<i64>(conn)
+                .await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            // A message may have taken one since: `message_id IS NULL` again.
+            let rows = diesel::delete(
+                attachments::table
+                    .filter(attachments::id.eq_any(&ids))
+                    .filter(attachments::message_id.is_null()),
+            )
+            .returning(AttachmentRow::as_returning())
+            .get_results::<AttachmentRow>(conn)
+            .await?;
+            rows.into_iter()
+                .map(AttachmentRow::into_attachment)
+                .collect::<Result<Vec<_>, Fail>>()
+        })
+        .map_err(Fail::into_store_error)
+    }
+
+    async fn blob_in_use(&self, blob_key: &str) -> StoreResult<bool> {
+        let key = blob_key.to_string();
+        with_conn!(self, read, |conn| {
+            let found = attachments::table
+                .filter(attachments::blob_key.eq(&key))
+                .select(attachments::id)
+                .first::<i64>(conn)
+                .await
+                .optional()?;
+            Ok(found.is_some())
         })
     }
 }

@@ -153,13 +153,17 @@ async fn history_ids(store: &Arc<dyn Store>, room: RoomId) -> Vec<MessageId> {
 
 async fn upload(store: &Arc<dyn Store>, by: UserId, name: &str) -> AttachmentId {
     store
-        .insert_attachment(&NewAttachment {
-            name: name.to_owned(),
-            content_type: "image/png".into(),
-            size: 42,
-            blob_key: format!("{:0>64}", name.len()),
-            uploader_id: by,
-        })
+        .insert_attachment(
+            &NewAttachment {
+                name: name.to_owned(),
+                content_type: "image/png".into(),
+                size: 42,
+                blob_key: format!("{:0>64}", name.len()),
+                uploader_id: by,
+                token: chat_core::files::new_token(),
+            },
+            None,
+        )
         .await
         .expect("insert attachment")
         .id
