@@ -119,6 +119,16 @@ impl<S> Held<S> {
     }
 }
 
+impl Held<tokio::net::TcpStream> {
+    /// Whether the peer sends something (or closes) within `limit`.
+    pub async fn readable_within(&self, limit: Duration) -> bool {
+        let mut one = [0u8; 1];
+        tokio::time::timeout(limit, self.inner.peek(&mut one))
+            .await
+            .is_ok_and(|r| r.is_ok_and(|n| n > 0))
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -269,7 +269,8 @@ pub async fn start(
     };
     let app = Arc::new(App {
         service: service.clone(),
-        origins: origin::OriginPolicy::new(&config.allowed_origins),
+        origins: origin::OriginPolicy::with_default(&config.allowed_origins, &base),
+        socketio_rooms_trusted: config.socketio_rooms_trusted,
         limits: config.limits.clone(),
         ping_interval: config.ping_interval,
         tracker: TaskTracker::new(),

@@ -5,11 +5,19 @@
 //! with a scheme (`https://example.com`) and/or port (`example.com:8443`), which then
 //! must match too. Matching is case-insensitive. An absent or unparsable Origin is
 //! refused whenever a list is configured, as Channels does.
+//!
+//! The gateway applies the list to every browser-reachable mount: a request whose
+//! Origin header does not match is refused, whatever the dialect. With no list
+//! configured the default is the gateway's own public origin (so a page the gateway
+//! serves may connect, and another site's page may not). A request with no Origin
+//! comes from no browser (mobile apps, servers); see [`OriginPolicy::allows`].
 
 /// A parsed allow-list.
 #[derive(Clone, Debug, Default)]
 pub struct OriginPolicy {
     entries: Vec<Pattern>,
+    /// Whether the list was configured (`--allowed-origins`) rather than defaulted.
+    explicit: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -61,9 +69,23 @@ fn default_port(scheme: Option<&str>) -> Option<u16> {
 }
 
 impl OriginPolicy {
+    /// The configured entries, or, when there are none, `own` (the gateway's public
+    /// base URL) alone.
+    pub fn with_default<S: AsRef<str>>(entries: &[S], own: &str) -> Self {
+        let configured = Self::new(entries);
+        if configured.is_configured() {
+            return configured;
+        }
+        OriginPolicy {
+            explicit: false,
+            ..Self::new(&[own])
+        }
+    }
+
     /// Parse allow-list entries; an empty list allows everything.
     pub fn new<S: AsRef<str>>(entries: &[S]) -> Self {
-        OriginPolicy {
+        let mut policy = OriginPolicy {
+            explicit: false,
             entries: entries
                 .iter()
                 .filter_map(|e| {
@@ -85,19 +107,32 @@ impl OriginPolicy {
                     })
                 })
                 .collect(),
-        }
+        };
+        policy.explicit = !policy.entries.is_empty();
+        policy
     }
 
     pub fn is_configured(&self) -> bool {
-        !self.entries.is_empty()
+        self.explicit
     }
 
-    /// Whether `origin` (the header value, if any) is allowed.
+    /// Whether a browser request with this Origin header is refused: it has one and
+    /// it matches no entry.
+    pub fn refuses_browser(&self, origin: Option<&str>) -> bool {
+        origin.is_some() && !self.allows(origin)
+    }
+
+    /// Whether `origin` (the header value, if any) is allowed. No Origin at all is
+    /// allowed unless a list was configured (Channels' rule, which action-request
+    /// keeps; the other dialects accept clients without one, see the README).
     pub fn allows(&self, origin: Option<&str>) -> bool {
         if self.entries.is_empty() {
             return true;
         }
-        let Some(origin) = origin.and_then(parse) else {
+        let Some(origin) = origin else {
+            return !self.explicit;
+        };
+        let Some(origin) = parse(origin) else {
             return false;
         };
         self.entries.iter().any(|p| {

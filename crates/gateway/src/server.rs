@@ -144,6 +144,8 @@ pub fn normalize_path(p: &str) -> String {
 pub struct App {
     pub service: Arc<ChatService>,
     pub origins: OriginPolicy,
+    /// socketio-rooms serves without tokens: browsers (any Origin) are refused.
+    pub socketio_rooms_trusted: bool,
     pub limits: Limits,
     pub ping_interval: Duration,
     /// WebSocket connection tasks, awaited on shutdown.
@@ -227,6 +229,7 @@ pub async fn run(
                 continue;
             }
         };
+        let first_byte = app.limits.header_timeout;
         let app = app.clone();
         let routes = routes.clone();
         let shutdown_c = shutdown.clone();
@@ -236,10 +239,17 @@ pub async fn run(
             let shutdown = shutdown_c.clone();
             async move { Ok::<_, Infallible>(route(req, app, routes, shutdown, peer).await) }
         });
-        let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let watcher = graceful.watcher();
+        let http = http.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // A connection that never sends a byte is closed like a slow head (hyper
+            // starts its header timer at the first byte).
+            if !stream.readable_within(first_byte).await {
+                tracing::debug!(%peer, "closing a connection that sent nothing");
+                return;
+            }
+            let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "http connection ended with an error");
             }
         });
@@ -285,7 +295,27 @@ async fn route(
     if let Some(r) = exact.or_else(prefix) {
         return match &r.kind {
             RouteKind::Ws(d) => upgrade(req, app, d.clone(), shutdown, peer).await,
-            RouteKind::Http(m) => m.call(req).await,
+            RouteKind::Http(m) => {
+                let origin = req
+                    .headers()
+                    .get(header::ORIGIN)
+                    .and_then(|v| v.to_str().ok());
+                if app.socketio_rooms_trusted && m.name() == "socketio-rooms" && origin.is_some() {
+                    return http_util::error(
+                        StatusCode::FORBIDDEN,
+                        "refused",
+                        "socketio-rooms runs in trusted mode (no tokens): browsers are refused",
+                    );
+                }
+                if app.origins.refuses_browser(origin) {
+                    return http_util::error(
+                        StatusCode::FORBIDDEN,
+                        "refused",
+                        "origin not allowed",
+                    );
+                }
+                m.call(req).await
+            }
         };
     }
     match path.as_str() {
@@ -358,6 +388,10 @@ async fn upgrade(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if app.origins.refuses_browser(origin.as_deref()) {
+        tracing::debug!(%peer, dialect = dialect.name(), "upgrade refused: origin not allowed");
+        return http_util::error(StatusCode::FORBIDDEN, "refused", "origin not allowed");
+    }
     let mut hs = Handshake {
         path: req.uri().path().to_string(),
         query: query.clone(),
