@@ -11,7 +11,15 @@ const ALL: &str = "method-args,type-content,action-request,socketio-rooms,socket
 const GROUP_CAPABLE: &str = "method-args,type-content,action-request,socketio-rooms";
 
 async fn bench(backend: Backend, args: &[&str]) -> Option<Value> {
-    let gw = TestGateway::on(backend).await?;
+    // A benchmark drives far more per user than a person would: the rate limits are
+    // lifted, as crates/chat-bench/run.sh does.
+    let mut opts = chat_testkit::Options {
+        backend,
+        ..Default::default()
+    };
+    opts.limits.user_rate = chat_core::throttle::Rate::UNLIMITED;
+    opts.limits.conn_rate = chat_core::throttle::Rate::UNLIMITED;
+    let gw = TestGateway::start(opts).await?;
     let json = std::env::temp_dir().join(format!(
         "chat-bench-smoke-{}-{}.json",
         std::process::id(),

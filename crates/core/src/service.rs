@@ -1113,7 +1113,7 @@ impl ChatService {
         self.throttle(actor)?;
         if cmd.text.len() > self.config.caps.text_bytes {
             return Err(ChatError::TooLarge {
-                what: "text",
+                what: "message",
                 size: cmd.text.len(),
                 limit: self.config.caps.text_bytes,
             });
@@ -1226,7 +1226,7 @@ impl ChatService {
         }
         if text.len() > self.config.caps.text_bytes {
             return Err(ChatError::TooLarge {
-                what: "text",
+                what: "message",
                 size: text.len(),
                 limit: self.config.caps.text_bytes,
             });

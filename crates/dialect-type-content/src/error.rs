@@ -35,9 +35,12 @@ pub fn describe(event: &str, e: &ChatError) -> String {
             format!("the {what} is too large ({size} bytes, at most {limit} allowed)")
         }
         ChatError::QuotaExceeded { .. } => e.to_string(),
-        ChatError::RateLimited { .. } => format!(
+        ChatError::RateLimited { what: "typing" } => format!(
             "too many {event} events; send at most {TYPING_FLOOD_PER_SEC} per second (one per second is enough to keep the indicator on)"
         ),
+        ChatError::RateLimited { .. } => {
+            format!("too many {event} events; slow down (see the server's --user-rate)")
+        }
         ChatError::Storage(detail) => {
             tracing::warn!(%event, %detail, "type-content: storage error");
             "the server could not save this right now; nothing was changed, try again".to_string()

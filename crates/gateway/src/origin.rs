@@ -70,7 +70,9 @@ fn default_port(scheme: Option<&str>) -> Option<u16> {
 
 impl OriginPolicy {
     /// The configured entries, or, when there are none, `own` (the gateway's public
-    /// base URL) alone.
+    /// base URL) and the loopback hosts (pages on the operator's own machine, as
+    /// Django allows `localhost`, `127.0.0.1` and `[::1]` when `ALLOWED_HOSTS` is
+    /// empty).
     pub fn with_default<S: AsRef<str>>(entries: &[S], own: &str) -> Self {
         let configured = Self::new(entries);
         if configured.is_configured() {
@@ -78,7 +80,7 @@ impl OriginPolicy {
         }
         OriginPolicy {
             explicit: false,
-            ..Self::new(&[own])
+            ..Self::new(&[own, "localhost", "127.0.0.1", "[::1]"])
         }
     }
 
@@ -187,5 +189,24 @@ mod tests {
         assert!(!p.allows(Some("null")));
         assert!(OriginPolicy::new::<&str>(&[]).allows(None));
         assert!(OriginPolicy::new(&["*"]).allows(Some("http://anything")));
+    }
+
+    #[test]
+    fn the_default_is_the_own_origin_and_loopback() {
+        let p = OriginPolicy::with_default::<&str>(&[], "https://chat.example.com");
+        assert!(!p.is_configured());
+        assert!(p.allows(Some("https://chat.example.com")));
+        assert!(p.allows(Some("http://localhost:3000")));
+        assert!(p.allows(Some("http://127.0.0.1:8080")));
+        assert!(!p.allows(Some("https://evil.example")));
+        assert!(
+            !p.allows(Some("http://chat.example.com")),
+            "the scheme counts"
+        );
+        assert!(p.allows(None), "no Origin: not a browser");
+        assert!(p.refuses_browser(Some("https://evil.example")));
+        let explicit = OriginPolicy::with_default(&["app.example.com"], "https://chat.example.com");
+        assert!(!explicit.allows(None), "with a list, as Channels");
+        assert!(!explicit.allows(Some("http://localhost")));
     }
 }
