@@ -585,7 +585,12 @@ mod tests {
         let sent = crate::decode::decode(&text, crate::Endpoint::User)
             .expect("decodes")
             .request_id;
-        for request_id in [sent, json!(0.1), json!(-1.7976931348623157e308), json!(5e-324)] {
+        for request_id in [
+            sent,
+            json!(0.1),
+            json!(-1.7976931348623157e308),
+            json!(5e-324),
+        ] {
             let tag = tag_of(&request_id).expect("a tag");
             let back: Value = serde_json::from_str(&tag).expect("JSON");
             assert_eq!(back, request_id, "{tag}");

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "chat-fuzz", about = "Fuzz the gateway's decoders (stable toolchain)")]
+#[command(
+    name = "chat-fuzz",
+    about = "Fuzz the gateway's decoders (stable toolchain)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -25,12 +25,60 @@ const RAW: &str = "@@chat-fuzz-raw@@";
 
 /// Byte strings that mean something to one of the parsers.
 const TOKENS: &[&str] = &[
-    "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u0000", "\\ud800", "\\udc00", "null", "true",
-    "false", "-", "0", "-0", "1e999", "-1e999", "1.5", "18446744073709551616",
-    "9223372036854775808", "-9223372036854775809", "\u{1e}", "4", "42", "451-", "/chat,",
-    "/,", "b", "2probe", "{\"_placeholder\":true,\"num\":0}", "é", "😀", "\u{feff}", "\u{0}",
-    " ", "\t", "\n", "_", "data:", ";base64,", "=", "==", "+/", "-_", "T", "Z", "+23:59",
-    "%", "&", "?", "token=", "Bearer ",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"",
+    "\\",
+    "\\u0000",
+    "\\ud800",
+    "\\udc00",
+    "null",
+    "true",
+    "false",
+    "-",
+    "0",
+    "-0",
+    "1e999",
+    "-1e999",
+    "1.5",
+    "18446744073709551616",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "\u{1e}",
+    "4",
+    "42",
+    "451-",
+    "/chat,",
+    "/,",
+    "b",
+    "2probe",
+    "{\"_placeholder\":true,\"num\":0}",
+    "é",
+    "😀",
+    "\u{feff}",
+    "\u{0}",
+    " ",
+    "\t",
+    "\n",
+    "_",
+    "data:",
+    ";base64,",
+    "=",
+    "==",
+    "+/",
+    "-_",
+    "T",
+    "Z",
+    "+23:59",
+    "%",
+    "&",
+    "?",
+    "token=",
+    "Bearer ",
 ];
 
 const NUMBERS: &[&str] = &[
@@ -106,7 +154,9 @@ const DIGIT_STRINGS: &[&str] = &[
     "http://127.0.0.1:8080/files/",
 ];
 
-const CHARS: &[&str] = &["a", "é", "😀", "\\n", "\\u0000", "\\\"", "\\\\", "0", " ", "\u{7f}"];
+const CHARS: &[&str] = &[
+    "a", "é", "😀", "\\n", "\\u0000", "\\\"", "\\\\", "0", " ", "\u{7f}",
+];
 
 /// The part of an input that is a JSON document: `input[start..end]`.
 struct Doc {
@@ -419,14 +469,21 @@ impl Mutator {
             }
             2 => {
                 let cut = rng.below(s.len() + 1);
-                let cut = (0..=cut).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+                let cut = (0..=cut)
+                    .rev()
+                    .find(|i| s.is_char_boundary(*i))
+                    .unwrap_or(0);
                 s.truncate(cut);
             }
             3 => *s = s.to_uppercase(),
             4 => {
                 let pos = rng.below(s.len() + 1);
-                let pos = (0..=pos).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
-                s.insert_str(pos, *rng.pick(TOKENS));
+                let pos = (0..=pos)
+                    .rev()
+                    .find(|i| s.is_char_boundary(*i))
+                    .unwrap_or(0);
+                let token = *rng.pick(TOKENS);
+                s.insert_str(pos, token);
             }
             _ => *s = format!(" {s} "),
         }
@@ -462,7 +519,11 @@ impl Mutator {
             4 => {
                 let depth = *rng.pick(&[10usize, 100, 127, 128, 129, 1000]);
                 let key = serde_json::to_string(rng.pick(&self.keys)).unwrap_or_default();
-                format!("{}1{}", format!("{{{key}:").repeat(depth), "}".repeat(depth))
+                format!(
+                    "{}1{}",
+                    format!("{{{key}:").repeat(depth),
+                    "}".repeat(depth)
+                )
             }
             5 => {
                 let c = rng.pick(CHARS);

@@ -87,9 +87,11 @@ pub fn run_one(target: &Target, input: &[u8]) -> Option<String> {
     QUIET.with(|q| *q.borrow_mut() = true);
     let result = panic::catch_unwind(AssertUnwindSafe(|| (target.run)(input)));
     QUIET.with(|q| *q.borrow_mut() = false);
-    result
-        .err()
-        .map(|_| LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_default())
+    result.err().map(|_| {
+        LAST_PANIC
+            .with(|l| l.borrow_mut().take())
+            .unwrap_or_default()
+    })
 }
 
 fn fnv(data: &[u8]) -> u64 {
@@ -180,7 +182,7 @@ fn fuzz_loop(
         if opts.iterations.is_some_and(|n| report.iterations >= n) {
             break;
         }
-        if report.iterations % 32 == 0 && opts.time.is_some_and(|t| start.elapsed() >= t) {
+        if report.iterations.is_multiple_of(32) && opts.time.is_some_and(|t| start.elapsed() >= t) {
             break;
         }
         let input = if report.iterations < seeds {
@@ -197,10 +199,7 @@ fn fuzz_loop(
             c.clone_from(&input);
         }
         let t0 = Instant::now();
-        started_at.store(
-            (t0 - epoch).as_nanos().max(1) as u64,
-            Ordering::Release,
-        );
+        started_at.store((t0 - epoch).as_nanos().max(1) as u64, Ordering::Release);
         let panicked = run_one(target, &input);
         let took = t0.elapsed();
         report.slowest = report.slowest.max(took);

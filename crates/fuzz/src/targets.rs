@@ -158,7 +158,11 @@ pub fn method_args_upload(data: &[u8]) {
         name: "f.bin".into(),
         data: text(rest).into_owned(),
     };
-    if let Ok(u) = decode_file(usize::from(data.first().copied().unwrap_or(0)), &file, limit) {
+    if let Ok(u) = decode_file(
+        usize::from(data.first().copied().unwrap_or(0)),
+        &file,
+        limit,
+    ) {
         assert!(u.bytes.len() <= limit, "an upload over its limit");
     }
 }
