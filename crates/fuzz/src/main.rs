@@ -38,6 +38,9 @@ enum Cmd {
         /// Count panics and go on instead of stopping at the first.
         #[arg(long)]
         keep_going: bool,
+        /// Also save each target's slowest input under --crash-dir.
+        #[arg(long)]
+        save_slowest: bool,
     },
     /// Run saved inputs through a target, letting a panic show.
     Replay { target: String, files: Vec<PathBuf> },
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
             seed,
             crash_dir,
             keep_going,
+            save_slowest,
         } => {
             let chosen: Vec<_> = if targets.is_empty() {
                 TARGETS.iter().collect()
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
                 seed,
                 time,
                 iterations,
-                crash_dir,
+                crash_dir: crash_dir.clone(),
                 keep_going,
                 ..Options::default()
             };
@@ -121,6 +125,15 @@ fn main() -> ExitCode {
                     r.crashes,
                     r.slowest.as_secs_f64() * 1000.0
                 );
+                if save_slowest {
+                    let path = runner::save(&crash_dir, t.name, "slowest", &r.slowest_input);
+                    eprintln!(
+                        "{}: the slowest input ({} bytes) is {}",
+                        t.name,
+                        r.slowest_input.len(),
+                        path.display()
+                    );
+                }
                 failed |= r.crashes > 0;
             }
             if failed {

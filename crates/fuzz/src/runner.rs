@@ -50,6 +50,8 @@ pub struct Report {
     pub crashes: u64,
     /// The slowest single input.
     pub slowest: Duration,
+    /// That input (kept so that a slow path can be looked into).
+    pub slowest_input: Vec<u8>,
     /// The first panic: its message and where its input was saved.
     pub first_crash: Option<(String, PathBuf)>,
 }
@@ -175,6 +177,7 @@ fn fuzz_loop(
         elapsed: Duration::ZERO,
         crashes: 0,
         slowest: Duration::ZERO,
+        slowest_input: Vec::new(),
         first_crash: None,
     };
     let seeds = mutator.seeds().len() as u64;
@@ -202,7 +205,10 @@ fn fuzz_loop(
         started_at.store((t0 - epoch).as_nanos().max(1) as u64, Ordering::Release);
         let panicked = run_one(target, &input);
         let took = t0.elapsed();
-        report.slowest = report.slowest.max(took);
+        if took > report.slowest {
+            report.slowest = took;
+            report.slowest_input.clone_from(&input);
+        }
         report.iterations += 1;
         if let Some(message) = panicked {
             report.crashes += 1;
