@@ -451,8 +451,11 @@ impl Mutator {
                 a.insert(i, x);
             }
             2 => {
+                // Many copies, but never more than the input size allows (a large
+                // item copied ten thousand times would be gigabytes).
                 let x = a[i].clone();
-                let n = rng.size(10_000);
+                let item = serde_json::to_string(&x).map_or(MAX_INPUT, |t| t.len() + 1);
+                let n = rng.size(10_000).min(MAX_INPUT / item);
                 a.extend(std::iter::repeat_n(x, n));
             }
             _ => a.reverse(),

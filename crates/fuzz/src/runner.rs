@@ -130,7 +130,7 @@ pub fn run(target: &'static Target, opts: &Options) -> Report {
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(200));
                 let start = started_at.load(Ordering::Acquire);
-                if start != seen {
+                if start == 0 || start != seen {
                     seen = start;
                     continue;
                 }
@@ -205,6 +205,8 @@ fn fuzz_loop(
         started_at.store((t0 - epoch).as_nanos().max(1) as u64, Ordering::Release);
         let panicked = run_one(target, &input);
         let took = t0.elapsed();
+        // Not in a target: making the next input is not a hang of this one.
+        started_at.store(0, Ordering::Release);
         if took > report.slowest {
             report.slowest = took;
             report.slowest_input.clone_from(&input);
