@@ -575,4 +575,28 @@ mod tests {
             assert_eq!(event(&Published::new(e, None)), None);
         }
     }
+
+    #[test]
+    fn a_request_id_reads_back_from_its_tag_exactly() {
+        // Found by chat-fuzz: without exact float parsing, a long integer (taken as a
+        // float) came back from its tag one unit in the last place away, so the
+        // room's other connections saw a request_id the sender never sent.
+        let text = format!(
+            r#"{{"action":"list","request_id":{}}}"#,
+            "95940891587421686943733884938184602291242428951022981850801504759412900531766560115535493089664699799621489706147370929477176043080800158425337294586819436456446094893606601963872985645677305532766581822352177202641535558109739092472"
+        );
+        let sent = crate::decode::decode(&text, crate::Endpoint::User)
+            .expect("decodes")
+            .request_id;
+        for request_id in [
+            sent,
+            json!(0.1),
+            json!(-1.7976931348623157e308),
+            json!(5e-324),
+        ] {
+            let tag = tag_of(&request_id).expect("a tag");
+            let back: Value = serde_json::from_str(&tag).expect("JSON");
+            assert_eq!(back, request_id, "{tag}");
+        }
+    }
 }
