@@ -449,8 +449,9 @@ fn pubsub_request(event: &str, payload: &Value) -> Result<(), socketio_common::W
             let req: SendMessage = decode(event, payload)?;
             for (i, url) in req.media.iter().flatten().enumerate() {
                 for base in ["http://127.0.0.1:8080", "http://127.0.0.1:8080/", ""] {
-                    if let Ok(id) = media::attachment_id(base, url) {
+                    if let Ok((id, token)) = media::attachment_ref(base, url) {
                         assert!(id.0 > 0, "media[{i}]: an attachment id is positive");
+                        assert!(!token.is_empty(), "media[{i}]: a file URL has a token");
                     }
                 }
             }
