@@ -1470,12 +1470,14 @@ impl ChatService {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn note_waiting(&self, who: UserId, peer: UserId, waiting: bool) {
+    /// Record that `who` opened (or closed) their conversation with `peer`; whether
+    /// that changed anything.
+    fn note_waiting(&self, who: UserId, peer: UserId, waiting: bool) -> bool {
         let mut set = self.lock_waiting();
         if waiting {
-            set.insert((who, peer));
+            set.insert((who, peer))
         } else {
-            set.remove(&(who, peer));
+            set.remove(&(who, peer))
         }
     }
 
@@ -1491,7 +1493,13 @@ impl ChatService {
         if self.store.user(peer).await?.is_none() {
             return Err(ChatError::not_found("user"));
         }
-        self.note_waiting(actor.user.id, peer, waiting);
+        // Published only on a real change: repeating the command costs the peer
+        // nothing. (It goes to the one user named, who need not share a room with
+        // the actor: in socketio-pubsub the direct chat is made by the first message,
+        // after both opened the conversation.)
+        if !self.note_waiting(actor.user.id, peer, waiting) {
+            return Ok(());
+        }
         self.publish(
             &[peer],
             Event::Attention {
