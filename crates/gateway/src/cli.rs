@@ -209,6 +209,10 @@ pub struct ServeArgs {
     /// kept signed-in sockets open; simplejwt access tokens live minutes).
     #[arg(long, env = "CHAT_GATEWAY_CLOSE_ON_TOKEN_EXPIRY")]
     pub close_on_token_expiry: bool,
+    /// How log lines are written (to stderr): `text` (colours only when stderr is a
+    /// terminal) or `json` (one object per line: timestamp, level, target, fields).
+    #[arg(long, env = "CHAT_GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// On SIGTERM or Ctrl-C: the most seconds to drain (close clients, finish
     /// commands, leave the cluster) before the process exits anyway.
     #[arg(long, env = "CHAT_GATEWAY_SHUTDOWN_TIMEOUT", default_value_t = 30)]
@@ -217,6 +221,13 @@ pub struct ServeArgs {
     /// closed, so a load balancer stops sending new ones here first.
     #[arg(long, env = "CHAT_GATEWAY_DRAIN_GRACE", default_value_t = 0)]
     pub drain_grace: u64,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Debug, Clone)]

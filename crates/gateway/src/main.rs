@@ -1,7 +1,7 @@
 //! `chat-gateway`: see `chat-gateway --help`.
 
 use chat_core::{RoomId, RoomKind, UserId, UserProfile};
-use chat_gateway::cli::{load_jwt, Cli, Command, RoomsCommand, UsersCommand};
+use chat_gateway::cli::{load_jwt, Cli, Command, LogFormat, RoomsCommand, UsersCommand};
 use chat_gateway::rest::UserInput;
 use chat_gateway::TokenSpec;
 use clap::Parser;
@@ -39,13 +39,21 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    };
+    // Colour escapes only for a person at a terminal, never into a file or a pipe.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+        LogFormat::Text => logs.with_ansi(ansi).init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

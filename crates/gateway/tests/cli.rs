@@ -280,3 +280,62 @@ async fn serve_refuses_weak_secrets_and_keeps_a_generated_one_private() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// Start `serve` with `extra` flags, let it log its start-up, stop it, return stderr.
+async fn serve_logs(tag: &str, extra: &[&str]) -> String {
+    let dir = temp_dir(tag);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let db = format!("sqlite://{}", dir.join("gw.db").display());
+    let child = bin()
+        .args(["serve", "--listen", &listen, "--database-url", &db])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[tokio::test]
+async fn logs_have_no_colour_in_a_pipe_and_json_on_request() {
+    let text = serve_logs("logtext", &[]).await;
+    assert!(text.contains("listening on"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape codes into a pipe: {text:?}"
+    );
+    let json = serve_logs("logjson", &["--log-format", "json"]).await;
+    let lines: Vec<&str> = json.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for key in ["timestamp", "level", "target", "fields"] {
+            assert!(v.get(key).is_some(), "{key} in {line}");
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains("listening on")), "{json}");
+}
