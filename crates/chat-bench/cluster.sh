@@ -10,20 +10,9 @@
 # PORT (first node's port, default 28941), REDIS_PORT (default 28940), OUT.
 set -euo pipefail
 nodes=$1; broker=$2; scenario=$3; shift 3
-target=${CARGO_TARGET_DIR:-target}
-GATEWAY=${GATEWAY:-$target/release/chat-gateway}
-BENCH=${BENCH:-$target/release/chat-bench}
 PORT=${PORT:-28941}
 REDIS_PORT=${REDIS_PORT:-28940}
-OUT=${OUT:-bench-results}
-SECRET=chat-bench-secret-0123456789abcdef
-# A benchmark is one client host driving far more than any real user or address
-# would: the per-user and per-connection rates and the per-address connection cap
-# are lifted (the README lists these limits).
-BENCH_LIMITS="--user-rate 0 --conn-rate 0 --max-connections-per-ip 1000000"
-PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/bench}
-mkdir -p "$OUT"
-ulimit -n "$(ulimit -Hn)"
+. "$(dirname "$0")/common.sh"
 
 work=$(mktemp -d)
 pids=()

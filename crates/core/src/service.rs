@@ -1111,21 +1111,7 @@ impl ChatService {
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Arc<MessageView>)> {
         self.throttle(actor)?;
-        if cmd.text.len() > self.config.caps.text_bytes {
-            return Err(ChatError::TooLarge {
-                what: "message",
-                size: cmd.text.len(),
-                limit: self.config.caps.text_bytes,
-            });
-        }
-        let text_len = cmd.text.chars().count();
-        if text_len > self.config.max_text_chars {
-            return Err(ChatError::TooLarge {
-                what: "text",
-                size: text_len,
-                limit: self.config.max_text_chars,
-            });
-        }
+        self.check_text_size(&cmd.text)?;
         if cmd.text.trim().is_empty() && cmd.uploads.is_empty() && cmd.attachments.is_empty() {
             return Err(ChatError::invalid("text", "a message needs text or files"));
         }
@@ -1210,6 +1196,27 @@ impl ChatService {
         }
     }
 
+    /// A message text within `--max-message-bytes` and [`ServiceConfig::max_text_chars`]
+    /// (bytes first: counting characters is then bounded too).
+    fn check_text_size(&self, text: &str) -> Result<()> {
+        if text.len() > self.config.caps.text_bytes {
+            return Err(ChatError::TooLarge {
+                what: "message",
+                size: text.len(),
+                limit: self.config.caps.text_bytes,
+            });
+        }
+        let chars = text.chars().count();
+        if chars > self.config.max_text_chars {
+            return Err(ChatError::TooLarge {
+                what: "text",
+                size: chars,
+                limit: self.config.max_text_chars,
+            });
+        }
+        Ok(())
+    }
+
     /// Edit a message's text (author only). `room`: the room the caller is in, when the
     /// dialect has that notion; a message of another room is then not found.
     pub async fn edit_message(
@@ -1224,20 +1231,7 @@ impl ChatService {
         if text.trim().is_empty() {
             return Err(ChatError::invalid("text", "the new text must not be empty"));
         }
-        if text.len() > self.config.caps.text_bytes {
-            return Err(ChatError::TooLarge {
-                what: "message",
-                size: text.len(),
-                limit: self.config.caps.text_bytes,
-            });
-        }
-        if text.chars().count() > self.config.max_text_chars {
-            return Err(ChatError::TooLarge {
-                what: "text",
-                size: text.chars().count(),
-                limit: self.config.max_text_chars,
-            });
-        }
+        self.check_text_size(text)?;
         let msg = self.message_in(id, room).await?;
         let view = self.room_by_id(msg.room_id).await?;
         policy::can_view(actor, &view)?;

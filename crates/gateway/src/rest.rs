@@ -599,14 +599,7 @@ async fn file_response(req: Request<Incoming>, app: &App) -> Response<Body> {
     let att = match app.service.attachment(chat_core::AttachmentId(id)).await {
         Ok(Some(a)) if chat_core::files::token_matches(&a.token, token) && a.name == name => a,
         Ok(_) => return no_such_file(),
-        Err(e) => {
-            tracing::error!(attachment = id, error = %e, "could not look up an attachment");
-            return http_util::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage",
-                "the file could not be read",
-            );
-        }
+        Err(e) => return http_util::chat_error(&e),
     };
     let reader = match app.service.files().open(&att.blob_key).await {
         Ok(Some(r)) => r,
@@ -619,12 +612,8 @@ async fn file_response(req: Request<Incoming>, app: &App) -> Response<Body> {
             );
         }
         Err(e) => {
-            tracing::error!(attachment = id, blob = %att.blob_key, error = %e, "could not open an attachment's bytes");
-            return http_util::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage",
-                "the file could not be read",
-            );
+            let e = ChatError::Storage(format!("attachment {id}, blob {}: {e}", att.blob_key));
+            return http_util::chat_error(&e);
         }
     };
     let content_type = http::HeaderValue::from_str(&att.content_type)
