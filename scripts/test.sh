@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== dialect names outside their crates (at most 7 files each)"
+bash scripts/dialect-names.sh
+
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -1,5 +1,7 @@
 //! The one error type of the domain. Each dialect maps it to its own error shape at the
-//! edge (method-args `error` types, DRF status codes, `{"error": …}`, Socket.IO acks).
+//! edge (an error event type, an HTTP-like status code, `{"error": …}`, an ack). Two
+//! things every edge shares are here once: the stable [`ChatError::code`], and the
+//! [`ChatError::public_message`] that keeps storage internals out of what clients see.
 
 use crate::ids::RoomId;
 use crate::store::StoreError;
@@ -58,7 +60,44 @@ impl ChatError {
     pub fn not_found(what: &'static str) -> Self {
         ChatError::NotFound { what }
     }
+
+    /// The stable, machine-readable name of the error, the same at every edge that
+    /// shows one: `unauthenticated`, `forbidden`, `not_found`, `invalid`, `conflict`,
+    /// `too_large`, `quota_exceeded`, `rate_limited`, `server_error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::Unauthenticated(_) => "unauthenticated",
+            ChatError::Forbidden(_) => "forbidden",
+            ChatError::NotFound { .. } => "not_found",
+            ChatError::Invalid { .. } => "invalid",
+            ChatError::DuplicateRoom { .. } | ChatError::Conflict(_) => "conflict",
+            ChatError::TooLarge { .. } => "too_large",
+            ChatError::QuotaExceeded { .. } => "quota_exceeded",
+            ChatError::RateLimited { .. } => "rate_limited",
+            ChatError::Storage(_) => "server_error",
+        }
+    }
+
+    /// Whether this is the server's own failure, whose detail (hosts, files, SQL) is
+    /// logged and never sent.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, ChatError::Storage(_))
+    }
+
+    /// What a client may be told: the error's own sentence, except for an internal
+    /// failure, which gets [`STORAGE_FAILED`] (log the detail where it is caught).
+    pub fn public_message(&self) -> String {
+        if self.is_internal() {
+            STORAGE_FAILED.to_string()
+        } else {
+            self.to_string()
+        }
+    }
 }
+
+/// The client's sentence for a storage failure.
+pub const STORAGE_FAILED: &str =
+    "the server could not store or read this; nothing was changed, try again";
 
 impl From<StoreError> for ChatError {
     fn from(e: StoreError) -> Self {
@@ -72,6 +111,62 @@ impl From<StoreError> for ChatError {
                 limit: limit.max(0) as u64,
             },
             StoreError::Backend(msg) => ChatError::Storage(msg),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_public_messages() {
+        let cases = [
+            (
+                ChatError::Unauthenticated(TokenError::Missing),
+                "unauthenticated",
+            ),
+            (ChatError::forbidden("no"), "forbidden"),
+            (ChatError::not_found("chat"), "not_found"),
+            (ChatError::invalid("text", "empty"), "invalid"),
+            (
+                ChatError::DuplicateRoom {
+                    existing: RoomId(3),
+                },
+                "conflict",
+            ),
+            (ChatError::Conflict("taken".into()), "conflict"),
+            (
+                ChatError::TooLarge {
+                    what: "text",
+                    size: 2,
+                    limit: 1,
+                },
+                "too_large",
+            ),
+            (
+                ChatError::QuotaExceeded {
+                    used: 1,
+                    size: 2,
+                    limit: 2,
+                },
+                "quota_exceeded",
+            ),
+            (ChatError::RateLimited { what: "send" }, "rate_limited"),
+            (
+                ChatError::Storage("pg at 10.0.0.5 said no".into()),
+                "server_error",
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code, "{err:?}");
+            let shown = err.public_message();
+            if err.is_internal() {
+                assert_eq!(shown, STORAGE_FAILED);
+                assert!(!shown.contains("10.0.0.5"));
+            } else {
+                assert_eq!(shown, err.to_string());
+            }
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Events: what happened, after it was committed. The hub hands one shared
 //! [`Published`] to every recipient connection; each dialect renders it for its own
 //! client, and may cache a rendering that does not depend on the recipient so it is
-//! serialized once per dialect rather than once per connection.
+//! serialized once per dialect rather than once per connection. The cache is opaque:
+//! a dialect claims a [`RenderSlot`] of its own once, and core knows no dialect.
 
 use crate::ids::{ConnId, MessageId, UserId};
 use crate::model::{MessageView, SharedRoom, Timestamp, User};
 use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Something that happened in the domain.
@@ -56,10 +58,10 @@ pub enum Event {
         until: Timestamp,
     },
     /// `user` came online (first connection) or went offline (last one closed), or
-    /// asked to be shown so (type-content `set_online` / `set_offline`).
+    /// asked to be shown so (a dialect's explicit online/offline request).
     Presence { user: User, online: bool },
     /// `user` opened (`waiting: true`) or closed their conversation with the recipient
-    /// (socketio-pubsub `wait-for-user` / `stop-waiting-for-user`).
+    /// (a dialect that shows who is looking at a direct conversation).
     Attention { user: User, waiting: bool },
 }
 
@@ -98,7 +100,7 @@ impl Event {
 }
 
 /// Where a command came from: the connection, its dialect, and an opaque correlation
-/// tag of that dialect (method-args `event_response_key`, action-request `request_id`),
+/// tag of that dialect (a request id or response key the client chose),
 /// so the originating dialect can echo it in the pushes it renders.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
@@ -107,8 +109,25 @@ pub struct Origin {
     pub tag: Option<Arc<str>>,
 }
 
-/// Number of render-cache slots; each dialect owns one (see [`Published::rendered`]).
+/// Number of cached renderings per event. A dialect claimed beyond this still renders
+/// correctly, once per recipient instead of once per event.
 pub const RENDER_SLOTS: usize = 8;
+
+/// A dialect's place in every event's render cache (see [`Published::rendered`]).
+///
+/// Claimed once per dialect at first use and kept in a static; two dialects never
+/// share a slot, so a slot holds one dialect's rendering of one type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RenderSlot(usize);
+
+impl RenderSlot {
+    /// A slot no other caller has; call it once per dialect
+    /// (`static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim)`).
+    pub fn claim() -> RenderSlot {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        RenderSlot(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 /// An event as published: shared by all recipients.
 #[derive(Debug)]
@@ -146,24 +165,23 @@ impl Published {
     /// A rendering shared by every recipient that asks with the same `slot`: computed
     /// by the first, reused by the rest. Use it only for renderings that do not depend
     /// on the recipient.
-    pub fn rendered(&self, slot: usize, render: impl FnOnce() -> String) -> Arc<str> {
-        match self.cache.get(slot) {
+    pub fn rendered(&self, slot: RenderSlot, render: impl FnOnce() -> String) -> Arc<str> {
+        match self.cache.get(slot.0) {
             Some(cell) => cell.get_or_init(|| Arc::from(render())).clone(),
             None => Arc::from(render()),
         }
     }
 
     /// Like [`Self::rendered`] for a rendering of any type: for a dialect whose
-    /// library takes something other than text (the Socket.IO dialects share an
-    /// already-serialized JSON value, so it is not parsed again per recipient).
-    /// `None` only if another type was stored under `slot` (slots are per dialect, so
-    /// that is a bug, not input).
+    /// library takes something other than text (an already-serialized JSON value, so
+    /// it is not parsed again per recipient). `None` only if another type was stored
+    /// under `slot` (slots are per dialect, so that is a bug, not input).
     pub fn shared<T: Any + Send + Sync>(
         &self,
-        slot: usize,
+        slot: RenderSlot,
         render: impl FnOnce() -> T,
     ) -> Option<Arc<T>> {
-        let Some(cell) = self.shared.get(slot) else {
+        let Some(cell) = self.shared.get(slot.0) else {
             return Some(Arc::new(render()));
         };
         let value = match cell.get() {
@@ -177,15 +195,6 @@ impl Published {
         };
         value.downcast::<T>().ok()
     }
-}
-
-/// Render-cache slots, one per dialect (see [`Published::rendered`]).
-pub mod slots {
-    pub const METHOD_ARGS: usize = 0;
-    pub const TYPE_CONTENT: usize = 1;
-    pub const ACTION_REQUEST: usize = 2;
-    pub const SOCKETIO_ROOMS: usize = 3;
-    pub const SOCKETIO_PUBSUB: usize = 4;
 }
 
 #[cfg(test)]
@@ -205,20 +214,28 @@ mod tests {
     #[test]
     fn shared_renders_once_per_slot_and_refuses_another_type() {
         let ev = published();
+        let (mine, other) = (RenderSlot::claim(), RenderSlot::claim());
+        assert_ne!(mine, other, "every claim is a slot of its own");
         let mut calls = 0;
-        let first = ev.shared(3, || {
+        let first = ev.shared(mine, || {
             calls += 1;
             String::from("{\"a\":1}")
         });
-        let second = ev.shared(3, || {
+        let second = ev.shared(mine, || {
             calls += 1;
             String::from("other")
         });
         assert_eq!(calls, 1, "the second recipient reuses the first rendering");
         let (first, second) = (first.expect("stored"), second.expect("stored"));
         assert!(Arc::ptr_eq(&first, &second));
-        assert_eq!(ev.shared(3, || 5_u32), None, "a slot keeps one type");
-        assert_eq!(*ev.shared(4, || 5_u32).expect("own slot"), 5);
-        assert_eq!(*ev.shared(RENDER_SLOTS, || 6_u32).expect("no slot"), 6);
+        assert_eq!(ev.shared(mine, || 5_u32), None, "a slot keeps one type");
+        assert_eq!(*ev.shared(other, || 5_u32).expect("own slot"), 5);
+        let beyond = RenderSlot(RENDER_SLOTS);
+        assert_eq!(*ev.shared(beyond, || 6_u32).expect("no slot"), 6);
+        assert_eq!(
+            &*ev.rendered(beyond, || "a".into()),
+            "a",
+            "beyond the cache: rendered anyway"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub mod unread;
 pub use auth::{Claims, Principal, Subject, TokenError, TokenVerifier};
 pub use command::*;
 pub use error::ChatError;
-pub use event::{Event, Origin, Published};
+pub use event::{Event, Origin, Published, RenderSlot};
 pub use files::FileStore;
 pub use hub::{Hub, Subscription};
 pub use ids::{AttachmentId, ConnId, MessageId, RoomId, UserId};

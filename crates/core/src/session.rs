@@ -61,11 +61,11 @@ pub enum Outgoing {
 
 /// A plain-WebSocket dialect mounted on one or more paths.
 pub trait WsDialect: Send + Sync + 'static {
-    /// The CLI name (`method-args`, …).
+    /// The CLI name (the name of its descriptor).
     fn name(&self) -> &'static str;
     /// Accept or refuse an upgrade; on accept, the per-connection session.
     fn accept(&self, hs: &Handshake) -> Result<Box<dyn Session>, Refusal>;
-    /// Whether the dialect's frames carry file bytes (method-args uploads), so a
+    /// Whether the dialect's frames carry file bytes (inline uploads), so a
     /// signed-in client may send frames up to the upload limit rather than the
     /// ordinary frame limit.
     fn carries_files(&self) -> bool {

@@ -22,20 +22,54 @@
 //! `protocol-specs/action-request/README.md` for the protocol as served.
 
 pub mod decode;
+pub mod fuzz;
 pub mod render;
 pub mod session;
 pub mod wire;
 
-use chat_core::{Handshake, Refusal, Session, TokenError, WsDialect};
+use chat_core::{Handshake, Refusal, RenderSlot, Session, TokenError, WsDialect};
+use dialect_kit::{Descriptor, Serve};
 pub use session::ActionSession;
+use std::sync::{Arc, LazyLock};
 
 /// The dialect's name as an origin of domain commands (correlation tags are kept per
 /// dialect; both endpoints share it so that their `request_id`s travel between them).
 pub const DIALECT: &str = "action-request";
+/// The name of the admin endpoint.
+pub const ADMIN_NAME: &str = "action-request-admin";
 /// The default mount of the user endpoint.
 pub const USER_PATH: &str = "/ws/dcrf/chat/";
 /// The default mount of the admin endpoint.
 pub const ADMIN_PATH: &str = "/ws/admin-chat/";
+
+/// The two endpoints as the gateway mounts them.
+pub const DESCRIPTORS: &[Descriptor] = &[
+    Descriptor {
+        name: DIALECT,
+        default_paths: &[USER_PATH],
+        serve: Serve::Ws(user),
+        trusted_mode: None,
+        fuzz: fuzz::TARGETS,
+    },
+    Descriptor {
+        name: ADMIN_NAME,
+        default_paths: &[ADMIN_PATH],
+        serve: Serve::Ws(admin),
+        trusted_mode: None,
+        fuzz: &[],
+    },
+];
+
+fn user() -> Arc<dyn WsDialect> {
+    Arc::new(ActionRequest::user())
+}
+
+fn admin() -> Arc<dyn WsDialect> {
+    Arc::new(ActionRequest::admin())
+}
+
+/// The dialect's place in every event's render cache (both endpoints render alike).
+static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);
 
 /// Which of the two endpoints a connection came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,8 +125,8 @@ impl ActionRequest {
 impl WsDialect for ActionRequest {
     fn name(&self) -> &'static str {
         match self.endpoint {
-            Endpoint::User => "action-request",
-            Endpoint::Admin => "action-request-admin",
+            Endpoint::User => DIALECT,
+            Endpoint::Admin => ADMIN_NAME,
         }
     }
 

@@ -15,7 +15,6 @@ use crate::wire::{actions, DeletedOut, EditedOut, Envelope, MessageOut, RoomOut,
 use chat_core::{
     ChatError, Event, MessageId, MessageView, Published, RoomId, RoomView, TokenError, User,
 };
-use chrono::SecondsFormat;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -194,10 +193,7 @@ pub fn message<'a>(room_view: &'a RoomView, m: &'a MessageView) -> MessageOut<'a
         id: m.message.id.0,
         text: &m.message.text,
         user: user(&m.author),
-        created_at: m
-            .message
-            .created_at
-            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        created_at: dialect_kit::time::millis(&m.message.created_at),
         room: room(room_view),
     }
 }
@@ -518,7 +514,7 @@ mod tests {
         assert_eq!(frame["response_status"], json!(201));
         assert_eq!(frame["action"], json!("create_message"));
         // Another dialect's correlation tag is not a request_id.
-        let p = published(ev(), "method-args", Some("\"key\""));
+        let p = published(ev(), "another-dialect", Some("\"key\""));
         assert_eq!(
             parse(&event(&p).expect("rendered"))["request_id"],
             Value::Null

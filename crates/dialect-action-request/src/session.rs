@@ -16,7 +16,6 @@ use crate::render::{self, Failure, NOT_IN_ROOM, NOT_IN_ROOM_LEAVE};
 use crate::wire::{LeftOut, RoomOut};
 use crate::{Endpoint, DIALECT};
 use async_trait::async_trait;
-use chat_core::event::slots;
 use chat_core::{ChatError, ConnCtx, Principal, Published, RoomId, RoomRef, SendMessage, Session};
 use serde_json::Value;
 use std::sync::Arc;
@@ -185,9 +184,7 @@ impl Session for ActionSession {
         if self.joined != Some(room) || event.is_from(cx.conn) {
             return;
         }
-        let frame = event.rendered(slots::ACTION_REQUEST, || {
-            render::event(event).unwrap_or_default()
-        });
+        let frame = event.rendered(*crate::SLOT, || render::event(event).unwrap_or_default());
         if !frame.is_empty() {
             cx.send_shared(frame);
         }

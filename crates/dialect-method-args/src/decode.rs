@@ -51,17 +51,6 @@ fn field_error(detail: impl Into<String>, key: &Value) -> DecodeError {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Decode one text frame.
 pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
@@ -74,7 +63,7 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
         return Err(field_error(
             format!(
                 "the frame must be a JSON object with `method`, `access_token` and `args`; got {}",
-                json_kind(&value)
+                dialect_kit::json::kind(&value)
             ),
             &Value::Null,
         ));
@@ -91,7 +80,10 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
         Some(Value::String(s)) => (!s.trim().is_empty()).then_some(s),
         Some(other) => {
             return Err(field_error(
-                format!("`access_token` must be a string; got {}", json_kind(&other)),
+                format!(
+                    "`access_token` must be a string; got {}",
+                    dialect_kit::json::kind(&other)
+                ),
                 &key,
             ))
         }
@@ -120,7 +112,10 @@ fn decode_call(mut obj: Map<String, Value>, key: &Value) -> Result<Call, DecodeE
         Some(Value::String(m)) => m,
         Some(other) => {
             return Err(field_error(
-                format!("`method` must be a string; got {}", json_kind(&other)),
+                format!(
+                    "`method` must be a string; got {}",
+                    dialect_kit::json::kind(&other)
+                ),
                 key,
             ))
         }
@@ -142,7 +137,7 @@ fn decode_call(mut obj: Map<String, Value>, key: &Value) -> Result<Call, DecodeE
             return Err(field_error(
                 format!(
                     "`args` of `{method}` must be an object; got {}",
-                    json_kind(&other)
+                    dialect_kit::json::kind(&other)
                 ),
                 key,
             ))

@@ -14,7 +14,6 @@
 //! hold a rendering that is identical for everyone who reads it.
 
 use crate::wire::{Chat, ErrorData, ErrorType, Message, MessageUpdate, Outbound, UpdatedFields};
-use chat_core::event::slots;
 use chat_core::{Attachment, ChatError, Event, Outgoing, Published, UserId};
 use serde_json::Value;
 
@@ -81,7 +80,7 @@ pub fn push(ev: &Published, me: UserId, url: FileUrl<'_>) -> Vec<Outgoing> {
     let own = |o: Outbound| vec![Outgoing::Text(o.to_json())];
     let shared = |render: &dyn Fn() -> Outbound| {
         vec![Outgoing::Shared(
-            ev.rendered(slots::METHOD_ARGS, || render().to_json()),
+            ev.rendered(*crate::SLOT, || render().to_json()),
         )]
     };
     match &ev.event {

@@ -13,43 +13,22 @@
 //! `type` string and the shape of `data` can never disagree.
 
 use chat_core::{Attachment, MessageView, RoomView, Timestamp, User as CoreUser};
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::fmt;
 
 // ---------------------------------------------------------------------------- inbound
 
 /// An id as a client may send it: a JSON integer, or (leniently, as Django REST
-/// framework's primary-key fields accept) a string holding a decimal integer.
+/// framework's primary-key fields accept) a string of decimal digits — the one rule
+/// of [`dialect_kit::id`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct WireId(pub i64);
 
 impl<'de> Deserialize<'de> for WireId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct IdVisitor;
-        impl Visitor<'_> for IdVisitor {
-            type Value = WireId;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an integer id")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireId, E> {
-                Ok(WireId(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WireId, E> {
-                i64::try_from(v)
-                    .map(WireId)
-                    .map_err(|_| E::custom(format!("the id {v} is out of range")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireId, E> {
-                v.trim()
-                    .parse::<i64>()
-                    .map(WireId)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
-            }
-        }
-        d.deserialize_any(IdVisitor)
+        dialect_kit::id::deserialize(d, "an integer id").map(WireId)
     }
 }
 
@@ -363,7 +342,7 @@ pub struct Message {
 /// and a `Z` suffix (`2024-06-17T18:00:00.123456Z`). Always six digits, so clients
 /// can parse every timestamp with one format.
 pub fn time(t: &Timestamp) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    dialect_kit::time::micros(t)
 }
 
 /// The colours handed out to users who have none, picked by id so a user keeps theirs.

@@ -16,28 +16,37 @@
 //! - [`media`]: attachment URLs of this gateway back to attachment ids;
 //! - [`session`]: the connect decision and the per-socket session.
 
+pub mod fuzz;
 pub mod media;
 pub mod session;
 pub mod wire;
 
 pub use session::{PubsubDialect, NAME};
 
-use chat_core::ChatService;
-use socketio_common::{MountOptions, Params, SioService};
-use std::sync::Arc;
+use chat_core::{ChatService, RenderSlot};
+use dialect_kit::{Descriptor, HttpMount, MountParams, Serve};
+use std::sync::{Arc, LazyLock};
 
 /// The namespace of this dialect.
 pub const NAMESPACE: &str = "/chat";
 
-/// Build the socketioxide service the gateway mounts at `params.path`.
-pub fn mount(service: Arc<ChatService>, params: Params) -> (SioService, socketioxide::SocketIo) {
-    let opts = MountOptions {
-        path: params.path.clone(),
-        namespace: NAMESPACE,
-        max_payload: params.max_payload,
-        outbound_buffer: service.config().outbound_queue,
-        inbox: socketio_common::INBOX,
-        connect_timeout: params.connect_timeout,
-    };
-    socketio_common::mount(service, Arc::new(PubsubDialect::default()), opts)
+/// Where the dialect is mounted unless configured otherwise. A prefix mount: exact
+/// WebSocket paths below it (`/ws/chat/`, `/ws/chats/`) keep their own dialects.
+pub const DEFAULT_PATH: &str = "/ws/";
+
+/// The dialect as the gateway mounts it.
+pub const DESCRIPTORS: &[Descriptor] = &[Descriptor {
+    name: NAME,
+    default_paths: &[DEFAULT_PATH],
+    serve: Serve::Http(serve),
+    trusted_mode: None,
+    fuzz: fuzz::TARGETS,
+}];
+
+/// This dialect's place in every event's render cache.
+static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);
+
+/// The socketioxide service at `params.path`, namespace [`NAMESPACE`].
+pub fn serve(service: Arc<ChatService>, params: MountParams) -> Arc<dyn HttpMount> {
+    socketio_common::serve(service, PubsubDialect::default(), NAMESPACE, params)
 }

@@ -19,7 +19,6 @@
 use crate::media;
 use crate::wire::{self, *};
 use async_trait::async_trait;
-use chat_core::event::slots;
 use chat_core::unread::UnreadTracker;
 use chat_core::{
     ChatError, ChatService, Event, MessageId, Principal, Published, RoomKind, RoomRef, RoomView,
@@ -417,7 +416,7 @@ impl SioSession for PubsubSession {
                     return;
                 }
                 if !event.is_from(cx.conn.conn) {
-                    let raw = event.shared(slots::SOCKETIO_PUBSUB, || {
+                    let raw = event.shared(*crate::SLOT, || {
                         ChatOut::from_view(room, message, &|a| service.file_url(a)).and_then(
                             |chat| serde_json::value::to_raw_value(&ChatReply { chat }).ok(),
                         )

@@ -5,7 +5,7 @@
 //! set of chats between them — in the domain, the direct room of the two.
 
 use chat_core::{Attachment, MessageView, RoomView, User};
-use serde::de::{self, Deserializer};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------- inbound
@@ -29,18 +29,14 @@ pub struct ReadChat {
     pub id: ChatId,
 }
 
-/// A chat id as sent: a number or a string of digits (`ChatIdentifier = string | number`).
+/// A chat id as sent: a number or a string of digits (`ChatIdentifier = string | number`),
+/// under the one rule of [`dialect_kit::id`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatId(pub i64);
 
 impl<'de> Deserialize<'de> for ChatId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let bad = || de::Error::custom("id must be a chat id: a number, or a string of digits");
-        match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Number(n) => n.as_i64().map(ChatId).ok_or_else(bad),
-            serde_json::Value::String(s) => s.trim().parse().map(ChatId).map_err(|_| bad()),
-            _ => Err(bad()),
-        }
+        dialect_kit::id::deserialize(d, "a chat id: a number, or a string of digits").map(ChatId)
     }
 }
 
@@ -151,7 +147,7 @@ impl ChatOut {
             message: m.message.text.clone(),
             has_read: m.is_read,
             media: m.message.attachments.iter().map(file_url).collect(),
-            created_at: socketio_common::time::format(&m.message.created_at),
+            created_at: dialect_kit::time::millis(&m.message.created_at),
         })
     }
 }

@@ -15,30 +15,51 @@
 //! Who may do what is decided by the core service; the only check here is the one the
 //! protocol's shape makes necessary: ids in a body must be the caller's own.
 
+pub mod fuzz;
 pub mod session;
 pub mod wire;
 
 pub use session::{RoomsDialect, NAME};
 
-use chat_core::ChatService;
-use socketio_common::{MountOptions, Params, SioService};
-use std::sync::Arc;
+use chat_core::{ChatService, RenderSlot};
+use dialect_kit::{Descriptor, HttpMount, MountParams, Serve, TrustedMode};
+use std::sync::{Arc, LazyLock};
 
 /// The namespace of this dialect.
 pub const NAMESPACE: &str = "/";
 
-/// Build the socketioxide service the gateway mounts at `params.path`.
-pub fn mount(service: Arc<ChatService>, params: Params) -> (SioService, socketioxide::SocketIo) {
-    let opts = MountOptions {
-        path: params.path.clone(),
-        namespace: NAMESPACE,
-        max_payload: params.max_payload,
-        outbound_buffer: service.config().outbound_queue,
-        inbox: socketio_common::INBOX,
-        connect_timeout: params.connect_timeout,
-    };
-    let dialect = Arc::new(RoomsDialect {
+/// Where the dialect is mounted unless configured otherwise.
+pub const DEFAULT_PATH: &str = "/socket.io/";
+
+/// The dialect as the gateway mounts it.
+pub const DESCRIPTORS: &[Descriptor] = &[Descriptor {
+    name: NAME,
+    default_paths: &[DEFAULT_PATH],
+    serve: Serve::Http(serve),
+    trusted_mode: Some(TrustedMode {
+        flag: "socketio-rooms-trusted",
+        help: "Serve socketio-rooms without tokens, trusting the ids in request bodies (only for \
+               a deployment behind a trusted network; any request with an Origin header is \
+               refused while it is on)",
+    }),
+    fuzz: fuzz::TARGETS,
+}];
+
+/// This dialect's place in every event's render cache.
+static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);
+
+/// The socketioxide service at `params.path`, namespace [`NAMESPACE`].
+pub fn serve(service: Arc<ChatService>, params: MountParams) -> Arc<dyn HttpMount> {
+    if params.trusted {
+        tracing::warn!(
+            path = %params.path,
+            "socketio-rooms runs in TRUSTED mode (--socketio-rooms-trusted): no token is required \
+             and any client can act as any user named in a request body; use it only behind a \
+             trusted network"
+        );
+    }
+    let dialect = RoomsDialect {
         trusted: params.trusted,
-    });
-    socketio_common::mount(service, dialect, opts)
+    };
+    socketio_common::serve(service, dialect, NAMESPACE, params)
 }

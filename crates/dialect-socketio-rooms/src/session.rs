@@ -19,16 +19,13 @@
 
 use crate::wire::{self, *};
 use async_trait::async_trait;
-use chat_core::event::slots;
 use chat_core::{
     ChatError, ChatService, CreateRoom, Event, MessageKind, Principal, Published, RoomId, RoomRef,
     RoomShape, SendMessage, User, UserId, UserProfile,
 };
 use serde_json::Value;
 use socketio_common::error::{chat_err, decode, json_of, Reply};
-use socketio_common::{
-    time, Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError,
-};
+use socketio_common::{Handshake, Opening, Request, SioCtx, SioDialect, SioSession, WireError};
 use std::sync::Arc;
 
 /// The dialect's name, as used on the command line and in event origins.
@@ -252,7 +249,7 @@ impl RoomsSession {
         let window = req.query.unwrap_or_default();
         let when = |v: &Option<Value>, field: &str| match v {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => time::parse(v)
+            Some(v) => dialect_kit::time::parse(v)
                 .map(Some)
                 .map_err(|e| WireError::invalid(event, format!("query.{field}: {e}"))),
         };
@@ -353,7 +350,7 @@ impl SioSession for RoomsSession {
         }
         if let Event::MessageCreated { message, .. } = &event.event {
             let service = cx.service();
-            let raw = event.shared(slots::SOCKETIO_ROOMS, || {
+            let raw = event.shared(*crate::SLOT, || {
                 serde_json::value::to_raw_value(&MessageOut::from_view(message, &|a| {
                     service.file_url(a)
                 }))

@@ -6,44 +6,20 @@
 //! two meet.
 
 use chat_core::{Attachment, MessageKind, MessageView, RoomView, User, UserId};
-use serde::de::{self, Deserializer, Visitor};
+use dialect_kit::time;
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
-use socketio_common::time;
-use std::fmt;
 
 // ---------------------------------------------------------------------------- inbound
 
-/// An id as sent: `"12"` or `12`.
+/// An id as sent: `"12"` or `12` (the one rule of [`dialect_kit::id`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WireId(pub i64);
 
 impl<'de> Deserialize<'de> for WireId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = WireId;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an id: a string of decimal digits such as \"12\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireId, E> {
-                Ok(WireId(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WireId, E> {
-                i64::try_from(v)
-                    .map(WireId)
-                    .map_err(|_| E::custom(format!("the id {v} is out of range")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireId, E> {
-                let t = v.trim();
-                if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(E::invalid_value(de::Unexpected::Str(v), &self));
-                }
-                t.parse::<i64>()
-                    .map(WireId)
-                    .map_err(|_| E::custom(format!("the id \"{v}\" is out of range")))
-            }
-        }
-        d.deserialize_any(V)
+        dialect_kit::id::deserialize(d, "an id: a string of decimal digits such as \"12\"")
+            .map(WireId)
     }
 }
 
@@ -80,7 +56,7 @@ impl<'de> Deserialize<'de> for ExternalId {
             serde_json::Value::Number(n) => Ok(ExternalId(n.to_string())),
             other => Err(de::Error::custom(format!(
                 "external_id must be a string, not {}",
-                time::kind(&other)
+                dialect_kit::json::kind(&other)
             ))),
         }
     }
@@ -209,8 +185,8 @@ impl From<&User> for UserOut {
             id: u.id.to_string(),
             name: u.display_name.clone(),
             photo: u.photo.clone(),
-            created_at: time::format(&u.created_at),
-            modified_at: time::format(&u.updated_at),
+            created_at: time::millis(&u.created_at),
+            modified_at: time::millis(&u.updated_at),
         }
     }
 }
@@ -221,8 +197,8 @@ impl From<&RoomView> for ChatOut {
             id: r.room.id.to_string(),
             name: r.room.title.clone(),
             users: r.members.iter().map(|u| u.id.to_string()).collect(),
-            created_at: time::format(&r.room.created_at),
-            modified_at: time::format(&r.room.updated_at),
+            created_at: time::millis(&r.room.created_at),
+            modified_at: time::millis(&r.room.updated_at),
         }
     }
 }
@@ -264,8 +240,8 @@ impl MessageOut {
             msg: text,
             kind,
             user_id: msg.author_id.to_string(),
-            created_at: time::format(&msg.created_at),
-            modified_at: time::format(&msg.updated_at),
+            created_at: time::millis(&msg.created_at),
+            modified_at: time::millis(&msg.updated_at),
         }
     }
 }

@@ -338,7 +338,7 @@ dual_backend_test!(bad_input_changes_nothing);
 
 /// Payloads over the configured limit close that connection, and only it.
 async fn oversize_payload(_gw: TestGateway) {
-    let limits = chat_gateway::server::Limits {
+    let limits = chat_gateway::Limits {
         max_socketio_payload_bytes: 64 * 1024,
         ..Default::default()
     };
@@ -468,7 +468,7 @@ async fn trusted_mode(gw: TestGateway) {
     drop(gw);
     let Some(gw) = TestGateway::start(Options {
         backend,
-        socketio_rooms_trusted: true,
+        trusted: true,
         ..Options::default()
     })
     .await

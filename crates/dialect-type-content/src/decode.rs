@@ -156,17 +156,6 @@ pub enum DecodeError {
     ChatId { event: &'static str, reason: String },
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn content<T: DeserializeOwned>(
     event: &'static str,
     content: Option<Value>,
@@ -177,7 +166,7 @@ fn content<T: DeserializeOwned>(
         Some(other) => {
             return Err(DecodeError::ContentNotObject {
                 event,
-                found: kind_of(&other),
+                found: dialect_kit::json::kind(&other),
             })
         }
     };
@@ -195,12 +184,12 @@ pub fn parse(text: &str) -> Result<ClientEvent, DecodeError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     let Value::Object(mut map) = value else {
-        return Err(DecodeError::NotObject(kind_of(&value)));
+        return Err(DecodeError::NotObject(dialect_kit::json::kind(&value)));
     };
     let ty = match map.remove("type") {
         None => return Err(DecodeError::MissingType),
         Some(Value::String(s)) => s,
-        Some(other) => return Err(DecodeError::TypeNotString(kind_of(&other))),
+        Some(other) => return Err(DecodeError::TypeNotString(dialect_kit::json::kind(&other))),
     };
     let body = map.remove("content");
     Ok(match ty.as_str() {

@@ -29,7 +29,7 @@ pub fn chat_of(room: &RoomView) -> (ChatType, ChatIdWire) {
 
 /// RFC 3339 in UTC with milliseconds and `Z`, as Django's JSON encoder wrote datetimes.
 pub fn timestamp(t: &Timestamp) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    dialect_kit::time::millis(t)
 }
 
 /// The `new_message` push of a message. `file_url` builds an attachment's public URL.

@@ -25,19 +25,38 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod fuzz;
 pub mod session;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
-use chat_core::{Handshake, Refusal, Session, WsDialect};
+use chat_core::{Handshake, Refusal, RenderSlot, Session, WsDialect};
+use dialect_kit::{Descriptor, Serve};
+use std::sync::{Arc, LazyLock};
 
 /// The dialect's CLI name, also used as the origin of its commands.
 pub const NAME: &str = "type-content";
 
 /// Where the dialect is mounted unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/ws/chats/";
+
+/// The dialect as the gateway mounts it.
+pub const DESCRIPTORS: &[Descriptor] = &[Descriptor {
+    name: NAME,
+    default_paths: &[DEFAULT_PATH],
+    serve: Serve::Ws(dialect),
+    trusted_mode: None,
+    fuzz: fuzz::TARGETS,
+}];
+
+fn dialect() -> Arc<dyn WsDialect> {
+    Arc::new(TypeContent)
+}
+
+/// This dialect's place in every event's render cache.
+static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);
 
 /// The type-content dialect, to mount on the gateway.
 #[derive(Clone, Copy, Debug, Default)]

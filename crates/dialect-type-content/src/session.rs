@@ -18,7 +18,6 @@
 use crate::decode::{decode, Chat, Request};
 use crate::encode;
 use crate::error::describe;
-use chat_core::event::slots;
 use chat_core::model::{Attachment, RoomKind, SharedRoom};
 use chat_core::{
     ChatError, ChatService, ConnCtx, Principal, Published, RoomId, RoomRef, SendMessage, Session,
@@ -169,7 +168,7 @@ impl Session for TypeContentSession {
             event => {
                 // One frame or none, the same for every type-content recipient: render
                 // once per event. An empty rendering (no word for it) is cached too.
-                let frame = published.rendered(slots::TYPE_CONTENT, || {
+                let frame = published.rendered(*crate::SLOT, || {
                     encode::render(event, &file_url)
                         .into_iter()
                         .next()

@@ -116,45 +116,18 @@ impl<'de> Deserialize<'de> for ChatIdWire {
 }
 
 /// A message id as a client sends it: an integer, or (as the legacy backend's ORM
-/// lookups tolerated) a string of decimal digits.
+/// lookups tolerated) a string of decimal digits — the one rule of [`dialect_kit::id`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct WireId(pub i64);
 
 impl<'de> Deserialize<'de> for WireId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = WireId;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a message id (an integer)")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireId, E> {
-                Ok(WireId(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WireId, E> {
-                i64::try_from(v)
-                    .map(WireId)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireId, E> {
-                parse_decimal(v)
-                    .map(WireId)
-                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
-            }
-        }
-        d.deserialize_any(V)
+        dialect_kit::id::deserialize(d, "a message id (an integer)").map(WireId)
     }
 }
 
-/// A non-empty run of ASCII digits that fits an `i64`. Stricter than `str::parse`,
-/// which would also take a sign.
-pub fn parse_decimal(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
+pub use dialect_kit::parse_decimal;
 
 /// Deserialize a field through `T`, prefixing any error with the field's name.
 fn named<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D, field: &str) -> Result<T, D::Error> {

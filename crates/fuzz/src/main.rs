@@ -49,7 +49,7 @@ enum Cmd {
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::List => {
-            for t in TARGETS {
+            for t in TARGETS.iter() {
                 println!("{:<20} {}", t.name, t.about);
             }
             ExitCode::SUCCESS

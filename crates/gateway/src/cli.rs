@@ -2,7 +2,7 @@
 //! variable (`CHAT_GATEWAY_<FLAG>`), which is how containers are usually configured.
 
 use crate::mounts::MountSpec;
-use crate::server::Limits;
+use crate::state::Limits;
 use crate::{GatewayConfig, Jwt};
 use chat_core::service::Caps;
 use chat_core::throttle::Rate;
@@ -100,22 +100,23 @@ pub struct ServeArgs {
     /// Default: http://<listen>.
     #[arg(long, env = "CHAT_GATEWAY_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
-    /// Origins allowed to open action-request sockets (Django Channels rules:
-    /// `host`, `.domain` for subdomains, `https://host:port`, `*`). Comma-separated.
+    /// Origins allowed to open sockets from a browser (Django Channels rules: `host`,
+    /// `.domain` for subdomains, `https://host:port`, `*`). Comma-separated; the
+    /// gateway's own origin and loopback are always allowed.
     #[arg(long, env = "CHAT_GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Dialects to serve, comma-separated. Default: all.
     #[arg(long, env = "CHAT_GATEWAY_DIALECTS", value_delimiter = ',')]
     pub dialects: Vec<String>,
     /// Move a dialect: `NAME=PATH[,PATH...][@ADDR]`, e.g.
-    /// `action-request=/ws/chat/@0.0.0.0:9001`. Repeatable; replaces the default path.
+    /// `NAME=/ws/chat/@0.0.0.0:9001`. Repeatable; replaces the default path.
     #[arg(long = "mount", env = "CHAT_GATEWAY_MOUNTS", value_delimiter = ';')]
     pub mounts: Vec<MountSpec>,
-    /// Largest WebSocket frame of a signed-in client of action-request and
-    /// type-content, in bytes (bigger ones get the dialect's error).
+    /// Largest WebSocket frame of a signed-in client of a dialect whose frames carry
+    /// no files, in bytes (bigger ones get the dialect's error).
     #[arg(long, env = "CHAT_GATEWAY_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
     pub max_frame_bytes: usize,
-    /// Largest method-args frame, in bytes (its frames carry files, base64).
+    /// Largest frame of a dialect whose frames carry files (base64), in bytes.
     #[arg(long, env = "CHAT_GATEWAY_MAX_UPLOAD_FRAME_BYTES", default_value_t = Limits::default().max_upload_frame_bytes)]
     pub max_upload_frame_bytes: usize,
     /// Largest Engine.IO payload of the Socket.IO dialects, in bytes.
@@ -192,10 +193,9 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "CHAT_GATEWAY_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
-    /// Serve socketio-rooms without tokens, trusting the ids in request bodies (only for
-    /// a legacy deployment behind a trusted network; logged as a warning).
-    #[arg(long, env = "CHAT_GATEWAY_SOCKETIO_ROOMS_TRUSTED")]
-    pub socketio_rooms_trusted: bool,
+    /// `--<dialect>-trusted` for each dialect with a trusted mode (from the registry).
+    #[command(flatten)]
+    pub trusted: TrustedArgs,
     /// Seconds between WebSocket pings.
     #[arg(long, env = "CHAT_GATEWAY_PING_SECS", default_value_t = 30)]
     pub ping_secs: u64,
@@ -384,7 +384,7 @@ impl ServeArgs {
     pub fn into_config(self) -> Result<GatewayConfig, String> {
         let jwt = load_jwt(&self.keys, true)?;
         let dialects = if self.dialects.is_empty() {
-            crate::mounts::all_names()
+            crate::mounts::names(&chat_dialects::all())
                 .into_iter()
                 .map(str::to_string)
                 .collect()
@@ -402,6 +402,7 @@ impl ServeArgs {
             public_base_url: self.public_base_url,
             data_dir: self.keys.data_dir,
             allowed_origins: self.allowed_origins,
+            registry: chat_dialects::all(),
             dialects,
             mounts: self.mounts,
             limits: Limits {
@@ -434,11 +435,67 @@ impl ServeArgs {
             },
             pool_size: self.pool_size,
             ping_interval: Duration::from_secs(self.ping_secs.max(1)),
-            socketio_rooms_trusted: self.socketio_rooms_trusted,
+            trusted: self.trusted.0,
             broker: self.broker,
             close_on_token_expiry: self.close_on_token_expiry,
             max_upload_bytes_per_user: self.max_upload_bytes_per_user,
             unattached_upload_ttl: Duration::from_secs(self.unattached_upload_ttl_secs),
         })
+    }
+}
+
+/// The trusted-mode flags of the registry's dialects: for each dialect whose descriptor
+/// has a [`dialect_kit::TrustedMode`], a `--FLAG` switch (and `CHAT_GATEWAY_FLAG` in the
+/// environment, upper-cased, `-` as `_`). Holds the names of the dialects switched on.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedArgs(pub Vec<String>);
+
+fn trusted_modes() -> Vec<(&'static str, dialect_kit::TrustedMode)> {
+    chat_dialects::all()
+        .into_iter()
+        .filter_map(|d| Some((d.name, d.trusted_mode?)))
+        .collect()
+}
+
+impl clap::FromArgMatches for TrustedArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let on = trusted_modes()
+            .into_iter()
+            .filter(|(_, mode)| m.get_flag(mode.flag))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        Ok(TrustedArgs(on))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for TrustedArgs {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for (_, mode) in trusted_modes() {
+            // clap keeps `&'static str`s; the names are built once per process.
+            let env: &'static str = Box::leak(
+                format!(
+                    "CHAT_GATEWAY_{}",
+                    mode.flag.to_ascii_uppercase().replace('-', "_")
+                )
+                .into_boxed_str(),
+            );
+            cmd = cmd.arg(
+                clap::Arg::new(mode.flag)
+                    .long(mode.flag)
+                    .env(env)
+                    .action(clap::ArgAction::SetTrue)
+                    .help(mode.help),
+            );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }

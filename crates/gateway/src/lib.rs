@@ -1,8 +1,9 @@
-//! chat-gateway: one server, five legacy chat WebSocket dialects, one chat domain.
+//! chat-gateway: one server, legacy chat WebSocket dialects, one chat domain.
 //!
 //! This crate is the process around the domain: configuration, the HTTP listener(s),
 //! the WebSocket upgrade and connection loop, the REST API, token verification, and
-//! graceful shutdown. It wires the dialect crates to paths; it holds no chat policy.
+//! graceful shutdown. It mounts the dialects of its registry (the roster in
+//! `chat-dialects`) at paths and names none of them; it holds no chat policy.
 
 pub mod admission;
 pub mod cli;
@@ -13,12 +14,13 @@ pub mod multipart;
 pub mod origin;
 pub mod rest;
 pub mod server;
-pub mod socketio;
+pub mod state;
 pub mod ws;
 
 use chat_core::{ChatService, FileStore, ServiceConfig};
 use mounts::MountSpec;
-use server::{App, Limits};
+use state::App;
+pub use state::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,15 +41,18 @@ pub struct GatewayConfig {
     pub public_base_url: Option<String>,
     pub data_dir: PathBuf,
     pub allowed_origins: Vec<String>,
-    /// Enabled dialects (CLI names).
+    /// The dialects the gateway knows (default: the roster, `chat_dialects::all()`).
+    pub registry: Vec<dialect_kit::Descriptor>,
+    /// Enabled dialects (names in `registry`).
     pub dialects: Vec<String>,
     /// Mounts that replace a dialect's default path(s).
     pub mounts: Vec<MountSpec>,
     pub limits: Limits,
     pub pool_size: u32,
     pub ping_interval: Duration,
-    /// Serve socketio-rooms without tokens (a trusted legacy deployment).
-    pub socketio_rooms_trusted: bool,
+    /// Dialects to serve in their trusted mode, without tokens (a trusted legacy
+    /// deployment; only dialects whose descriptor has a `TrustedMode`).
+    pub trusted: Vec<String>,
     /// How the nodes of a cluster tell each other of events: `None` or `postgres`
     /// (NOTIFY, the default on PostgreSQL), or `redis://HOST:PORT`. Refused on
     /// SQLite, which is single-node.
@@ -75,7 +80,8 @@ impl GatewayConfig {
             public_base_url: None,
             data_dir: data_dir.into(),
             allowed_origins: Vec::new(),
-            dialects: mounts::all_names()
+            registry: chat_dialects::all(),
+            dialects: mounts::names(&chat_dialects::all())
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
@@ -83,7 +89,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             pool_size: 16,
             ping_interval: Duration::from_secs(30),
-            socketio_rooms_trusted: false,
+            trusted: Vec::new(),
             broker: None,
             close_on_token_expiry: false,
             max_upload_bytes_per_user: chat_core::service::DEFAULT_MAX_UPLOAD_BYTES_PER_USER,
@@ -270,7 +276,12 @@ pub async fn start(
     let app = Arc::new(App {
         service: service.clone(),
         origins: origin::OriginPolicy::with_default(&config.allowed_origins, &base),
-        socketio_rooms_trusted: config.socketio_rooms_trusted,
+        trusted: config
+            .registry
+            .iter()
+            .filter(|d| d.trusted_mode.is_some() && config.trusted.iter().any(|t| t == d.name))
+            .map(|d| d.name)
+            .collect(),
         limits: config.limits.clone(),
         ping_interval: config.ping_interval,
         tracker: TaskTracker::new(),

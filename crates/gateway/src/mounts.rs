@@ -1,47 +1,20 @@
 //! Which dialect is served at which address and path.
 //!
-//! Every dialect is on by default at its legacy path on the main listener. An admin
-//! can move a dialect to other paths, and give it a listen address of its own so a
-//! legacy client keeps its exact URL (method-args and action-request were both
-//! `/ws/chat/` in their old deployments). Two mounts on one address and path are a
-//! configuration error naming both.
+//! The dialects are those of the configuration's registry (by default the roster,
+//! `chat_dialects::all()`). Every dialect is on by default at its legacy path on the
+//! main listener. An admin can move a dialect to other paths, and give it a listen
+//! address of its own so a legacy client keeps its exact URL (two legacy backends both
+//! served `/ws/chat/`). Two mounts on one address and path are a configuration error
+//! naming both.
 
-use crate::server::{normalize_path, HttpMount, Route, RouteKind};
+use crate::server::{Route, RouteKind};
 use crate::{GatewayConfig, GatewayError};
-use chat_core::{ChatService, WsDialect};
+use chat_core::ChatService;
+use dialect_kit::http::normalize_path;
+use dialect_kit::{Descriptor, MountParams, Serve};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// What a Socket.IO dialect is built with.
-#[derive(Clone, Debug)]
-pub struct SioParams {
-    /// The mount path (socketioxide's request path).
-    pub path: String,
-    /// Largest payload accepted, in bytes.
-    pub max_payload: u64,
-    /// socketio-rooms only: serve without tokens (a trusted legacy deployment).
-    pub trusted: bool,
-    /// Time a client has to send its namespace CONNECT (with its token).
-    pub connect_timeout: std::time::Duration,
-}
-
-/// How a dialect is served.
-#[derive(Clone, Copy)]
-pub enum Make {
-    /// A plain-WebSocket dialect driven by the gateway's connection loop.
-    Ws(fn() -> Arc<dyn WsDialect>),
-    /// A dialect that serves HTTP itself under its path (Socket.IO: polling and
-    /// WebSocket transports), built once the service exists.
-    Http(fn(Arc<ChatService>, SioParams) -> Arc<dyn HttpMount>),
-}
-
-/// A dialect the gateway knows.
-pub struct DialectInfo {
-    pub name: &'static str,
-    pub default_paths: &'static [&'static str],
-    pub make: Make,
-}
 
 /// A route before the service exists: which dialect, at which normalized path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,48 +23,9 @@ pub struct PlannedRoute {
     pub path: String,
 }
 
-/// Every dialect, in the order of DESIGN.md.
-pub fn registry() -> Vec<DialectInfo> {
-    vec![
-        DialectInfo {
-            name: "method-args",
-            default_paths: &["/ws/chat/"],
-            make: Make::Ws(|| Arc::new(dialect_method_args::MethodArgs)),
-        },
-        DialectInfo {
-            name: "type-content",
-            default_paths: &["/ws/chats/"],
-            make: Make::Ws(|| Arc::new(dialect_type_content::TypeContent::new())),
-        },
-        DialectInfo {
-            name: "action-request",
-            default_paths: &["/ws/dcrf/chat/"],
-            make: Make::Ws(|| Arc::new(dialect_action_request::ActionRequest::user())),
-        },
-        DialectInfo {
-            name: "action-request-admin",
-            default_paths: &["/ws/admin-chat/"],
-            make: Make::Ws(|| Arc::new(dialect_action_request::ActionRequest::admin())),
-        },
-        // After the WebSocket dialects: an HTTP mount takes its whole subtree, and the
-        // router tries routes in this order, so `/ws/chat/` stays method-args' while
-        // everything else under `/ws/` is socketio-pubsub's.
-        DialectInfo {
-            name: "socketio-rooms",
-            default_paths: &["/socket.io/"],
-            make: Make::Http(crate::socketio::rooms),
-        },
-        DialectInfo {
-            name: "socketio-pubsub",
-            default_paths: &["/ws/"],
-            make: Make::Http(crate::socketio::pubsub),
-        },
-    ]
-}
-
-/// The names of every dialect, for `--dialects` help and defaults.
-pub fn all_names() -> Vec<&'static str> {
-    registry().iter().map(|d| d.name).collect()
+/// The names of every dialect of `registry`, for `--dialects` help and defaults.
+pub fn names(registry: &[Descriptor]) -> Vec<&'static str> {
+    registry.iter().map(|d| d.name).collect()
 }
 
 /// `--mount NAME=PATH[,PATH…][@ADDR]`.
@@ -137,7 +71,7 @@ impl std::str::FromStr for MountSpec {
 
 /// Resolve the configuration into routes per listen address (the main address first).
 pub fn plan(config: &GatewayConfig) -> Result<Vec<(SocketAddr, Vec<PlannedRoute>)>, GatewayError> {
-    let registry = registry();
+    let registry = &config.registry;
     for name in config
         .dialects
         .iter()
@@ -146,7 +80,7 @@ pub fn plan(config: &GatewayConfig) -> Result<Vec<(SocketAddr, Vec<PlannedRoute>
         if !registry.iter().any(|d| d.name == name) {
             return Err(GatewayError::Config(format!(
                 "unknown dialect `{name}`; known: {}",
-                all_names().join(", ")
+                names(registry).join(", ")
             )));
         }
     }
@@ -225,20 +159,19 @@ pub fn instantiate(
     service: &Arc<ChatService>,
     config: &GatewayConfig,
 ) -> Vec<Route> {
-    let registry = registry();
     planned
         .iter()
         .filter_map(|p| {
-            let info = registry.iter().find(|d| d.name == p.dialect)?;
-            let kind = match info.make {
-                Make::Ws(make) => RouteKind::Ws(make()),
-                Make::Http(make) => RouteKind::Http(make(
+            let info = config.registry.iter().find(|d| d.name == p.dialect)?;
+            let kind = match info.serve {
+                Serve::Ws(make) => RouteKind::Ws(make()),
+                Serve::Http(make) => RouteKind::Http(make(
                     service.clone(),
-                    SioParams {
+                    MountParams {
                         path: p.path.clone(),
                         max_payload: config.limits.max_socketio_payload_bytes as u64,
                         connect_timeout: config.limits.auth_timeout,
-                        trusted: config.socketio_rooms_trusted,
+                        trusted: config.trusted.iter().any(|t| t == info.name),
                     },
                 )),
             };

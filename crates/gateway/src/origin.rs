@@ -1,5 +1,5 @@
-//! The Origin check of Django Channels' `AllowedHostsOriginValidator`, which the
-//! action-request backend ran behind: an upgrade is allowed when its `Origin` matches
+//! The Origin check of Django Channels' `AllowedHostsOriginValidator`, which one of
+//! the legacy backends ran behind: an upgrade is allowed when its `Origin` matches
 //! an entry of the allow-list. Entries are `*` (anything), a host (`example.com`), a
 //! leading-dot pattern (`.example.com`: the domain and every subdomain), optionally
 //! with a scheme (`https://example.com`) and/or port (`example.com:8443`), which then
@@ -125,8 +125,8 @@ impl OriginPolicy {
     }
 
     /// Whether `origin` (the header value, if any) is allowed. No Origin at all is
-    /// allowed unless a list was configured (Channels' rule, which action-request
-    /// keeps; the other dialects accept clients without one, see the README).
+    /// allowed unless a list was configured (Channels' rule, which the dialect of that
+    /// backend keeps; the other dialects accept clients without one, see the README).
     pub fn allows(&self, origin: Option<&str>) -> bool {
         if self.entries.is_empty() {
             return true;

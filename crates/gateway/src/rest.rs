@@ -5,7 +5,7 @@
 //! WebSockets accept; admin routes also require the admin claim.
 
 use crate::http_util::{self, Body};
-use crate::server::App;
+use crate::state::App;
 use bytes::Bytes;
 use chat_core::{
     Attachment, ChatError, CreateRoom, MessageId, MessageView, Principal, RoomId, RoomRef,
@@ -247,7 +247,7 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
         Ok(p) => p,
         Err(e) => return http_util::chat_error(&e),
     };
-    let path = crate::server::normalize_path(req.uri().path());
+    let path = dialect_kit::http::normalize_path(req.uri().path());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = req.method().clone();
     let result = match (method.clone(), segments.as_slice()) {

@@ -3,9 +3,11 @@
 //! upgrade, and graceful shutdown.
 
 use crate::http_util::{self, Body};
-use crate::origin::OriginPolicy;
+use crate::state::App;
 use crate::ws::{run_connection, Budgeted, LoopConfig, ReadBudget};
-use chat_core::{ChatService, ConnCtx, Handshake, WsDialect};
+use chat_core::{ConnCtx, Handshake, WsDialect};
+use dialect_kit::http::normalize_path;
+use dialect_kit::HttpMount;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -18,75 +20,6 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-/// Limits applied at the edge (each has a `serve` flag; the README lists them).
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest frame of a signed-in client of a WebSocket dialect whose frames
-    /// carry no file bytes (action-request, type-content).
-    pub max_frame_bytes: usize,
-    /// Largest frame of method-args, whose frames carry files (base64).
-    pub max_upload_frame_bytes: usize,
-    /// Largest Engine.IO payload of the Socket.IO dialects.
-    pub max_socketio_payload_bytes: usize,
-    /// Largest frame a socket may send before it signs in; it may send at most
-    /// four such frames' worth of bytes in all before signing in.
-    pub max_unauthenticated_frame_bytes: usize,
-    /// Time a socket has to sign in before it is closed.
-    pub auth_timeout: Duration,
-    pub max_attachment_bytes: usize,
-    pub outbound_queue: usize,
-    /// Open TCP connections (HTTP and WebSocket) per listener, in total and per
-    /// source address; more are answered 503 and closed.
-    pub max_connections: usize,
-    pub max_connections_per_ip: usize,
-    /// Time to send a request's headers, and the longest idle keep-alive wait.
-    pub header_timeout: Duration,
-    /// Time to send a request's body.
-    pub body_timeout: Duration,
-    /// Bounds on the work of one request (lists, rooms, texts, pages).
-    pub caps: chat_core::service::Caps,
-    /// Commands per user, over all their connections (refused past it).
-    pub user_rate: chat_core::throttle::Rate,
-    /// Frames per WebSocket connection (reading pauses past it).
-    pub conn_rate: chat_core::throttle::Rate,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_frame_bytes: 1024 * 1024,
-            max_upload_frame_bytes: 16 * 1024 * 1024,
-            max_socketio_payload_bytes: 256 * 1024,
-            max_unauthenticated_frame_bytes: 8 * 1024,
-            auth_timeout: Duration::from_secs(10),
-            max_attachment_bytes: 10 * 1024 * 1024,
-            outbound_queue: 1024,
-            max_connections: 100_000,
-            max_connections_per_ip: 1000,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            caps: chat_core::service::Caps::default(),
-            user_rate: chat_core::service::DEFAULT_USER_RATE,
-            conn_rate: chat_core::throttle::Rate {
-                per_sec: 100.0,
-                burst: 200.0,
-            },
-        }
-    }
-}
-
-/// A dialect that answers HTTP requests under its path itself (the Socket.IO
-/// dialects: Engine.IO polling and WebSocket transports).
-pub trait HttpMount: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    fn call(&self, req: Request<Incoming>) -> BoxFuture<Response<Body>>;
-    /// Close every connection (server shutdown).
-    fn shutdown(&self) -> BoxFuture<()>;
-}
-
-pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// How a mounted dialect is served.
 #[derive(Clone)]
@@ -130,60 +63,10 @@ impl std::fmt::Debug for Route {
     }
 }
 
-/// Normalize a request or mount path: paths match with and without the trailing slash.
-pub fn normalize_path(p: &str) -> String {
-    let t = p.trim_end_matches('/');
-    if t.is_empty() {
-        "/".to_string()
-    } else {
-        t.to_string()
-    }
-}
-
-/// What every listener shares.
-pub struct App {
-    pub service: Arc<ChatService>,
-    pub origins: OriginPolicy,
-    /// socketio-rooms serves without tokens: browsers (any Origin) are refused.
-    pub socketio_rooms_trusted: bool,
-    pub limits: Limits,
-    pub ping_interval: Duration,
-    /// WebSocket connection tasks, awaited on shutdown.
-    pub tracker: TaskTracker,
-    /// Set when the node starts shutting down: `/readyz` fails from then on, so a
-    /// load balancer stops sending clients here.
-    pub draining: std::sync::atomic::AtomicBool,
-    /// The node's cluster, whose broker `/readyz` also checks.
-    pub cluster: Option<Arc<chat_cluster::Cluster>>,
-    /// Open connections, capped in total and per source address (all listeners).
-    pub admission: Arc<crate::admission::Admission>,
-}
-
 /// Clients closed at once while draining, and the pause between batches: a node's
 /// clients reconnect elsewhere spread over a moment rather than all in one instant.
 const DRAIN_BATCH: usize = 500;
 const DRAIN_PAUSE: Duration = Duration::from_millis(50);
-
-impl App {
-    /// Ready for clients: not draining, the database answers, the cluster broker
-    /// (if any) is connected. The reason when not.
-    pub async fn readiness(&self) -> Result<(), String> {
-        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err("draining: the node is shutting down".into());
-        }
-        self.service.store().ping().await.map_err(|e| {
-            // The detail (hosts, paths) is for the log, not for whoever asks.
-            tracing::warn!(error = %e, "readiness: the database does not answer");
-            "database: not answering".to_string()
-        })?;
-        if let Some(cluster) = &self.cluster {
-            if !cluster.is_healthy() {
-                return Err("cluster broker: not connected (reconnecting)".into());
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Serve one listener until `shutdown` is cancelled, then stop accepting, tell every
 /// WebSocket to close, and wait (bounded) for connections to drain.
@@ -281,8 +164,8 @@ async fn route(
     peer: SocketAddr,
 ) -> Response<Body> {
     let path = normalize_path(req.uri().path());
-    // An exact WebSocket mount wins over a prefix mount (socketio-pubsub's `/ws/`
-    // contains `/ws/chat/`); among prefix mounts the longest wins.
+    // An exact WebSocket mount wins over a prefix mount (a prefix `/ws/` contains
+    // `/ws/chat/`); among prefix mounts the longest wins.
     let exact = routes
         .iter()
         .find(|r| matches!(r.kind, RouteKind::Ws(_)) && r.matches(&path));
@@ -300,11 +183,14 @@ async fn route(
                     .headers()
                     .get(header::ORIGIN)
                     .and_then(|v| v.to_str().ok());
-                if app.socketio_rooms_trusted && m.name() == "socketio-rooms" && origin.is_some() {
+                if origin.is_some() && app.trusted.contains(&m.name()) {
                     return http_util::error(
                         StatusCode::FORBIDDEN,
                         "refused",
-                        "socketio-rooms runs in trusted mode (no tokens): browsers are refused",
+                        format!(
+                            "{} runs in trusted mode (no tokens): browsers are refused",
+                            m.name()
+                        ),
                     );
                 }
                 if app.origins.refuses_browser(origin) {

@@ -37,25 +37,10 @@ impl WireError {
     /// A domain error, with the domain's own sentence. Storage failures are logged
     /// here and shown to the client without internals.
     pub fn from_chat(event: &str, err: &ChatError) -> Self {
-        let code = match err {
-            ChatError::Unauthenticated(_) => "unauthenticated",
-            ChatError::Forbidden(_) => "forbidden",
-            ChatError::NotFound { .. } => "not_found",
-            ChatError::Invalid { .. } => "invalid",
-            ChatError::DuplicateRoom { .. } | ChatError::Conflict(_) => "conflict",
-            ChatError::TooLarge { .. } => "too_large",
-            ChatError::QuotaExceeded { .. } => "quota_exceeded",
-            ChatError::RateLimited { .. } => "rate_limited",
-            ChatError::Storage(detail) => {
-                tracing::error!(event, error = %detail, "a Socket.IO request failed in storage");
-                return Self::new(
-                    "server_error",
-                    event,
-                    "the server could not store or read this; nothing was changed, try again",
-                );
-            }
-        };
-        Self::new(code, event, err.to_string())
+        if err.is_internal() {
+            tracing::error!(event, error = %err, "a Socket.IO request failed in storage");
+        }
+        Self::new(err.code(), event, err.public_message())
     }
 
     /// An event name the dialect does not know.
@@ -84,7 +69,7 @@ pub fn decode<T: serde::de::DeserializeOwned>(
             event,
             format!(
                 "the payload of `{event}` must be a JSON object, not {}",
-                crate::time::kind(payload)
+                dialect_kit::json::kind(payload)
             ),
         ));
     }

@@ -1,15 +1,16 @@
-//! What the two Socket.IO dialects (`socketio-rooms`, `socketio-pubsub`) share.
+//! What the Socket.IO dialects share.
 //!
 //! Socket.IO itself — Engine.IO polling, the upgrade to WebSocket, heartbeats,
 //! namespaces, acks — is socketioxide's job. This crate is the thin layer between it and
 //! the chat domain, written once so each dialect crate only translates:
 //!
-//! - [`mount()`] builds the socketioxide service for one dialect at one path and
+//! - [`serve()`] builds the socketioxide service for one dialect at one path and
 //!   namespace, with the gateway's payload limit and an outbound buffer as deep as the
-//!   hub's queue;
+//!   hub's queue, and hands it to the router as an [`http::SocketIoMount`];
 //! - at connect time the dialect decides, from the handshake ([`Handshake`]: the
 //!   `auth` payload, query and headers), whether to refuse (`connect_error`), accept, or
-//!   accept only to say why and disconnect (socketio-pubsub's `auth-failed`);
+//!   accept only to say why and disconnect (a legacy server that answered a bad token
+//!   with an event);
 //! - every accepted socket gets **one worker task** ([`worker`]) that owns its session
 //!   and handles, one at a time, the client's events (in the order they arrived) and
 //!   the events the hub queued for the socket's user. That one task is why a client's
@@ -26,10 +27,10 @@
 //! socket's bounded inbox. The worker drains it.
 
 pub mod error;
+pub mod fuzz;
+pub mod http;
 pub mod inbox;
 pub mod mount;
-pub mod time;
-pub mod token;
 pub mod worker;
 
 #[cfg(feature = "test-client")]
@@ -37,20 +38,7 @@ pub mod node;
 
 pub use error::WireError;
 pub use inbox::Request;
-pub use mount::{mount, Handshake, MountOptions, Opening, SioDialect};
-
-/// What the gateway tells a Socket.IO dialect when it mounts it.
-#[derive(Clone, Debug)]
-pub struct Params {
-    /// The mount path, e.g. `/ws` (socketioxide's request path).
-    pub path: String,
-    /// Largest Engine.IO payload in bytes (socketioxide's default is 100 KB).
-    pub max_payload: u64,
-    /// socketio-rooms only: serve without tokens, trusting ids in request bodies.
-    pub trusted: bool,
-    /// Time a client has to send its namespace CONNECT (and so its token).
-    pub connect_timeout: std::time::Duration,
-}
+pub use mount::{mount, serve, Handshake, MountOptions, Opening, SioDialect};
 
 /// Client events that may wait for a socket's worker before more are refused.
 pub const INBOX: usize = 64;

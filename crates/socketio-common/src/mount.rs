@@ -1,12 +1,14 @@
 //! Building a dialect's socketioxide service: configuration, the connect decision,
 //! and the hand-over of each accepted socket to its worker.
 
+use crate::http::SocketIoMount;
 use crate::inbox::{Enqueued, Inbox, Request};
 use crate::worker::{self, SioCtx, SioSession};
 use crate::{SioService, WireError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chat_core::{ChatService, Principal};
+use dialect_kit::{HttpMount, MountParams};
 use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
 use socketioxide::extract::{SocketRef, TryData};
@@ -48,7 +50,7 @@ pub struct Handshake {
 impl Handshake {
     /// The client's token, from `auth.token`, `?token=` or `Authorization`.
     pub fn token(&self) -> Option<String> {
-        crate::token::find(self.auth.as_ref(), self.query.as_deref(), &self.headers)
+        dialect_kit::token::in_socketio(self.auth.as_ref(), self.query.as_deref(), &self.headers)
     }
 }
 
@@ -62,8 +64,8 @@ pub enum Opening<S> {
         session: S,
         principal: Option<Box<Principal>>,
     },
-    /// Accept only to emit these events, then disconnect (socketio-pubsub tells a bad
-    /// token this way: `auth-failed`, then a disconnect).
+    /// Accept only to emit these events, then disconnect (a dialect whose legacy server
+    /// told a bad token this way, with an event and then a disconnect).
     Reject {
         events: Vec<(String, serde_json::Value)>,
     },
@@ -113,6 +115,28 @@ impl<S> Clone for Slot<S> {
     fn clone(&self) -> Self {
         Slot(self.0.clone())
     }
+}
+
+/// `dialect` at `params.path` in `namespace`, ready for the gateway's router: the
+/// payload limit and connect timeout from the gateway, an outbound buffer as deep as
+/// the hub's queue, the shared inbox depth.
+pub fn serve<D: SioDialect>(
+    service: Arc<ChatService>,
+    dialect: D,
+    namespace: &'static str,
+    params: MountParams,
+) -> Arc<dyn HttpMount> {
+    let name = dialect.name();
+    let opts = MountOptions {
+        path: params.path.clone(),
+        namespace,
+        max_payload: params.max_payload,
+        outbound_buffer: service.config().outbound_queue,
+        inbox: crate::INBOX,
+        connect_timeout: params.connect_timeout,
+    };
+    let built = mount(service, Arc::new(dialect), opts);
+    Arc::new(SocketIoMount::new(name, &params.path, built))
 }
 
 /// Build the socketioxide service of `dialect`.

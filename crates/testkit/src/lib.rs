@@ -13,7 +13,7 @@ pub use http::{http_request, HttpResponse};
 
 use chat_core::store::NewRoom;
 use chat_core::{ChatService, RoomId, RoomKind, User, UserId, UserProfile};
-use chat_gateway::server::Limits;
+use chat_gateway::Limits;
 use chat_gateway::{GatewayConfig, Jwt, RunningGateway, TokenSpec};
 use chat_store::testing::TestDb;
 use std::net::SocketAddr;
@@ -41,7 +41,8 @@ pub struct Options {
     /// `None`: every dialect.
     pub dialects: Option<Vec<String>>,
     pub mounts: Vec<chat_gateway::mounts::MountSpec>,
-    pub socketio_rooms_trusted: bool,
+    /// Serve every dialect that has a trusted mode in it (no tokens).
+    pub trusted: bool,
     /// `--broker` (PostgreSQL only).
     pub broker: Option<String>,
     /// Any other setting, applied last (e.g. `|c| c.close_on_token_expiry = true`).
@@ -56,7 +57,7 @@ impl Default for Options {
             limits: Limits::default(),
             dialects: None,
             mounts: Vec::new(),
-            socketio_rooms_trusted: false,
+            trusted: false,
             broker: None,
             tweak: |_| {},
         }
@@ -126,7 +127,7 @@ impl TestGateway {
         let config = GatewayConfig {
             allowed_origins: opts.allowed_origins,
             dialects: opts.dialects.unwrap_or_else(|| {
-                chat_gateway::mounts::all_names()
+                chat_gateway::mounts::names(&chat_dialects::all())
                     .into_iter()
                     .map(str::to_string)
                     .collect()
@@ -134,7 +135,15 @@ impl TestGateway {
             mounts: opts.mounts,
             limits: opts.limits,
             pool_size: 8,
-            socketio_rooms_trusted: opts.socketio_rooms_trusted,
+            trusted: if opts.trusted {
+                chat_dialects::all()
+                    .iter()
+                    .filter(|d| d.trusted_mode.is_some())
+                    .map(|d| d.name.to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
             broker: opts.broker,
             ..GatewayConfig::new(
                 "127.0.0.1:0".parse().expect("valid address"),

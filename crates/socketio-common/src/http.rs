@@ -1,28 +1,24 @@
-//! Socket.IO dialects behind the gateway's router.
+//! A Socket.IO dialect behind the gateway's router.
 //!
 //! socketioxide is a hyper service that answers Engine.IO requests (polling, and the
-//! upgrade to WebSocket) under its request path. The gateway's router hands it every
-//! request at or below the dialect's mount path ([`HttpMount`]); this module adapts
-//! the service's response body to the gateway's and closes every socket on shutdown,
-//! which clients see as a lost transport and answer by reconnecting.
+//! upgrade to WebSocket) under its request path. The router hands a mount every
+//! request at or below its path ([`HttpMount`]); this adapts the service's response
+//! body to the router's and closes every socket on shutdown, which clients see as a
+//! lost transport and answer by reconnecting.
 //!
-//! Engine.IO requests only ever go to the mount path itself (`/ws/?EIO=4&…`). The
-//! router hands a mount its whole subtree, but a path below it (`/ws/anything`) is no
-//! Socket.IO request, so it gets the gateway's usual 404 instead of an Engine.IO
-//! error: with socketio-pubsub at `/ws/`, a moved method-args endpoint's old path
-//! `/ws/chat/` still answers 404.
+//! Engine.IO requests only ever go to the mount path itself (`/ws/?EIO=4&…`). A path
+//! below it (`/ws/anything`) is no Socket.IO request, so it gets the router's usual
+//! 404 instead of an Engine.IO error: with a Socket.IO dialect at `/ws/`, a WebSocket
+//! dialect's old path below it that was moved elsewhere still answers 404.
 
-use crate::http_util::{self, Body};
-use crate::mounts::SioParams;
-use crate::server::{normalize_path, BoxFuture, HttpMount};
-use chat_core::ChatService;
+use crate::SioService;
+use dialect_kit::http::{error, normalize_path};
+use dialect_kit::{Body, BoxFuture, HttpMount};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::Service;
-use socketio_common::{Params, SioService};
 use socketioxide::SocketIo;
-use std::sync::Arc;
 
 /// A mounted Socket.IO dialect.
 pub struct SocketIoMount {
@@ -52,7 +48,7 @@ impl HttpMount for SocketIoMount {
     fn call(&self, req: Request<Incoming>) -> BoxFuture<Response<Body>> {
         if normalize_path(req.uri().path()) != self.path {
             return Box::pin(async {
-                http_util::error(http::StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+                error(http::StatusCode::NOT_FOUND, "not_found", "no such endpoint")
             });
         }
         let fut = self.svc.call(detach_head(req));
@@ -90,51 +86,6 @@ fn detach_head<B>(req: Request<B>) -> Request<B> {
         parts.uri = uri;
     }
     Request::from_parts(parts, body)
-}
-
-fn params(p: SioParams) -> Params {
-    Params {
-        path: p.path,
-        max_payload: p.max_payload,
-        trusted: p.trusted,
-        connect_timeout: p.connect_timeout,
-    }
-}
-
-/// socketio-rooms at `params.path`, namespace `/`.
-pub fn rooms(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
-    if p.trusted {
-        tracing::warn!(
-            path = %p.path,
-            "socketio-rooms runs in TRUSTED mode (--socketio-rooms-trusted): no token is required \
-             and any client can act as any user named in a request body; use it only behind a \
-             trusted network"
-        );
-    }
-    let path = p.path.clone();
-    let built = dialect_socketio_rooms::mount(service, params(p));
-    Arc::new(SocketIoMount::new(
-        dialect_socketio_rooms::NAME,
-        &path,
-        built,
-    ))
-}
-
-/// socketio-pubsub at `params.path`, namespace `/chat`.
-pub fn pubsub(service: Arc<ChatService>, p: SioParams) -> Arc<dyn HttpMount> {
-    let path = p.path.clone();
-    let built = dialect_socketio_pubsub::mount(
-        service,
-        params(SioParams {
-            trusted: false,
-            ..p
-        }),
-    );
-    Arc::new(SocketIoMount::new(
-        dialect_socketio_pubsub::NAME,
-        &path,
-        built,
-    ))
 }
 
 #[cfg(test)]

@@ -1,12 +1,19 @@
-//! Times on the wire: RFC 3339 in UTC with milliseconds (`2024-05-01T12:00:05.123Z`),
-//! the shape JavaScript's `Date.prototype.toJSON` produces and `new Date(s)` reads.
+//! Times on the wire, in UTC with a `Z`: milliseconds (`2024-05-01T12:00:05.123Z`, the
+//! shape JavaScript's `Date.prototype.toJSON` writes and `new Date(s)` reads) or
+//! microseconds (`2024-05-01T12:00:05.123456Z`, the stored precision).
 
 use chat_core::Timestamp;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-pub fn format(t: &Timestamp) -> String {
+/// RFC 3339 in UTC with milliseconds.
+pub fn millis(t: &Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// RFC 3339 in UTC with microseconds.
+pub fn micros(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// A client's time: an RFC 3339 string (any offset), or a number of milliseconds
@@ -22,20 +29,8 @@ pub fn parse(v: &Value) -> Result<Timestamp, String> {
             .ok_or_else(|| format!("{n} is not a time in milliseconds since 1970")),
         other => Err(format!(
             "expected an RFC 3339 string or milliseconds since 1970, got {}",
-            kind(other)
+            crate::json::kind(other)
         )),
-    }
-}
-
-/// The JSON kind of a value, for error messages.
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -47,7 +42,8 @@ mod tests {
     #[test]
     fn formats_and_parses_both_ways() {
         let t = parse(&json!("2024-05-01T14:00:05.123+02:00")).unwrap();
-        assert_eq!(format(&t), "2024-05-01T12:00:05.123Z");
+        assert_eq!(millis(&t), "2024-05-01T12:00:05.123Z");
+        assert_eq!(micros(&t), "2024-05-01T12:00:05.123000Z");
         assert_eq!(parse(&json!(1714564805123i64)).unwrap(), t);
         assert!(parse(&json!("yesterday")).is_err());
         assert!(parse(&json!(true)).is_err());
