@@ -99,12 +99,6 @@ pub struct PubsubSession {
     unread: UnreadTracker,
 }
 
-fn me(cx: &SioCtx, event: &str) -> Result<Principal, WireError> {
-    cx.principal()
-        .cloned()
-        .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))
-}
-
 /// The user with this username; not the caller.
 async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Result<User, WireError> {
     let username = username.trim();
@@ -128,7 +122,7 @@ async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Resul
 
 impl PubsubSession {
     async fn fetch_users(&mut self, cx: &SioCtx, event: &str) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let service = cx.service();
         let users = service
             .list_users(USERS_LIMIT)
@@ -144,7 +138,7 @@ impl PubsubSession {
     }
 
     async fn conversation(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: WithUser = decode(event, payload)?;
         let peer = peer(cx, event, &req.user, &me).await?;
         let service = cx.service();
@@ -191,7 +185,7 @@ impl PubsubSession {
     }
 
     async fn unread_count(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: UnreadCount = if payload.is_null() {
             UnreadCount::default()
         } else {
@@ -234,7 +228,7 @@ impl PubsubSession {
     }
 
     async fn read_chat(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: ReadChat = decode(event, payload)?;
         let service = cx.service();
         let id = MessageId(req.id.0);
@@ -253,7 +247,7 @@ impl PubsubSession {
     }
 
     async fn send_message(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: wire::SendMessage = decode(event, payload)?;
         let service = cx.service();
         let base = service.config().public_base_url.clone();
@@ -294,7 +288,7 @@ impl PubsubSession {
     }
 
     async fn wait(&mut self, cx: &mut SioCtx, event: &str, payload: &Value, on: bool) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: WithUser = decode(event, payload)?;
         let peer = peer(cx, event, &req.user, &me).await?;
         if on {
@@ -417,14 +411,10 @@ impl SioSession for PubsubSession {
                     return;
                 }
                 if !event.is_from(cx.conn.conn) {
-                    let raw = event.shared(slots::SOCKETIO_PUBSUB, || {
-                        ChatOut::from_view(room, message, &|a| service.file_url(a)).and_then(
-                            |chat| serde_json::value::to_raw_value(&ChatReply { chat }).ok(),
-                        )
+                    cx.emit_shared("chat", event, slots::SOCKETIO_PUBSUB, || {
+                        ChatOut::from_view(room, message, &|a| service.file_url(a))
+                            .map(|chat| ChatReply { chat })
                     });
-                    if let Some(raw) = raw.as_deref().and_then(Option::as_deref) {
-                        cx.emit_raw("chat", raw);
-                    }
                 }
                 if message.message.author_id != me {
                     self.unread.message_created(

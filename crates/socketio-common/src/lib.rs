@@ -28,6 +28,7 @@
 pub mod error;
 pub mod inbox;
 pub mod mount;
+pub mod outbox;
 pub mod time;
 pub mod token;
 pub mod worker;
