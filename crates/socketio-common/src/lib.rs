@@ -34,6 +34,8 @@ pub mod token;
 pub mod worker;
 
 #[cfg(feature = "test-client")]
+pub mod harness;
+#[cfg(feature = "test-client")]
 pub mod node;
 
 pub use error::WireError;

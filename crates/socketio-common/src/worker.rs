@@ -155,6 +155,11 @@ impl SioCtx {
         self.outbox.push(Sent::Disconnect, None);
     }
 
+    /// The next hub event already queued for this socket's user, without waiting.
+    pub fn next_queued(&mut self) -> Option<Arc<Published>> {
+        self.conn.subscription.as_mut()?.rx.try_recv().ok()
+    }
+
     /// What was said since the last call, oldest first; for a context without a
     /// socket (tests), where nothing is flushed.
     pub fn take_outbox(&self) -> Vec<Sent> {
@@ -300,10 +305,7 @@ pub(crate) async fn run<S: SioSession>(
                 cx.flush();
             }
             for _ in 0..COALESCE_EVENTS {
-                let Some(sub) = cx.conn.subscription.as_mut() else {
-                    break;
-                };
-                let Ok(event) = sub.rx.try_recv() else { break };
+                let Some(event) = cx.next_queued() else { break };
                 session.on_push(&mut cx, &event).await;
                 cx.flush();
             }
