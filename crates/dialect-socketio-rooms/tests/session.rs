@@ -5,7 +5,7 @@
 
 use dialect_socketio_rooms::RoomsDialect;
 use serde_json::{json, Value};
-use socketio_common::harness::{handshake, token, Opened, Said, SioConn, World};
+use socketio_common::harness::{error_event, handshake, token, Opened, Said, SioConn, World};
 use socketio_common::node::assert_wire_error;
 
 type Conn = SioConn<dialect_socketio_rooms::session::RoomsSession>;
@@ -24,6 +24,14 @@ fn reply(said: Vec<Said>, event: &str) -> Value {
 fn error(said: Vec<Said>, code: &str, event: &str) {
     let e = reply(said, "error");
     assert_wire_error(&e, code, event);
+}
+
+/// A world with ann and bob signed in.
+async fn ann_and_bob() -> (World, Conn, Conn) {
+    let w = World::new().await;
+    let ann = w.connect(&DIALECT, 1, "ann").await;
+    let bob = w.connect(&DIALECT, 2, "bob").await;
+    (w, ann, bob)
 }
 
 async fn chat_of(conn: &mut Conn, name: &str, users: &[&str]) -> String {
@@ -70,9 +78,7 @@ async fn a_token_is_required_and_signs_the_socket_in() {
 
 #[tokio::test]
 async fn a_message_is_answered_and_pushed_to_the_other_member_only() {
-    let w = World::new().await;
-    let mut ann = w.connect(&DIALECT, 1, "ann").await;
-    let mut bob = w.connect(&DIALECT, 2, "bob").await;
+    let (_w, mut ann, mut bob) = ann_and_bob().await;
     let chat = chat_of(&mut ann, "team", &["2"]).await;
     let m = reply(
         ann.call("new-message", text(&chat, "1", "hello")).await,
@@ -117,17 +123,13 @@ async fn errors_have_the_one_shape_as_an_event_and_an_ack() {
         "frobnicate",
     );
     // Without an ack, only the `error` event.
-    match &ann.emit("list-chats", json!(["nope"])).await[..] {
-        [Said::Emit(name, e)] if name == "error" => assert_wire_error(e, "invalid", "list-chats"),
-        other => panic!("expected one `error` event, got {other:?}"),
-    }
+    let said = ann.emit("list-chats", json!(["nope"])).await;
+    assert_wire_error(error_event(&said), "invalid", "list-chats");
 }
 
 #[tokio::test]
 async fn bad_payloads_change_nothing_and_the_socket_goes_on() {
-    let w = World::new().await;
-    let mut ann = w.connect(&DIALECT, 1, "ann").await;
-    let mut bob = w.connect(&DIALECT, 2, "bob").await;
+    let (_w, mut ann, mut bob) = ann_and_bob().await;
     let chat = chat_of(&mut ann, "t", &["2"]).await;
     for payload in [
         json!("just a string"),

@@ -95,7 +95,7 @@ impl World {
                 if let Some(p) = principal {
                     cx.sign_in(*p).await;
                 }
-                Opened::Conn(SioConn { session, cx })
+                Opened::Conn(Box::new(SioConn { session, cx }))
             }
         }
     }
@@ -119,7 +119,7 @@ impl World {
 
 /// A dialect's answer to a connecting test socket.
 pub enum Opened<S> {
-    Conn(SioConn<S>),
+    Conn(Box<SioConn<S>>),
     /// `connect_error` with this message.
     Refused(String),
     /// Accepted only to emit these events and disconnect.
@@ -130,7 +130,7 @@ impl<S> Opened<S> {
     /// The connection; panics when the socket was refused or rejected.
     pub fn conn(self) -> SioConn<S> {
         match self {
-            Opened::Conn(c) => c,
+            Opened::Conn(c) => *c,
             Opened::Refused(m) => panic!("refused: {m}"),
             Opened::Rejected(events) => panic!("rejected with {events:?}"),
         }
@@ -152,6 +152,15 @@ impl From<Sent> for Said {
             Sent::Ack { data, .. } => Said::Ack(data.value()),
             Sent::Disconnect => Said::Disconnect,
         }
+    }
+}
+
+/// The argument of the one `error` event said (a failure the client asked no ack
+/// for); panics when anything else was said.
+pub fn error_event(said: &[Said]) -> &Value {
+    match said {
+        [Said::Emit(name, e)] if name == "error" => e,
+        other => panic!("expected one `error` event, got {other:?}"),
     }
 }
 
