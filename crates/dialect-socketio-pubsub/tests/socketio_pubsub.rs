@@ -19,6 +19,18 @@ async fn send(n: &mut NodeSio, id: &str, user: &str, text: &str) -> Value {
         .await
 }
 
+/// The driver with ann on socket `a` and bob on socket `b` (default transports), and
+/// ann's token; `None` without Node (announced).
+async fn ann_and_bob(gw: &TestGateway) -> Option<(NodeSio, String)> {
+    let mut n = NodeSio::start().await?;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
+    let url = gw.http_url("/chat");
+    n.connect_ok("a", &url, opts(Some(&ann), None)).await;
+    n.connect_ok("b", &url, opts(Some(&bob), None)).await;
+    Some((n, ann))
+}
+
 async fn stored_messages(gw: &TestGateway, a: i64, b: i64) -> usize {
     let svc = gw.service();
     let Some(kind) = RoomKind::direct(UserId(a), UserId(b)) else {
@@ -257,14 +269,9 @@ dual_backend_test!(auth_failed_then_disconnect);
 
 /// wait-for-user / stop-waiting-for-user: user-join and user-leave.
 async fn waiting_for_a_user(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else {
+    let Some((mut n, _)) = ann_and_bob(&gw).await else {
         return;
     };
-    let ann = gw.user_token(1, "ann").await;
-    let bob = gw.user_token(2, "bob").await;
-    let url = gw.http_url("/chat");
-    n.connect_ok("a", &url, opts(Some(&ann), None)).await;
-    n.connect_ok("b", &url, opts(Some(&bob), None)).await;
     assert_eq!(
         n.call("a", "wait-for-user", json!({"user": "bob"})).await,
         json!({})
@@ -293,14 +300,9 @@ dual_backend_test!(waiting_for_a_user);
 
 /// `media`: this gateway's upload URLs become attachments; others are refused.
 async fn media_urls(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else {
+    let Some((mut n, ann)) = ann_and_bob(&gw).await else {
         return;
     };
-    let ann = gw.user_token(1, "ann").await;
-    let bob = gw.user_token(2, "bob").await;
-    let url = gw.http_url("/chat");
-    n.connect_ok("a", &url, opts(Some(&ann), None)).await;
-    n.connect_ok("b", &url, opts(Some(&bob), None)).await;
     let up = http_request(
         "POST",
         &gw.http_url("/api/files?name=photo.png"),
