@@ -98,12 +98,6 @@ pub struct PubsubSession {
     unread: UnreadTracker,
 }
 
-fn me(cx: &SioCtx, event: &str) -> Result<Principal, WireError> {
-    cx.principal()
-        .cloned()
-        .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))
-}
-
 /// The user with this username; not the caller.
 async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Result<User, WireError> {
     let username = username.trim();
@@ -127,7 +121,7 @@ async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Resul
 
 impl PubsubSession {
     async fn fetch_users(&mut self, cx: &SioCtx, event: &str) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let service = cx.service();
         let users = service
             .list_users(USERS_LIMIT)
@@ -143,7 +137,7 @@ impl PubsubSession {
     }
 
     async fn conversation(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: WithUser = decode(event, payload)?;
         let peer = peer(cx, event, &req.user, &me).await?;
         let service = cx.service();
@@ -190,7 +184,7 @@ impl PubsubSession {
     }
 
     async fn unread_count(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: UnreadCount = if payload.is_null() {
             UnreadCount::default()
         } else {
@@ -233,7 +227,7 @@ impl PubsubSession {
     }
 
     async fn read_chat(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: ReadChat = decode(event, payload)?;
         let service = cx.service();
         let id = MessageId(req.id.0);
@@ -252,7 +246,7 @@ impl PubsubSession {
     }
 
     async fn send_message(&mut self, cx: &SioCtx, event: &str, payload: &Value) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: wire::SendMessage = decode(event, payload)?;
         let service = cx.service();
         let base = service.config().public_base_url.clone();
@@ -293,7 +287,7 @@ impl PubsubSession {
     }
 
     async fn wait(&mut self, cx: &mut SioCtx, event: &str, payload: &Value, on: bool) -> Reply {
-        let me = me(cx, event)?;
+        let me = cx.caller(event)?;
         let req: WithUser = decode(event, payload)?;
         let peer = peer(cx, event, &req.user, &me).await?;
         if on {
@@ -416,14 +410,10 @@ impl SioSession for PubsubSession {
                     return;
                 }
                 if !event.is_from(cx.conn.conn) {
-                    let raw = event.shared(*crate::SLOT, || {
-                        ChatOut::from_view(room, message, &|a| service.file_url(a)).and_then(
-                            |chat| serde_json::value::to_raw_value(&ChatReply { chat }).ok(),
-                        )
+                    cx.emit_shared("chat", event, *crate::SLOT, || {
+                        ChatOut::from_view(room, message, &|a| service.file_url(a))
+                            .map(|chat| ChatReply { chat })
                     });
-                    if let Some(raw) = raw.as_deref().and_then(Option::as_deref) {
-                        cx.emit_raw("chat", raw);
-                    }
                 }
                 if message.message.author_id != me {
                     self.unread.message_created(

@@ -13,6 +13,24 @@ fn opts(token: Option<&str>, transports: Option<&[&str]>) -> Value {
     client_options("/ws", token, transports)
 }
 
+/// `send-message` of `text` to `user`; the ack.
+async fn send(n: &mut NodeSio, id: &str, user: &str, text: &str) -> Value {
+    n.call(id, "send-message", json!({"message": text, "user": user}))
+        .await
+}
+
+/// The driver with ann on socket `a` and bob on socket `b` (default transports), and
+/// ann's token; `None` without Node (announced).
+async fn ann_and_bob(gw: &TestGateway) -> Option<(NodeSio, String)> {
+    let mut n = NodeSio::start().await?;
+    let ann = gw.user_token(1, "ann").await;
+    let bob = gw.user_token(2, "bob").await;
+    let url = gw.http_url("/chat");
+    n.connect_ok("a", &url, opts(Some(&ann), None)).await;
+    n.connect_ok("b", &url, opts(Some(&bob), None)).await;
+    Some((n, ann))
+}
+
 async fn stored_messages(gw: &TestGateway, a: i64, b: i64) -> usize {
     let svc = gw.service();
     let Some(kind) = RoomKind::direct(UserId(a), UserId(b)) else {
@@ -56,13 +74,7 @@ async fn publish_events_and_pushes(gw: TestGateway) {
     let again = n.call_args("a", "fetch-users", json!([])).await;
     assert_eq!(again[0], users);
 
-    let sent = n
-        .call(
-            "a",
-            "send-message",
-            json!({"message": "hi bob", "user": "bob"}),
-        )
-        .await;
+    let sent = send(&mut n, "a", "bob", "hi bob").await;
     let chat = &sent["chat"];
     assert_eq!(chat["sender"], "ann");
     assert_eq!(chat["recipient"], "bob");
@@ -157,14 +169,13 @@ async fn unread_count_stays_exact(gw: TestGateway) {
     let bob = gw.user_token(2, "bob").await;
     let url = gw.http_url("/chat");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
-    let send = |text: &str| json!({"message": text, "user": "bob"});
     // A backlog from before bob connects.
-    n.call("a", "send-message", send("one")).await;
-    n.call("a", "send-message", send("two")).await;
+    send(&mut n, "a", "bob", "one").await;
+    send(&mut n, "a", "bob", "two").await;
     n.connect_ok("b", &url, opts(Some(&bob), None)).await;
     let mut ids = Vec::new();
     for (text, expected) in [("three", 3), ("four", 4), ("five", 5)] {
-        let sent = n.call("a", "send-message", send(text)).await;
+        let sent = send(&mut n, "a", "bob", text).await;
         ids.push(sent["chat"]["id"].as_i64().expect("an id"));
         assert_eq!(
             n.event("b", "unread-chats-count").await,
@@ -191,7 +202,7 @@ async fn unread_count_stays_exact(gw: TestGateway) {
     svc.delete_messages(&ann_p, &[chat_core::MessageId(ids[2])], None, None)
         .await
         .expect("ann deletes her message");
-    n.call("a", "send-message", send("six")).await;
+    send(&mut n, "a", "bob", "six").await;
     assert_eq!(
         n.event("b", "unread-chats-count").await,
         json!({"unreadChatsCount": 1, "user": "ann"}),
@@ -258,14 +269,9 @@ dual_backend_test!(auth_failed_then_disconnect);
 
 /// wait-for-user / stop-waiting-for-user: user-join and user-leave.
 async fn waiting_for_a_user(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else {
+    let Some((mut n, _)) = ann_and_bob(&gw).await else {
         return;
     };
-    let ann = gw.user_token(1, "ann").await;
-    let bob = gw.user_token(2, "bob").await;
-    let url = gw.http_url("/chat");
-    n.connect_ok("a", &url, opts(Some(&ann), None)).await;
-    n.connect_ok("b", &url, opts(Some(&bob), None)).await;
     assert_eq!(
         n.call("a", "wait-for-user", json!({"user": "bob"})).await,
         json!({})
@@ -294,14 +300,9 @@ dual_backend_test!(waiting_for_a_user);
 
 /// `media`: this gateway's upload URLs become attachments; others are refused.
 async fn media_urls(gw: TestGateway) {
-    let Some(mut n) = NodeSio::start().await else {
+    let Some((mut n, ann)) = ann_and_bob(&gw).await else {
         return;
     };
-    let ann = gw.user_token(1, "ann").await;
-    let bob = gw.user_token(2, "bob").await;
-    let url = gw.http_url("/chat");
-    n.connect_ok("a", &url, opts(Some(&ann), None)).await;
-    n.connect_ok("b", &url, opts(Some(&bob), None)).await;
     let up = http_request(
         "POST",
         &gw.http_url("/api/files?name=photo.png"),
@@ -378,13 +379,7 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("e", &url, opts(Some(&eve), None)).await;
     let _ = bob;
-    let sent = n
-        .call(
-            "a",
-            "send-message",
-            json!({"message": "secret", "user": "bob"}),
-        )
-        .await;
+    let sent = send(&mut n, "a", "bob", "secret").await;
     let id = sent["chat"]["id"].clone();
 
     let cases: Vec<(&str, Value, &str)> = vec![
@@ -473,13 +468,7 @@ async fn with_method_args(gw: TestGateway) {
         .await;
     ma.recv_where("type", "authenticated").await;
 
-    let sent = n
-        .call(
-            "a",
-            "send-message",
-            json!({"message": "hello from socket.io", "user": "bob"}),
-        )
-        .await;
+    let sent = send(&mut n, "a", "bob", "hello from socket.io").await;
     let got = ma.recv_where("type", "new_message").await;
     let m = &got["data"]["message"];
     assert_eq!(m["text"], "hello from socket.io");
@@ -519,20 +508,8 @@ async fn reconnects_after_restart(mut gw: TestGateway) {
     // exit closes it) and the client would only notice at the heartbeat timeout.
     n.expect("a", |m| m["type"] == "upgrade").await;
     gw.restart().await;
-    let d = n.expect("a", |m| m["type"] == "disconnect").await;
-    // "transport close" or "transport error", depending on what the shutdown caught
-    // the client doing; either way not a server-side namespace disconnect, which
-    // socket.io-client would not retry.
-    let reason = d["reason"].as_str().unwrap_or_default();
-    assert!(reason.starts_with("transport"), "{d}");
-    n.expect("a", |m| m["type"] == "connect").await;
-    let sent = n
-        .call(
-            "a",
-            "send-message",
-            json!({"message": "after restart", "user": "bob"}),
-        )
-        .await;
+    n.expect_reconnect("a").await;
+    let sent = send(&mut n, "a", "bob", "after restart").await;
     assert_eq!(sent["chat"]["message"], "after restart");
     n.exit().await;
 }

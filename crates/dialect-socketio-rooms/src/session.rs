@@ -123,10 +123,7 @@ impl RoomsSession {
         named: UserId,
     ) -> Result<Principal, WireError> {
         if self.authenticated {
-            let p = cx
-                .principal()
-                .cloned()
-                .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))?;
+            let p = cx.caller(event)?;
             if p.id() != named {
                 return Err(WireError::new(
                     "forbidden",
@@ -180,10 +177,7 @@ impl RoomsSession {
         }
         let service = cx.service();
         let user = if self.authenticated {
-            let me = cx
-                .principal()
-                .cloned()
-                .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))?;
+            let me = cx.caller(event)?;
             service.upsert_user_as(&me, &profile).await
         } else {
             service.upsert_user(&profile).await
@@ -201,10 +195,7 @@ impl RoomsSession {
         let req: CreateChat = decode(event, payload)?;
         let users: Vec<UserId> = req.users.iter().map(|u| UserId(u.0)).collect();
         let (actor, members) = if self.authenticated {
-            let me = cx
-                .principal()
-                .cloned()
-                .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))?;
+            let me = cx.caller(event)?;
             (me, users)
         } else {
             // No token: the chat's first user is its creator.
@@ -350,15 +341,9 @@ impl SioSession for RoomsSession {
         }
         if let Event::MessageCreated { message, .. } = &event.event {
             let service = cx.service();
-            let raw = event.shared(*crate::SLOT, || {
-                serde_json::value::to_raw_value(&MessageOut::from_view(message, &|a| {
-                    service.file_url(a)
-                }))
-                .ok()
+            cx.emit_shared("new-message", event, *crate::SLOT, || {
+                Some(MessageOut::from_view(message, &|a| service.file_url(a)))
             });
-            if let Some(raw) = raw.as_deref().and_then(Option::as_deref) {
-                cx.emit_raw("new-message", raw);
-            }
         }
     }
 }

@@ -36,6 +36,28 @@ async fn call(n: &mut NodeSio, id: &str, event: &str, payload: Value) -> Value {
     acked
 }
 
+/// `create-user` with the `user` object given; the answer.
+async fn create_user(n: &mut NodeSio, id: &str, user: Value) -> Value {
+    call(n, id, "create-user", json!({ "user": user })).await
+}
+
+/// `create-chat` named `name` with `users`; the new chat's id.
+async fn create_chat(n: &mut NodeSio, id: &str, name: &str, users: Value) -> String {
+    let c = call(
+        n,
+        id,
+        "create-chat",
+        json!({"chat": {"name": name}, "users": users}),
+    )
+    .await;
+    c["chat"]["id"].as_str().expect("a chat id").to_string()
+}
+
+/// A `new-message` body of the default type (text).
+fn message(chat: &str, user: &str, value: &str) -> Value {
+    json!({"chat": {"id": chat}, "user": {"id": user}, "message": {"value": value}})
+}
+
 async fn message_count(gw: &TestGateway, room: i64, reader: i64) -> usize {
     let svc = gw.service();
     let p = chat_core::Principal {
@@ -71,11 +93,10 @@ async fn events_and_pushes_with_default_transports(gw: TestGateway) {
     assert_eq!(up["transport"], "websocket", "then upgrades");
     n.connect_ok("b", &url, opts(Some(&bob), None)).await;
 
-    let u = call(
+    let u = create_user(
         &mut n,
         "a",
-        "create-user",
-        json!({"user": {"id": "1", "name": "Ann", "photo": "ann.png"}}),
+        json!({"id": "1", "name": "Ann", "photo": "ann.png"}),
     )
     .await;
     assert_eq!(u["user"]["id"], "1");
@@ -83,21 +104,14 @@ async fn events_and_pushes_with_default_transports(gw: TestGateway) {
     assert_eq!(u["user"]["name"], "Ann");
     assert!(u["user"]["created_at"].as_str().unwrap().ends_with('Z'));
     // Only an admin links a user to an external id: a user cannot claim one.
-    let refused = call(
+    let refused = create_user(
         &mut n,
         "b",
-        "create-user",
-        json!({"user": {"external_id": "crm-2", "name": "Bob", "photo": ""}}),
+        json!({"external_id": "crm-2", "name": "Bob", "photo": ""}),
     )
     .await;
     assert_wire_error(&refused, "forbidden", "create-user");
-    let u = call(
-        &mut n,
-        "b",
-        "create-user",
-        json!({"user": {"id": "2", "name": "Bob", "photo": ""}}),
-    )
-    .await;
+    let u = create_user(&mut n, "b", json!({"id": "2", "name": "Bob", "photo": ""})).await;
     assert_eq!(u["user"]["id"], "2", "the token's user");
     assert_eq!(u["user"]["external_id"], Value::Null);
 
@@ -215,14 +229,7 @@ async fn bad_input_changes_nothing(gw: TestGateway) {
     let url = gw.http_url("/");
     n.connect_ok("a", &url, opts(Some(&ann), None)).await;
     n.connect_ok("e", &url, opts(Some(&eve), None)).await;
-    let c = call(
-        &mut n,
-        "a",
-        "create-chat",
-        json!({"chat": {"name": "t"}, "users": ["2"]}),
-    )
-    .await;
-    let chat = c["chat"]["id"].as_str().unwrap().to_string();
+    let chat = create_chat(&mut n, "a", "t", json!(["2"])).await;
     let room: i64 = chat.parse().unwrap();
 
     let cases: Vec<(&str, Value, &str)> = vec![
@@ -360,14 +367,7 @@ async fn oversize_payload(_gw: TestGateway) {
     n.connect_ok("big", &url, opts(Some(&ann), Some(&["websocket"])))
         .await;
     n.connect_ok("ok", &url, opts(Some(&ann), None)).await;
-    let c = call(
-        &mut n,
-        "ok",
-        "create-chat",
-        json!({"chat": {"name": "t"}, "users": ["2"]}),
-    )
-    .await;
-    let chat = c["chat"]["id"].as_str().unwrap().to_string();
+    let chat = create_chat(&mut n, "ok", "t", json!(["2"])).await;
     n.emit("big", "new-message", json!([{"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "x".repeat(100 * 1024)}}])).await;
     n.expect("big", |m| m["type"] == "disconnect").await;
     let l = call(&mut n, "ok", "list-messages", json!({"chat": {"id": chat}})).await;
@@ -388,14 +388,10 @@ async fn with_type_content(gw: TestGateway) {
     let bob = gw.user_token(2, "bob").await;
     n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None))
         .await;
-    let c = call(
-        &mut n,
-        "a",
-        "create-chat",
-        json!({"chat": {"name": "mixed"}, "users": ["2"]}),
-    )
-    .await;
-    let chat: i64 = c["chat"]["id"].as_str().unwrap().parse().unwrap();
+    let chat: i64 = create_chat(&mut n, "a", "mixed", json!(["2"]))
+        .await
+        .parse()
+        .unwrap();
     let mut tc = WsClient::connect_with_headers(
         &gw.ws_url("/ws/chats/"),
         &[("authorization", &format!("Bearer {bob}"))],
@@ -430,31 +426,18 @@ async fn reconnects_after_restart(mut gw: TestGateway) {
     gw.user_token(2, "bob").await;
     n.connect_ok("a", &gw.http_url("/"), opts(Some(&ann), None))
         .await;
-    let c = call(
-        &mut n,
-        "a",
-        "create-chat",
-        json!({"chat": {"name": "t"}, "users": ["2"]}),
-    )
-    .await;
-    let chat = c["chat"]["id"].as_str().unwrap().to_string();
+    let chat = create_chat(&mut n, "a", "t", json!(["2"])).await;
     // Restart once the upgrade to WebSocket is done: in this in-process restart a
     // probe connection caught mid-upgrade outlives the old server (a real process
     // exit closes it) and the client would only notice at the heartbeat timeout.
     n.expect("a", |m| m["type"] == "upgrade").await;
     gw.restart().await;
-    let d = n.expect("a", |m| m["type"] == "disconnect").await;
-    // "transport close" or "transport error", depending on what the shutdown caught
-    // the client doing; either way not a server-side namespace disconnect, which
-    // socket.io-client would not retry.
-    let reason = d["reason"].as_str().unwrap_or_default();
-    assert!(reason.starts_with("transport"), "{d}");
-    n.expect("a", |m| m["type"] == "connect").await;
+    n.expect_reconnect("a").await;
     let m = call(
         &mut n,
         "a",
         "new-message",
-        json!({"chat": {"id": chat}, "user": {"id": "1"}, "message": {"value": "after restart"}}),
+        message(&chat, "1", "after restart"),
     )
     .await;
     assert_eq!(m["msg"], "after restart");
@@ -481,56 +464,34 @@ async fn trusted_mode(gw: TestGateway) {
     let url = gw.http_url("/");
     n.connect_ok("a", &url, opts(None, None)).await;
     n.connect_ok("b", &url, opts(None, None)).await;
-    let a = call(
+    let a = create_user(
         &mut n,
         "a",
-        "create-user",
-        json!({"user": {"external_id": "ext-a", "name": "A", "photo": "a.png"}}),
+        json!({"external_id": "ext-a", "name": "A", "photo": "a.png"}),
     )
     .await;
     let a_id = a["user"]["id"].as_str().unwrap().to_string();
-    let again = call(
+    let again = create_user(
         &mut n,
         "a",
-        "create-user",
-        json!({"user": {"external_id": "ext-a", "name": "A2", "photo": "a.png"}}),
+        json!({"external_id": "ext-a", "name": "A2", "photo": "a.png"}),
     )
     .await;
     assert_eq!(again["user"]["id"], a_id, "fetched, not created twice");
-    let b = call(
+    let b = create_user(
         &mut n,
         "b",
-        "create-user",
-        json!({"user": {"external_id": "ext-b", "name": "B", "photo": ""}}),
+        json!({"external_id": "ext-b", "name": "B", "photo": ""}),
     )
     .await;
     let b_id = b["user"]["id"].as_str().unwrap().to_string();
-    let c = call(
-        &mut n,
-        "a",
-        "create-chat",
-        json!({"chat": {"name": "pair"}, "users": [a_id, b_id]}),
-    )
-    .await;
-    let chat = c["chat"]["id"].as_str().unwrap().to_string();
-    call(
-        &mut n,
-        "a",
-        "new-message",
-        json!({"chat": {"id": chat}, "user": {"id": a_id}, "message": {"value": "hi b"}}),
-    )
-    .await;
+    let chat = create_chat(&mut n, "a", "pair", json!([a_id, b_id])).await;
+    call(&mut n, "a", "new-message", message(&chat, &a_id, "hi b")).await;
     assert_eq!(n.event("b", "new-message").await["msg"], "hi b");
     let l = call(&mut n, "b", "list-messages", json!({"chat": {"id": chat}})).await;
     assert_eq!(l["messages"].as_array().unwrap().len(), 1);
     // A body naming a user who is not a member is still refused by the core.
-    let v = call(
-        &mut n,
-        "b",
-        "new-message",
-        json!({"chat": {"id": chat}, "user": {"id": "424242"}, "message": {"value": "x"}}),
-    )
-    .await;
+    let v = call(&mut n, "b", "new-message", message(&chat, "424242", "x")).await;
     assert_wire_error(&v, "not_found", "new-message");
     n.exit().await;
 }

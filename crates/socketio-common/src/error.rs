@@ -1,10 +1,10 @@
-//! The one error shape of both Socket.IO dialects.
+//! The one error shape of every Socket.IO dialect.
 //!
-//! Neither legacy spec says how a failure looks, so the gateway picks one shape that a
+//! No legacy spec says how a failure looks, so the gateway picks one shape that a
 //! JavaScript client can test with `if (res.error)`: a stable machine-readable code, a
 //! sentence for people, and the event that failed. It travels in the ack when the
-//! client asked for one, and as an `error` event otherwise (socketio-rooms sends the
-//! event in both cases, because its replies are events too).
+//! client asked for one, and as an `error` event otherwise (a dialect whose replies
+//! are events too sends the event in both cases).
 
 use chat_core::ChatError;
 use serde::Serialize;
@@ -93,10 +93,10 @@ mod tests {
 
     #[test]
     fn domain_errors_keep_their_sentence_and_hide_storage_details() {
-        let e = WireError::from_chat("send-message", &ChatError::not_found("user"));
+        let e = WireError::from_chat("some-event", &ChatError::not_found("user"));
         assert_eq!(e.error, "not_found");
         assert_eq!(e.message, "user not found");
-        assert_eq!(e.event, "send-message");
+        assert_eq!(e.event, "some-event");
         let e = WireError::from_chat(
             "x",
             &ChatError::Storage("pool timed out at 10.0.0.1".into()),

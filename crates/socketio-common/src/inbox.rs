@@ -23,6 +23,8 @@ pub struct Request {
     /// Whether the client passed an ack callback.
     pub wants_ack: bool,
     ack: Option<AckSender>,
+    /// The ack was answered (a request has one answer at most).
+    answered: bool,
 }
 
 impl Request {
@@ -32,14 +34,29 @@ impl Request {
         self.ack.take()
     }
 
-    /// A request built by hand (tests).
+    /// Claim the one answer to the ack: true the first time, when the client asked
+    /// for an ack; false otherwise.
+    pub(crate) fn answer(&mut self) -> bool {
+        let first = self.wants_ack && !self.answered;
+        self.answered = true;
+        first
+    }
+
+    /// A request built by hand (tests), without an ack callback.
     pub fn new(event: &str, payload: serde_json::Value) -> Self {
         Request {
             event: event.to_string(),
             payload,
             wants_ack: false,
             ack: None,
+            answered: false,
         }
+    }
+
+    /// The same request with an ack callback (its answer is filed in the outbox).
+    pub fn with_ack(mut self) -> Self {
+        self.wants_ack = true;
+        self
     }
 }
 
@@ -89,6 +106,7 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
             payload,
             wants_ack: ack_id.is_some(),
             ack,
+            answered: false,
         };
         let Some(Inbox(tx)) = s.extensions.get::<Inbox>() else {
             return Ok(Enqueued(Some(req)));

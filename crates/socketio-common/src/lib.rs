@@ -31,8 +31,11 @@ pub mod fuzz;
 pub mod http;
 pub mod inbox;
 pub mod mount;
+pub mod outbox;
 pub mod worker;
 
+#[cfg(feature = "test-client")]
+pub mod harness;
 #[cfg(feature = "test-client")]
 pub mod node;
 

@@ -201,6 +201,7 @@ pub fn mount<D: SioDialect>(
                             cx.emit(&event, &payload);
                         }
                         cx.disconnect();
+                        cx.flush();
                     }
                     Opening::Accept { session, principal } => {
                         let cx = SioCtx::new(service, Some(s.clone()), name);

@@ -239,6 +239,17 @@ impl NodeSio {
         }
     }
 
+    /// After the server went away (a restart): socket `id` loses its transport —
+    /// "transport close" or "transport error", depending on what the shutdown caught
+    /// the client doing, but never a namespace disconnect, which socket.io-client
+    /// would not retry — and connects again by itself.
+    pub async fn expect_reconnect(&mut self, id: &str) {
+        let d = self.expect(id, |m| m["type"] == "disconnect").await;
+        let reason = d["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("transport"), "socket {id}: {d}");
+        self.expect(id, |m| m["type"] == "connect").await;
+    }
+
     /// Assert that socket `id` gets no `event` within `ms`.
     pub async fn assert_no_event(&mut self, id: &str, event: &str, ms: u64) {
         let pred = |m: &Value| m["type"] == "event" && m["event"] == event;

@@ -6,17 +6,21 @@
 //! (paced: see `run`) — and handles one at a time, so a session never needs a lock
 //! and events of one socket never overtake each other.
 //!
-//! Emitting never waits: socketioxide's per-socket buffer is bounded, and a socket
-//! whose buffer is full is treated like a full hub queue — the client is told
-//! `slow_consumer` if there is room, the socket is disconnected, and it is
+//! A session does not write to the socket: what it says goes to its context's
+//! [`Outbox`], and the task flushes the outbox after each step, in order. Flushing
+//! never waits: socketioxide's per-socket buffer is bounded, and a socket whose buffer
+//! is full is treated like a full hub queue — the kill switch fires, the next turn
+//! tells the client `slow_consumer` if there is room and disconnects it, and it is
 //! unregistered from the hub so nothing more piles up for it.
 
 use crate::error::WireError;
 use crate::inbox::Request;
+use crate::outbox::{Item, Json, Outbox, Sent};
 use async_trait::async_trait;
 use chat_core::hub::{EVENT_FLUSH_INTERVAL, SLOW_CONSUMER};
 use chat_core::{ChatService, ConnCtx, Origin, Principal, Published};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 use std::sync::Arc;
@@ -37,12 +41,16 @@ pub trait SioSession: Send + 'static {
 }
 
 /// What a session works with: the connection's domain context ([`ConnCtx`]: the
-/// service, the caller once known, the hub subscription, the kill switch) and the
-/// socket to emit on.
+/// service, the caller once known, the hub subscription, the kill switch), the outbox
+/// of what it said, and the socket the outbox is flushed to (none in tests).
+///
+/// Whatever is still in the outbox when the context is dropped is flushed then, so a
+/// context used only to say something before disconnecting needs no explicit flush.
 pub struct SioCtx {
     pub conn: ConnCtx,
     socket: Option<SocketRef>,
     dialect: &'static str,
+    outbox: Outbox,
 }
 
 impl SioCtx {
@@ -55,6 +63,7 @@ impl SioCtx {
             conn: ConnCtx::new(service),
             socket,
             dialect,
+            outbox: Outbox::default(),
         }
     }
 
@@ -64,6 +73,14 @@ impl SioCtx {
 
     pub fn principal(&self) -> Option<&Principal> {
         self.conn.principal.as_ref()
+    }
+
+    /// The caller, for a request that needs one; `unauthenticated` for `event` when
+    /// the socket is not signed in.
+    pub fn caller(&self, event: &str) -> Result<Principal, WireError> {
+        self.principal()
+            .cloned()
+            .ok_or_else(|| WireError::new("unauthenticated", event, "not signed in"))
     }
 
     /// Register with the hub as `principal` (presence, pushes). Signing in again as
@@ -77,54 +94,133 @@ impl SioCtx {
         Some(self.conn.origin(self.dialect, None))
     }
 
-    /// Emit an event with one argument. False when it could not be queued.
+    /// Queue an event with one argument. False when the argument has no JSON form.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> bool {
-        let Some(socket) = &self.socket else {
-            return false;
-        };
-        self.check(event, socket.emit(event, data))
-    }
-
-    /// Emit an event whose argument is already-serialized JSON (a rendering shared by
-    /// every recipient, see `Published::shared`): written as is, not parsed again.
-    pub fn emit_raw(&self, event: &str, json: &serde_json::value::RawValue) -> bool {
-        self.emit(event, json)
-    }
-
-    /// Answer the request's ack, if the client asked for one. False when there was
-    /// no ack to answer or it could not be queued.
-    pub fn ack<T: Serialize + ?Sized>(&self, req: &mut Request, data: &T) -> bool {
-        match req.take_ack() {
-            Some(ack) if req.wants_ack => self.check(&req.event, ack.send(data)),
-            _ => false,
+        match self.encode(event, data) {
+            Some(data) => {
+                let event = event.to_string();
+                self.outbox.push(Sent::Emit { event, data }, None);
+                true
+            }
+            None => false,
         }
     }
 
-    /// Disconnect the socket from its namespace (the client does not reconnect).
+    /// Queue `name` with the rendering of a hub event that every recipient on this
+    /// dialect shares (see `Published::shared`; `slot` is the dialect's): the first
+    /// recipient renders and encodes it, the others reuse that text. Nothing is
+    /// queued when `render` has nothing for this event. False when nothing was queued.
+    pub fn emit_shared<T: Serialize>(
+        &self,
+        name: &str,
+        event: &Published,
+        slot: chat_core::RenderSlot,
+        render: impl FnOnce() -> Option<T>,
+    ) -> bool {
+        let shared = event.shared(slot, || {
+            render()
+                .and_then(|v| serde_json::value::to_raw_value(&v).ok())
+                .map(Arc::<RawValue>::from)
+        });
+        let Some(raw) = shared.and_then(|s| (*s).clone()) else {
+            return false;
+        };
+        self.outbox.push(
+            Sent::Emit {
+                event: name.to_string(),
+                data: Json::Shared(raw),
+            },
+            None,
+        );
+        true
+    }
+
+    /// Queue the answer to the request's ack, if the client asked for one. False when
+    /// there was no ack to answer (none asked, or answered already) or the answer has
+    /// no JSON form.
+    pub fn ack<T: Serialize + ?Sized>(&self, req: &mut Request, data: &T) -> bool {
+        if !req.answer() {
+            return false;
+        }
+        let Some(data) = self.encode(&req.event, data) else {
+            return false;
+        };
+        let event = req.event.clone();
+        self.outbox.push(Sent::Ack { event, data }, req.take_ack());
+        true
+    }
+
+    /// Queue a disconnect from the namespace (the client does not reconnect).
     pub fn disconnect(&self) {
-        if let Some(socket) = &self.socket {
-            if let Err(e) = socket.clone().disconnect() {
-                // The buffer is full: the engine's next heartbeat cannot be queued
-                // either, and closes the connection then.
-                tracing::debug!(dialect = self.dialect, error = ?e, "disconnect not queued");
+        self.outbox.push(Sent::Disconnect, None);
+    }
+
+    /// The next hub event already queued for this socket's user, without waiting.
+    pub fn next_queued(&mut self) -> Option<Arc<Published>> {
+        self.conn.subscription.as_mut()?.rx.try_recv().ok()
+    }
+
+    /// What was said since the last call, oldest first; for a context without a
+    /// socket (tests), where nothing is flushed.
+    pub fn take_outbox(&self) -> Vec<Sent> {
+        self.outbox.take()
+    }
+
+    /// Hand what was said to the socket, oldest first, without waiting. Without a
+    /// socket the outbox keeps it (see [`SioCtx::take_outbox`]).
+    pub fn flush(&self) {
+        let Some(socket) = &self.socket else {
+            return;
+        };
+        for Item { sent, ack } in self.outbox.drain() {
+            match sent {
+                Sent::Emit { event, data } => {
+                    self.check(&event, socket.emit(&event, data.raw()));
+                }
+                Sent::Ack { event, data } => {
+                    if let Some(ack) = ack {
+                        self.check(&event, ack.send(data.raw()));
+                    }
+                }
+                Sent::Disconnect => {
+                    if let Err(e) = socket.clone().disconnect() {
+                        // The buffer is full: the engine's next heartbeat cannot be
+                        // queued either, and closes the connection then.
+                        tracing::debug!(dialect = self.dialect, error = ?e, "disconnect not queued");
+                    }
+                }
             }
         }
     }
 
-    fn check(&self, event: &str, r: Result<(), SendError>) -> bool {
+    fn encode<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Option<Json> {
+        match Json::encode(data) {
+            Ok(json) => Some(json),
+            Err(e) => {
+                tracing::error!(dialect = self.dialect, event, error = %e, "could not encode an event");
+                None
+            }
+        }
+    }
+
+    fn check(&self, event: &str, r: Result<(), SendError>) {
         match r {
-            Ok(()) => true,
+            Ok(()) => {}
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                 tracing::info!(dialect = self.dialect, conn = %self.conn.conn, event, "socket buffer full; closing as a slow consumer");
                 self.conn.kill.kill(SLOW_CONSUMER);
-                false
             }
-            Err(SendError::Socket(_)) => false,
+            Err(SendError::Socket(_)) => {}
             Err(SendError::Serialize(e)) => {
                 tracing::error!(dialect = self.dialect, event, error = %e, "could not encode an event");
-                false
             }
         }
+    }
+}
+
+impl Drop for SioCtx {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -177,12 +273,16 @@ pub(crate) async fn run<S: SioSession>(
                 if !reason.starts_with("server") {
                     cx.emit("error", &WireError::new("slow_consumer", "", reason));
                     cx.disconnect();
+                    cx.flush();
                 }
                 break;
             }
             _ = &mut gone => break,
             req = inbox.recv() => match req {
-                Some(req) => session.on_request(&mut cx, *req).await,
+                Some(req) => {
+                    session.on_request(&mut cx, *req).await;
+                    cx.flush();
+                }
                 None => break,
             },
             _ = &mut pace, if pacing => {
@@ -202,13 +302,12 @@ pub(crate) async fn run<S: SioSession>(
         if push_now {
             if let Some(event) = held.take() {
                 session.on_push(&mut cx, &event).await;
+                cx.flush();
             }
             for _ in 0..COALESCE_EVENTS {
-                let Some(sub) = cx.conn.subscription.as_mut() else {
-                    break;
-                };
-                let Ok(event) = sub.rx.try_recv() else { break };
+                let Some(event) = cx.next_queued() else { break };
                 session.on_push(&mut cx, &event).await;
+                cx.flush();
             }
             next_flush = Instant::now() + EVENT_FLUSH_INTERVAL;
         }
