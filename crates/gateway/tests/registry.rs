@@ -145,7 +145,7 @@ async fn a_dialect_added_to_the_registry_talks_with_a_built_in_one() {
     let sent = shout.recv_until(|v| v.get("sent").is_some()).await;
     assert!(sent["sent"].as_i64().is_some_and(|id| id > 0), "{sent}");
     let got = ma.recv_where("type", "new_message").await;
-    assert_eq!(got["data"]["text"], "hello from shout", "{got}");
+    assert_eq!(got["data"]["message"]["text"], "hello from shout", "{got}");
 
     ma.send_json(&json!({"method": "send_message", "args": {"chat": room, "text": "hi back"}}))
         .await;
