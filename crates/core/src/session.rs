@@ -201,3 +201,61 @@ impl ConnCtx {
         }
     }
 }
+
+/// When a connection may next push hub events: the pacing both connection loops (the
+/// gateway's WebSocket loop and the Socket.IO worker) share.
+///
+/// A connection that pushed less than [`crate::hub::EVENT_FLUSH_INTERVAL`] ago leaves
+/// newer events in its bounded hub queue until the interval is over, then sends all of
+/// them in one write, so a busy room costs one wake-up and one flush per interval
+/// rather than one per event. Frames a client is waiting for (answers) are not paced.
+#[derive(Debug)]
+pub struct Pacer {
+    next: tokio::time::Instant,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            next: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Pacer {
+    /// Whether events may leave at `now`.
+    pub fn due(&self, now: tokio::time::Instant) -> bool {
+        now >= self.next
+    }
+
+    /// Events left at `now`: the next may leave one interval later.
+    pub fn pushed(&mut self, now: tokio::time::Instant) {
+        self.next = now + crate::hub::EVENT_FLUSH_INTERVAL;
+    }
+
+    /// Set `timer` to fire when events may leave.
+    pub fn arm(&self, timer: std::pin::Pin<&mut tokio::time::Sleep>) {
+        timer.reset(self.next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::EVENT_FLUSH_INTERVAL;
+
+    #[tokio::test(start_paused = true)]
+    async fn events_leave_once_per_interval() {
+        let mut pacer = Pacer::default();
+        let t0 = tokio::time::Instant::now();
+        assert!(pacer.due(t0), "a fresh connection pushes at once");
+        pacer.pushed(t0);
+        assert!(!pacer.due(t0 + EVENT_FLUSH_INTERVAL / 2));
+        let timer = tokio::time::sleep(std::time::Duration::ZERO);
+        tokio::pin!(timer);
+        pacer.arm(timer.as_mut());
+        timer.as_mut().await;
+        assert!(pacer.due(tokio::time::Instant::now()));
+        assert_eq!(tokio::time::Instant::now() - t0, EVENT_FLUSH_INTERVAL);
+    }
+}

@@ -9,7 +9,7 @@
 //! a busy connection costs one system call per batch rather than one per frame.
 
 use bytes::Bytes;
-use chat_core::hub::{KillSwitch, EVENT_FLUSH_INTERVAL};
+use chat_core::hub::KillSwitch;
 use chat_core::throttle::{Bucket, Rate};
 use chat_core::{ConnCtx, Outgoing, Session};
 use futures_util::{SinkExt, StreamExt};
@@ -150,7 +150,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
 
 /// Most queued events rendered before one flush (bounds the batch a slow socket
 /// write holds up, and the write buffer it grows). With events paced at
-/// [`EVENT_FLUSH_INTERVAL`] a busy connection has a few dozen waiting per flush.
+/// [`chat_core::hub::EVENT_FLUSH_INTERVAL`] a busy connection has a few dozen waiting per flush.
 const COALESCE_EVENTS: usize = 256;
 
 /// Application close codes (RFC 6455 4000-4999 are free for applications; 1008 is
@@ -173,7 +173,7 @@ fn close_message(code: u16, reason: &str) -> Message {
 
 /// Drive one connection until it closes.
 ///
-/// Hub events are paced: a connection that flushed less than [`EVENT_FLUSH_INTERVAL`]
+/// Hub events are paced: a connection that flushed less than [`chat_core::hub::EVENT_FLUSH_INTERVAL`]
 /// ago leaves further events in its (bounded) hub queue until that much time has
 /// passed, then renders and writes all of them at once. In a busy room this turns
 /// one `send` per event, and one wake-up and `recv` per event on the client, into one
@@ -218,7 +218,7 @@ pub async fn run_connection<S>(
     tokio::pin!(killed, pace);
     // Armed: rendered events wait for the pace timer rather than leaving now.
     let mut pacing = false;
-    let mut next_flush = Instant::now();
+    let mut pacer = chat_core::session::Pacer::default();
     while open {
         let next_event = async {
             match cx.subscription.as_mut() {
@@ -327,12 +327,12 @@ pub async fn run_connection<S>(
             continue;
         }
         let now = Instant::now();
-        if urgent || now >= next_flush || cx.closing() {
+        if urgent || pacer.due(now) || cx.closing() {
             open = flush(&mut ws, &mut cx, &cfg).await;
-            next_flush = now + EVENT_FLUSH_INTERVAL;
+            pacer.pushed(now);
             pacing = false;
         } else {
-            pace.as_mut().reset(next_flush);
+            pacer.arm(pace.as_mut());
             pacing = true;
         }
     }

@@ -17,7 +17,7 @@ use crate::error::WireError;
 use crate::inbox::Request;
 use crate::outbox::{Item, Json, Outbox, Sent};
 use async_trait::async_trait;
-use chat_core::hub::{EVENT_FLUSH_INTERVAL, SLOW_CONSUMER};
+use chat_core::hub::SLOW_CONSUMER;
 use chat_core::{ChatService, ConnCtx, Origin, Principal, Published};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -230,7 +230,7 @@ const COALESCE_EVENTS: usize = 256;
 /// Drive one socket until it closes or is killed.
 ///
 /// Hub events are paced as in the gateway's WebSocket loop (see
-/// [`EVENT_FLUSH_INTERVAL`]): a socket that pushed less than that long ago leaves newer
+/// [`chat_core::hub::EVENT_FLUSH_INTERVAL`]): a socket that pushed less than that long ago leaves newer
 /// events in its bounded hub queue until the interval is over, then emits all of them
 /// in one go, so socketioxide's writer task wakes once and writes them with one flush
 /// instead of one wake-up and one `send` per event. Client requests are answered at
@@ -253,7 +253,7 @@ pub(crate) async fn run<S: SioSession>(
     let pace = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(killed, gone, pace);
     let mut pacing = false;
-    let mut next_flush = Instant::now();
+    let mut pacer = chat_core::session::Pacer::default();
     // An event taken from the queue while pacing, pushed when the timer fires.
     let mut held: Option<Arc<Published>> = None;
     loop {
@@ -291,11 +291,11 @@ pub(crate) async fn run<S: SioSession>(
             }
             Some(event) = next_event => {
                 held = Some(event);
-                if Instant::now() >= next_flush {
+                if pacer.due(Instant::now()) {
                     push_now = true;
                 } else {
                     pacing = true;
-                    pace.as_mut().reset(next_flush);
+                    pacer.arm(pace.as_mut());
                 }
             }
         }
@@ -309,7 +309,7 @@ pub(crate) async fn run<S: SioSession>(
                 session.on_push(&mut cx, &event).await;
                 cx.flush();
             }
-            next_flush = Instant::now() + EVENT_FLUSH_INTERVAL;
+            pacer.pushed(Instant::now());
         }
     }
     session.on_close(&mut cx).await;
