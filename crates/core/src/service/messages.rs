@@ -8,18 +8,45 @@
 //! every member's event names the same id; history pages stay within
 //! [`super::Caps::page_bytes`], so no reply grows with the room.
 
+use super::rooms::RoomRef;
+use super::uploads::Upload;
 use super::{cap_list, dedup_keep_order, ChatService};
 use crate::auth::Principal;
 use crate::cluster::Local;
-use crate::command::*;
 use crate::error::ChatError;
 use crate::event::{Event, Origin, Published};
-use crate::ids::{MessageId, RoomId, UserId};
+use crate::ids::{AttachmentId, MessageId, RoomId, UserId};
 use crate::model::*;
 use crate::policy;
 use crate::store::NewMessage;
 use crate::Result;
 use std::sync::Arc;
+
+/// A message to send ([`ChatService::send_message`]).
+#[derive(Clone, Debug)]
+pub struct SendMessage {
+    pub room: RoomRef,
+    pub text: String,
+    pub kind: MessageKind,
+    pub reply_to: Option<MessageId>,
+    /// Files to store and attach.
+    pub uploads: Vec<Upload>,
+    /// Files uploaded before (`POST /api/files`) to attach.
+    pub attachments: Vec<AttachmentId>,
+}
+
+impl SendMessage {
+    pub fn text(room: RoomRef, text: impl Into<String>) -> Self {
+        SendMessage {
+            room,
+            text: text.into(),
+            kind: MessageKind::Text,
+            reply_to: None,
+            uploads: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+}
 
 impl ChatService {
     fn message_view(

@@ -18,9 +18,11 @@ mod rooms;
 mod uploads;
 
 pub use identity::{MAX_DISPLAY_NAME_CHARS, MAX_PHOTO_BYTES};
+pub use messages::SendMessage;
 pub use presence::TOKEN_EXPIRED;
 pub use reads::ReadOutcome;
-pub use uploads::sanitize_file_name;
+pub use rooms::{CreateRoom, RoomRef, RoomShape};
+pub use uploads::{sanitize_file_name, Upload};
 
 use crate::auth::{Principal, TokenVerifier};
 use crate::cache::{RoomCache, UserCache};

@@ -9,9 +9,9 @@
 //! refresh interval ([`crate::typing`]) and attention only on a real change, so
 //! repeating either costs the recipients nothing.
 
+use super::rooms::RoomRef;
 use super::ChatService;
 use crate::auth::Principal;
-use crate::command::*;
 use crate::error::ChatError;
 use crate::event::{Event, Published};
 use crate::hub::{KillSwitch, Subscription};

@@ -6,9 +6,9 @@
 //! no other member had read counted as newly read. Consequence: repeating a read
 //! costs nothing and tells nobody, and "read" ticks appear once per message.
 
+use super::rooms::RoomRef;
 use super::ChatService;
 use crate::auth::Principal;
-use crate::command::*;
 use crate::error::ChatError;
 use crate::event::{Event, Origin};
 use crate::ids::MessageId;

@@ -10,7 +10,6 @@
 
 use super::{cap_list, dedup_keep_order, ChatService};
 use crate::auth::Principal;
-use crate::command::*;
 use crate::error::ChatError;
 use crate::event::{Event, Origin};
 use crate::hub::Subscription;
@@ -21,6 +20,44 @@ use crate::store::NewRoom;
 use crate::Result;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// How a request names a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomRef {
+    /// By id.
+    Id(RoomId),
+    /// The direct room of two users (the legacy `"<low>_<high>"` direct key); the
+    /// caller must be one of them. Created on first use.
+    DirectPair(UserId, UserId),
+    /// The caller's direct room with this user. Created on first use.
+    DirectWith(UserId),
+    /// The project room of this project id.
+    Project(i64),
+}
+
+/// What kind of room to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomShape {
+    /// Direct when there is exactly one other user, else a group.
+    Auto,
+    /// A direct room of exactly the two given members (admin import).
+    Direct,
+    Group,
+    Project(i64),
+}
+
+/// A room to create ([`ChatService::create_room`]).
+#[derive(Clone, Debug)]
+pub struct CreateRoom {
+    /// Explicit id (admin import only).
+    pub id: Option<RoomId>,
+    pub shape: RoomShape,
+    pub title: String,
+    /// The other members; the creator is added unless `include_creator` is false.
+    pub members: Vec<UserId>,
+    pub include_creator: bool,
+    pub has_business: bool,
+}
 
 impl ChatService {
     /// Load a room with its members (from the room cache when the room row is the

@@ -9,13 +9,22 @@
 
 use super::ChatService;
 use crate::auth::Principal;
-use crate::command::*;
 use crate::error::ChatError;
 use crate::ids::AttachmentId;
 use crate::model::*;
 use crate::store::NewAttachment;
 use crate::Result;
 use std::sync::Arc;
+
+/// A file sent inline with a message (a dialect that carries files in the message
+/// frame), or uploaded on its own ([`ChatService::upload`]).
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub name: String,
+    /// `None`: guessed from the name.
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
 
 /// Unattached uploads deleted per sweep query.
 const SWEEP_BATCH: i64 = 500;
