@@ -220,10 +220,6 @@ impl ChatService {
             .map_err(|_| ChatError::Storage("the service is already in a cluster".into()))
     }
 
-    /// Whether events go through a cluster broker.
-    pub fn is_clustered(&self) -> bool {
-        self.broker.get().is_some()
-    }
 
     /// Count one command of `actor` against the per-user rate.
     pub(super) fn throttle(&self, actor: &Principal) -> Result<()> {

@@ -139,9 +139,4 @@ impl ChatService {
         let unread = self.store.unread_count(room.id(), actor.id(), mark).await?;
         Ok((unread.count, unread.newest.max(mark)))
     }
-
-    /// Number of the actor's rooms with unread messages from others.
-    pub async fn unread_rooms(&self, actor: &Principal) -> Result<i64> {
-        Ok(self.store.unread_rooms(actor.id()).await?)
-    }
 }
