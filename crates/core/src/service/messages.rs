@@ -175,7 +175,7 @@ impl ChatService {
                 };
                 broker.message_committed(view.message.id, local).await;
             }
-            None => self.publish(&room.member_ids(), event, origin).await,
+            None => self.publish_to_members(event, origin).await,
         }
         Ok((room, view))
     }
@@ -229,8 +229,7 @@ impl ChatService {
         policy::can_edit(actor, &view, &msg)?;
         let edited = self.store.edit_message(id, text).await?;
         let mv = Arc::new(self.message_views(&view, vec![edited]).await?.remove(0));
-        self.publish(
-            &view.member_ids(),
+        self.publish_to_members(
             Event::MessageEdited {
                 room: view.clone(),
                 message: mv.clone(),
@@ -281,8 +280,7 @@ impl ChatService {
             }
         }
         if !deleted.is_empty() {
-            self.publish(
-                &view.member_ids(),
+            self.publish_to_members(
                 Event::MessagesDeleted {
                     room: view.clone(),
                     ids: deleted.clone(),

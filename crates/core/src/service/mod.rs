@@ -6,14 +6,17 @@
 //!
 //! This file holds the service itself (its state, construction, the per-user rate
 //! and the one way events leave it, `publish`); the commands live with the aggregate
-//! they change, one file each: `identity`, `rooms`, `messages`, `uploads`,
-//! `reads`, `presence`, and `delivery` for events other nodes send.
+//! they change, one file each: `identity` (users, sign-in), `rooms` (lookup),
+//! `room_changes` (create, rename, members), `messages`, `uploads`, `reads`,
+//! `presence` (connections, typing, attention), and `delivery` for the events other
+//! nodes send.
 
 mod delivery;
 mod identity;
 mod messages;
 mod presence;
 mod reads;
+mod room_changes;
 mod rooms;
 mod uploads;
 
@@ -21,7 +24,8 @@ pub use identity::{MAX_DISPLAY_NAME_CHARS, MAX_PHOTO_BYTES};
 pub use messages::SendMessage;
 pub use presence::TOKEN_EXPIRED;
 pub use reads::ReadOutcome;
-pub use rooms::{CreateRoom, RoomRef, RoomShape};
+pub use room_changes::{CreateRoom, RoomShape};
+pub use rooms::RoomRef;
 pub use uploads::{sanitize_file_name, Upload};
 
 use crate::auth::{Principal, TokenVerifier};
@@ -220,7 +224,6 @@ impl ChatService {
             .map_err(|_| ChatError::Storage("the service is already in a cluster".into()))
     }
 
-
     /// Count one command of `actor` against the per-user rate.
     pub(super) fn throttle(&self, actor: &Principal) -> Result<()> {
         match self.throttle.allow(actor.id()) {
@@ -254,5 +257,12 @@ impl ChatService {
                 broker.publish(envelope, Some(local)).await;
             }
         }
+    }
+
+    /// Publish an event about a room to the members its view lists (the view the
+    /// event carries: the room as committed by the command that publishes it).
+    pub(super) async fn publish_to_members(&self, event: Event, origin: Option<Origin>) {
+        let members = event.room().map(|r| r.member_ids()).unwrap_or_default();
+        self.publish(&members, event, origin).await
     }
 }

@@ -84,8 +84,7 @@ impl ChatService {
             .map(|(id, _)| id)
             .collect();
         let after = self.room_by_id(view.id()).await?;
-        self.publish(
-            &after.member_ids(),
+        self.publish_to_members(
             Event::MessagesRead {
                 room: after.clone(),
                 reader: actor.id(),
