@@ -84,9 +84,7 @@ impl ChatService {
                     Remote::MessageCreated { message: sent } => {
                         let message = match (sent, message) {
                             (Some(view), _) => Arc::new(*view),
-                            (None, Some(row)) => {
-                                Arc::new(self.message_views(&room, vec![row]).await?.remove(0))
-                            }
+                            (None, Some(row)) => Arc::new(self.one_message_view(&room, row).await?),
                             (None, None) => return Ok(()),
                         };
                         Event::MessageCreated { room, message }

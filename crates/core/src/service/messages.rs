@@ -10,7 +10,7 @@
 
 use super::rooms::RoomRef;
 use super::uploads::Upload;
-use super::{cap_list, dedup_keep_order, ChatService};
+use super::{check_limit, named_ids, ChatService};
 use crate::auth::Principal;
 use crate::cluster::Local;
 use crate::error::ChatError;
@@ -93,6 +93,18 @@ impl ChatService {
             .collect())
     }
 
+    /// The view of one message of a room (see [`Self::message_views`]).
+    pub(super) async fn one_message_view(
+        &self,
+        room: &RoomView,
+        message: Message,
+    ) -> Result<MessageView> {
+        let mut views = self.message_views(room, vec![message]).await?;
+        views
+            .pop()
+            .ok_or_else(|| ChatError::Storage("a message without its view".into()))
+    }
+
     /// Send a message. Returns after the message is committed, then publishes it to
     /// every member of the room.
     pub async fn send_message(
@@ -107,13 +119,7 @@ impl ChatService {
             return Err(ChatError::invalid("text", "a message needs text or files"));
         }
         for u in &cmd.uploads {
-            if u.bytes.len() > self.config.max_attachment_bytes {
-                return Err(ChatError::TooLarge {
-                    what: "file",
-                    size: u.bytes.len(),
-                    limit: self.config.max_attachment_bytes,
-                });
-            }
+            self.check_file_size(u)?;
         }
         let room = self.resolve_room(actor, &cmd.room).await?;
         policy::can_post(actor, &room)?;
@@ -180,6 +186,13 @@ impl ChatService {
         Ok((room, view))
     }
 
+    /// The room of a message, if the actor may view it.
+    async fn viewable_room(&self, actor: &Principal, room: RoomId) -> Result<SharedRoom> {
+        let view = self.room_by_id(room).await?;
+        policy::can_view(actor, &view)?;
+        Ok(view)
+    }
+
     pub(super) async fn message_in(&self, id: MessageId, room: Option<RoomId>) -> Result<Message> {
         match self.store.message(id).await? {
             Some(m) if room.is_none_or(|r| r == m.room_id) => Ok(m),
@@ -190,22 +203,8 @@ impl ChatService {
     /// A message text within `--max-message-bytes` and [`ServiceConfig::max_text_chars`]
     /// (bytes first: counting characters is then bounded too).
     fn check_text_size(&self, text: &str) -> Result<()> {
-        if text.len() > self.config.caps.text_bytes {
-            return Err(ChatError::TooLarge {
-                what: "message",
-                size: text.len(),
-                limit: self.config.caps.text_bytes,
-            });
-        }
-        let chars = text.chars().count();
-        if chars > self.config.max_text_chars {
-            return Err(ChatError::TooLarge {
-                what: "text",
-                size: chars,
-                limit: self.config.max_text_chars,
-            });
-        }
-        Ok(())
+        check_limit("message", text.len(), self.config.caps.text_bytes)?;
+        check_limit("text", text.chars().count(), self.config.max_text_chars)
     }
 
     /// Edit a message's text (author only). `room`: the room the caller is in, when the
@@ -224,11 +223,10 @@ impl ChatService {
         }
         self.check_text_size(text)?;
         let msg = self.message_in(id, room).await?;
-        let view = self.room_by_id(msg.room_id).await?;
-        policy::can_view(actor, &view)?;
+        let view = self.viewable_room(actor, msg.room_id).await?;
         policy::can_edit(actor, &view, &msg)?;
         let edited = self.store.edit_message(id, text).await?;
-        let mv = Arc::new(self.message_views(&view, vec![edited]).await?.remove(0));
+        let mv = Arc::new(self.one_message_view(&view, edited).await?);
         self.publish_to_members(
             Event::MessageEdited {
                 room: view.clone(),
@@ -250,14 +248,12 @@ impl ChatService {
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Vec<MessageId>)> {
         self.throttle(actor)?;
-        if ids.is_empty() {
-            return Err(ChatError::invalid(
-                "messages",
-                "give at least one message id",
-            ));
-        }
-        cap_list("messages", ids.len(), self.config.caps.ids_per_request)?;
-        let ids = &dedup_keep_order(ids)[..];
+        let ids = &named_ids(
+            "messages",
+            "message id",
+            ids,
+            self.config.caps.ids_per_request,
+        )?[..];
         let mut room_id = room;
         let mut msgs = Vec::with_capacity(ids.len());
         for id in ids {
@@ -266,8 +262,7 @@ impl ChatService {
             msgs.push(m);
         }
         let room_id = room_id.expect("at least one message");
-        let view = self.room_by_id(room_id).await?;
-        policy::can_view(actor, &view)?;
+        let view = self.viewable_room(actor, room_id).await?;
         for m in &msgs {
             policy::can_delete(actor, &view, m)?;
         }
@@ -307,9 +302,7 @@ impl ChatService {
             .store
             .history(view.id(), before, limit.clamp(1, 500))
             .await?;
-        let messages = cut_page(messages, self.config.caps.page_bytes);
-        let views = self.message_views(&view, messages).await?;
-        Ok((view, views))
+        self.page(view, messages).await
     }
 
     /// Messages created in a time window, oldest first.
@@ -327,9 +320,19 @@ impl ChatService {
             .store
             .messages_between(view.id(), from, to, limit.clamp(1, 5000))
             .await?;
+        self.page(view, messages).await
+    }
+
+    /// A reply page: the first messages of `messages` within
+    /// [`super::Caps::page_bytes`], as views of `room`.
+    async fn page(
+        &self,
+        room: SharedRoom,
+        messages: Vec<Message>,
+    ) -> Result<(SharedRoom, Vec<MessageView>)> {
         let messages = cut_page(messages, self.config.caps.page_bytes);
-        let views = self.message_views(&view, messages).await?;
-        Ok((view, views))
+        let views = self.message_views(&room, messages).await?;
+        Ok((room, views))
     }
 }
 

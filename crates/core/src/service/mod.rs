@@ -107,16 +107,31 @@ pub fn dedup_keep_order<T: Copy + Eq + std::hash::Hash>(list: &[T]) -> Vec<T> {
     list.iter().copied().filter(|x| seen.insert(*x)).collect()
 }
 
-/// Refuse a list longer than `limit` (before any work is done on it).
-fn cap_list(what: &'static str, len: usize, limit: usize) -> Result<()> {
-    if len > limit {
-        return Err(ChatError::TooLarge {
-            what,
-            size: len,
-            limit,
-        });
+/// Refuse a list longer than `limit`, or a size above it (before any work is done
+/// on it).
+fn check_limit(what: &'static str, size: usize, limit: usize) -> Result<()> {
+    if size > limit {
+        return Err(ChatError::TooLarge { what, size, limit });
     }
     Ok(())
+}
+
+/// The ids a request names in its list `field`: at least one (`one` names what one
+/// is), at most `limit`, each once in the order first named.
+fn named_ids<T: Copy + Eq + std::hash::Hash>(
+    field: &'static str,
+    one: &str,
+    list: &[T],
+    limit: usize,
+) -> Result<Vec<T>> {
+    if list.is_empty() {
+        return Err(ChatError::invalid(
+            field,
+            format!("give at least one {one}"),
+        ));
+    }
+    check_limit(field, list.len(), limit)?;
+    Ok(dedup_keep_order(list))
 }
 
 /// The default of [`ServiceConfig::max_upload_bytes_per_user`]: 1 GiB.

@@ -7,7 +7,7 @@
 //! a removed user is told with the others. Every list a request names is capped and
 //! deduplicated before any work is done on it ([`super::Caps`]).
 
-use super::{cap_list, dedup_keep_order, ChatService};
+use super::{check_limit, dedup_keep_order, named_ids, ChatService};
 use crate::auth::Principal;
 use crate::error::ChatError;
 use crate::event::{Event, Origin};
@@ -65,7 +65,7 @@ impl ChatService {
     ) -> Result<SharedRoom> {
         self.throttle(actor)?;
         check_title(&cmd.title)?;
-        cap_list(
+        check_limit(
             "users",
             cmd.members.len(),
             self.config.caps.users_per_request,
@@ -76,7 +76,7 @@ impl ChatService {
         }
         members.extend_from_slice(&cmd.members);
         let members = dedup_keep_order(&members);
-        cap_list("room", members.len(), self.config.caps.room_members)?;
+        check_limit("room", members.len(), self.config.caps.room_members)?;
         self.check_users_exist("users", &members).await?;
         let others: Vec<UserId> = members
             .iter()
@@ -173,11 +173,7 @@ impl ChatService {
     /// The users a membership change names: at least one, within
     /// [`super::Caps::users_per_request`], each once.
     fn named_users(&self, users: &[UserId]) -> Result<Vec<UserId>> {
-        if users.is_empty() {
-            return Err(ChatError::invalid("users", "give at least one user"));
-        }
-        cap_list("users", users.len(), self.config.caps.users_per_request)?;
-        Ok(dedup_keep_order(users))
+        named_ids("users", "user", users, self.config.caps.users_per_request)
     }
 
     /// After a store call that changed (or may have changed, even when it failed)
@@ -206,7 +202,7 @@ impl ChatService {
         let view = self.room_by_id(room).await?;
         policy::can_add_members(actor, &view)?;
         let joining = users.iter().filter(|u| !view.is_member(**u)).count();
-        cap_list(
+        check_limit(
             "room",
             view.member_ids().len() + joining,
             self.config.caps.room_members,

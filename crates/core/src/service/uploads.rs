@@ -7,7 +7,7 @@
 //! Consequence: a sweep racing an upload of the same bytes keeps them, and the
 //! per-user quota is checked before anything is written.
 
-use super::ChatService;
+use super::{check_limit, ChatService};
 use crate::auth::Principal;
 use crate::error::ChatError;
 use crate::ids::AttachmentId;
@@ -38,6 +38,11 @@ impl ChatService {
         self.store_upload(actor, upload).await
     }
 
+    /// A file within [`super::ServiceConfig::max_attachment_bytes`].
+    pub(super) fn check_file_size(&self, upload: &Upload) -> Result<()> {
+        check_limit("file", upload.bytes.len(), self.config.max_attachment_bytes)
+    }
+
     /// An upload as part of a command already counted (a message's files).
     pub(super) async fn store_upload(
         &self,
@@ -45,13 +50,7 @@ impl ChatService {
         upload: Upload,
     ) -> Result<Attachment> {
         let name = sanitize_file_name(&upload.name);
-        if upload.bytes.len() > self.config.max_attachment_bytes {
-            return Err(ChatError::TooLarge {
-                what: "file",
-                size: upload.bytes.len(),
-                limit: self.config.max_attachment_bytes,
-            });
-        }
+        self.check_file_size(&upload)?;
         let content_type = upload
             .content_type
             .filter(|c| !c.trim().is_empty())
