@@ -53,10 +53,7 @@ impl ChatService {
                     return Ok(());
                 };
                 let contacts = self.store.contacts(user.id).await?;
-                self.hub.publish(
-                    &contacts,
-                    Arc::new(Published::new(Event::Presence { user, online }, None)),
-                );
+                self.presence_to_hub(&contacts, user, online);
                 return Ok(());
             }
             Remote::Presence { user, online } => Event::Presence {

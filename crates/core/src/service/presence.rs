@@ -77,12 +77,8 @@ impl ChatService {
             broker.presence_changed(user.id);
             return;
         }
-        let contacts = match self.store.contacts(user.id).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(user = %user.id, error = %e, "presence not published");
-                return;
-            }
+        let Some(contacts) = self.presence_audience(user).await else {
+            return;
         };
         let mut announced = self
             .announced_online
@@ -97,17 +93,29 @@ impl ChatService {
         if changed {
             // Publishing only enqueues; holding this lock across it keeps the order of
             // announcements equal to the order of the state changes they report.
-            self.hub.publish(
-                &contacts,
-                Arc::new(Published::new(
-                    Event::Presence {
-                        user: user.clone(),
-                        online,
-                    },
-                    None,
-                )),
-            );
+            self.presence_to_hub(&contacts, user.clone(), online);
         }
+    }
+
+    /// The contacts a user's presence goes to; `None` (logged) when they cannot be
+    /// read, and the presence is not published.
+    async fn presence_audience(&self, user: &User) -> Option<Vec<UserId>> {
+        match self.store.contacts(user.id).await {
+            Ok(contacts) => Some(contacts),
+            Err(e) => {
+                tracing::warn!(user = %user.id, error = %e, "presence not published");
+                None
+            }
+        }
+    }
+
+    /// Put a presence event straight into this node's queues, not through a broker:
+    /// for a presence this node decides alone, or one the cluster decided.
+    pub(super) fn presence_to_hub(&self, contacts: &[UserId], user: User, online: bool) {
+        self.hub.publish(
+            contacts,
+            Arc::new(Published::new(Event::Presence { user, online }, None)),
+        );
     }
 
     /// Whether the user has an open connection (on any node of a cluster).
@@ -116,19 +124,12 @@ impl ChatService {
     }
 
     async fn publish_presence(&self, user: &User, online: bool) {
-        match self.store.contacts(user.id).await {
-            Ok(contacts) => {
-                self.publish(
-                    &contacts,
-                    Event::Presence {
-                        user: user.clone(),
-                        online,
-                    },
-                    None,
-                )
-                .await
-            }
-            Err(e) => tracing::warn!(user = %user.id, error = %e, "presence not published"),
+        if let Some(contacts) = self.presence_audience(user).await {
+            let event = Event::Presence {
+                user: user.clone(),
+                online,
+            };
+            self.publish(&contacts, event, None).await
         }
     }
 

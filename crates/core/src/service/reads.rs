@@ -27,6 +27,18 @@ pub struct ReadOutcome {
     pub newly_read: Vec<MessageId>,
 }
 
+impl ReadOutcome {
+    /// A read that left the watermark where it was (and published nothing).
+    fn unmoved(room: SharedRoom, up_to: Option<MessageId>) -> Self {
+        ReadOutcome {
+            room,
+            up_to,
+            moved: false,
+            newly_read: Vec::new(),
+        }
+    }
+}
+
 impl ChatService {
     /// Mark a room read up to a message (or to its newest message).
     pub async fn mark_read(
@@ -49,22 +61,12 @@ impl ChatService {
             None => self.store.last_message(view.id()).await?.map(|m| m.id),
         };
         let Some(up_to) = up_to else {
-            return Ok(ReadOutcome {
-                room: view,
-                up_to: None,
-                moved: false,
-                newly_read: Vec::new(),
-            });
+            return Ok(ReadOutcome::unmoved(view, None));
         };
         let advanced = self.store.advance_read(view.id(), actor.id(), up_to).await;
         self.rooms.views.forget(&view.id());
         let Some(previous) = advanced? else {
-            return Ok(ReadOutcome {
-                room: view,
-                up_to: Some(up_to),
-                moved: false,
-                newly_read: Vec::new(),
-            });
+            return Ok(ReadOutcome::unmoved(view, Some(up_to)));
         };
         // Messages that were unread by everyone but their author and now are read.
         let candidates = self
