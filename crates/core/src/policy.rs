@@ -9,30 +9,28 @@ fn deny(msg: &str) -> ChatError {
     ChatError::forbidden(msg)
 }
 
-/// May see the room and its history: members, and moderators (admins on the admin
-/// endpoint) for any room.
-pub fn can_view(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
-    if room.is_member(p.id()) || p.moderator {
+/// Members pass, and anyone `privileged`; the room is hidden ("not found") from
+/// everyone else, who may not know it exists.
+fn member_or(p: &Principal, room: &RoomView, privileged: bool) -> Result<(), ChatError> {
+    if privileged || room.is_member(p.id()) {
         Ok(())
     } else {
         Err(ChatError::not_found("chat"))
     }
 }
 
+/// May see the room and its history: members, and moderators (admins on the admin
+/// endpoint) for any room.
+pub fn can_view(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
+    member_or(p, room, p.moderator)
+}
+
 /// May post: members; moderators only in rooms with `has_business`.
 pub fn can_post(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
-    if p.moderator {
-        return if room.room.has_business {
-            Ok(())
-        } else {
-            Err(deny("admins may write only in chats with a business plan"))
-        };
+    if p.moderator && !room.room.has_business {
+        return Err(deny("admins may write only in chats with a business plan"));
     }
-    if room.is_member(p.id()) {
-        Ok(())
-    } else {
-        Err(ChatError::not_found("chat"))
-    }
+    member_or(p, room, p.moderator)
 }
 
 /// May edit: only the author, in a room where they may post, and not a tombstone.
@@ -62,30 +60,34 @@ pub fn can_delete(p: &Principal, room: &RoomView, msg: &Message) -> Result<(), C
 
 /// May rename the room: members and admins.
 pub fn can_update_room(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
-    if room.is_member(p.id()) || p.is_admin {
-        Ok(())
-    } else {
-        Err(ChatError::not_found("chat"))
-    }
+    member_or(p, room, p.is_admin)
 }
 
-/// May add members: any member of a group room, the admins of any non-direct room.
-pub fn can_add_members(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
+/// What every change of members starts with: never in a direct room; admins may;
+/// anyone else must be a member and pass `rule`.
+fn change_members(
+    p: &Principal,
+    room: &RoomView,
+    rule: impl FnOnce() -> Result<(), ChatError>,
+) -> Result<(), ChatError> {
     if let RoomKind::Direct { .. } = room.room.kind {
         return Err(deny("a direct chat always has exactly its two users"));
     }
     if p.is_admin {
         return Ok(());
     }
-    if !room.is_member(p.id()) {
-        return Err(ChatError::not_found("chat"));
-    }
-    match room.room.kind {
+    member_or(p, room, false)?;
+    rule()
+}
+
+/// May add members: any member of a group room, the admins of any non-direct room.
+pub fn can_add_members(p: &Principal, room: &RoomView) -> Result<(), ChatError> {
+    change_members(p, room, || match room.room.kind {
         RoomKind::Group => Ok(()),
         _ => Err(deny(
             "only an admin may change the members of a project chat",
         )),
-    }
+    })
 }
 
 /// May remove `targets`: anyone may remove themselves from a non-direct room; removing
@@ -95,22 +97,15 @@ pub fn can_remove_members(
     room: &RoomView,
     targets: &[crate::UserId],
 ) -> Result<(), ChatError> {
-    if let RoomKind::Direct { .. } = room.room.kind {
-        return Err(deny("a direct chat always has exactly its two users"));
-    }
-    if p.is_admin {
-        return Ok(());
-    }
-    if !room.is_member(p.id()) {
-        return Err(ChatError::not_found("chat"));
-    }
-    if targets.iter().all(|t| *t == p.id()) || room.room.created_by == Some(p.id()) {
-        Ok(())
-    } else {
-        Err(deny(
-            "only the chat's creator or an admin may remove other users",
-        ))
-    }
+    change_members(p, room, || {
+        if targets.iter().all(|t| *t == p.id()) || room.room.created_by == Some(p.id()) {
+            Ok(())
+        } else {
+            Err(deny(
+                "only the chat's creator or an admin may remove other users",
+            ))
+        }
+    })
 }
 
 /// Admin-only operations (REST user and room management).
