@@ -267,13 +267,12 @@ impl ChatService {
             policy::can_delete(actor, &view, m)?;
         }
         let stored = self.store.delete_messages(room_id, ids).await?;
-        // Report in the order the caller named them, each once.
-        let mut deleted: Vec<MessageId> = Vec::with_capacity(stored.len());
-        for id in ids {
-            if stored.contains(id) && !deleted.contains(id) {
-                deleted.push(*id);
-            }
-        }
+        // Report in the order the caller named them (each once: `ids` has no repeats).
+        let deleted: Vec<MessageId> = ids
+            .iter()
+            .copied()
+            .filter(|id| stored.contains(id))
+            .collect();
         if !deleted.is_empty() {
             self.publish_to_members(
                 Event::MessagesDeleted {

@@ -170,10 +170,18 @@ impl ChatService {
         Ok(view)
     }
 
-    /// The users a membership change names: at least one, within
-    /// [`super::Caps::users_per_request`], each once.
-    fn named_users(&self, users: &[UserId]) -> Result<Vec<UserId>> {
-        named_ids("users", "user", users, self.config.caps.users_per_request)
+    /// The start of a membership change: counted against the actor's rate, the users
+    /// it names checked (at least one, within [`super::Caps::users_per_request`], each
+    /// once), the room loaded.
+    async fn start_member_change(
+        &self,
+        actor: &Principal,
+        room: RoomId,
+        users: &[UserId],
+    ) -> Result<(Vec<UserId>, SharedRoom)> {
+        self.throttle(actor)?;
+        let users = named_ids("users", "user", users, self.config.caps.users_per_request)?;
+        Ok((users, self.room_by_id(room).await?))
     }
 
     /// After a store call that changed (or may have changed, even when it failed)
@@ -197,9 +205,8 @@ impl ChatService {
         users: &[UserId],
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Vec<UserId>)> {
-        self.throttle(actor)?;
-        let users = &self.named_users(users)?[..];
-        let view = self.room_by_id(room).await?;
+        let (users, view) = self.start_member_change(actor, room, users).await?;
+        let users = &users[..];
         policy::can_add_members(actor, &view)?;
         let joining = users.iter().filter(|u| !view.is_member(**u)).count();
         check_limit(
@@ -233,9 +240,8 @@ impl ChatService {
         users: &[UserId],
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Vec<UserId>)> {
-        self.throttle(actor)?;
-        let users = &self.named_users(users)?[..];
-        let view = self.room_by_id(room).await?;
+        let (users, view) = self.start_member_change(actor, room, users).await?;
+        let users = &users[..];
         policy::can_remove_members(actor, &view, users)?;
         let changed = self.store.remove_members(room, users).await;
         let (removed, after) = self.reload_after(room, changed).await?;
