@@ -118,7 +118,7 @@ impl ChatService {
     }
 
     /// Create or refresh a user record on behalf of `actor`: admins any user, others
-    /// only their own (socketio-rooms `create-user` with a token).
+    /// only their own (a dialect's user-provisioning request made with a token).
     pub async fn upsert_user_as(&self, actor: &Principal, profile: &UserProfile) -> Result<User> {
         self.throttle(actor)?;
         policy::can_write_profile(actor, profile)?;
@@ -129,7 +129,7 @@ impl ChatService {
         self.upsert_user(&profile).await
     }
 
-    /// Create or refresh a user (socketio-rooms `create-user`, CLI import).
+    /// Create or refresh a user (a dialect's user-provisioning request, CLI import).
     pub async fn upsert_user(&self, profile: &UserProfile) -> Result<User> {
         validate_profile(profile)?;
         let user = self.store.upsert_user(profile).await;
@@ -192,7 +192,7 @@ fn validate_profile(p: &UserProfile) -> Result<()> {
     Ok(())
 }
 
-/// The longest display name (`name` in socketio-rooms, `display_name` elsewhere).
+/// The longest display name ([`User::display_name`]).
 pub const MAX_DISPLAY_NAME_CHARS: usize = 150;
 /// The longest photo reference: a URL, never the image's bytes.
 pub const MAX_PHOTO_BYTES: usize = 2048;

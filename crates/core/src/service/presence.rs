@@ -168,7 +168,7 @@ impl ChatService {
         }
     }
 
-    /// Announce presence explicitly (type-content `set_online` / `set_offline`).
+    /// Announce presence explicitly (a dialect with online and offline requests).
     pub async fn set_presence(&self, actor: &Principal, online: bool) -> Result<()> {
         self.throttle(actor)?;
         self.publish_presence(&actor.user, online).await;
@@ -206,8 +206,8 @@ impl ChatService {
         }
         // Published only on a real change: repeating the command costs the peer
         // nothing. (It goes to the one user named, who need not share a room with
-        // the actor: in socketio-pubsub the direct chat is made by the first message,
-        // after both opened the conversation.)
+        // the actor: a dialect may make the direct chat with the first message, after
+        // both opened the conversation.)
         if !self.note_waiting(actor.user.id, peer, waiting) {
             return Ok(());
         }

@@ -104,8 +104,8 @@ impl ChatService {
         })
     }
 
-    /// Mark read up to a message, wherever it is (socketio-pubsub `read-chat` names only
-    /// the message).
+    /// Mark read up to a message, wherever it is (for a dialect whose read request
+    /// names only the message).
     pub async fn mark_read_message(
         &self,
         actor: &Principal,
