@@ -1,12 +1,13 @@
 //! Users: sign-in from token claims, profiles, creation and import.
 //!
-//! Invariant: a user record is written only from a validated profile, and every write
-//! makes the cached users and room views stale. Mechanism: `validate_profile` caps
-//! each field before the store sees it; `profiles_changed` forgets both caches here
-//! and tells the other nodes of a cluster to forget theirs. Consequence: events that
-//! name a user never carry an oversized field, and a changed profile shows in the
-//! next view loaded on any node. A sign-in writes only when the token says something
-//! the record does not, so checking a token costs a read, not a write.
+//! Invariant: every write of a user record makes the cached users and room views
+//! stale, on every node. Mechanism: each write is followed by `profiles_changed`,
+//! which forgets both caches here and tells the other nodes of a cluster to forget
+//! theirs. Consequence: a changed profile shows in the next view loaded anywhere.
+//! A profile a client or operator gives is checked first (`validate_profile` caps
+//! every field), so events that name a user carry no oversized field; a sign-in
+//! writes only when the token says something the record does not, so checking a
+//! token costs a read, not a write.
 
 use super::ChatService;
 use crate::auth::{Claims, Principal, Subject, TokenError};

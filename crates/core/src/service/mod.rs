@@ -4,9 +4,9 @@
 //! durable; events are published after the commit, so nobody sees a change that was
 //! not stored.
 //!
-//! This file holds the service itself (its state, construction, the per-user rate
-//! and the one way events leave it, `publish`); the commands live with the aggregate
-//! they change, one file each: `identity` (users, sign-in), `rooms` (lookup),
+//! This file holds the service itself (its state, construction, the per-user rate,
+//! and `publish`, the way the events of commands leave it); the commands live with
+//! the aggregate they change, one file each: `identity` (users, sign-in), `rooms` (lookup),
 //! `room_changes` (create, rename, members), `messages`, `uploads`, `reads`,
 //! `presence` (connections, typing, attention), and `delivery` for the events other
 //! nodes send.
@@ -156,6 +156,8 @@ impl Default for ServiceConfig {
     }
 }
 
+/// The one chat service of a process, shared by every connection of every dialect
+/// (see the module docs).
 pub struct ChatService {
     store: Arc<dyn Store>,
     verifier: Arc<dyn TokenVerifier>,

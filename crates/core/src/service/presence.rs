@@ -5,7 +5,8 @@
 //! hub's current state. Mechanism: connects and disconnects race, so an announcement
 //! publishes the state read at announcement time, under the lock that records what
 //! was announced, and only when it differs. Consequence: contacts never end on a
-//! stale "offline" for a connected user. Typing is published at most once per
+//! stale "offline" for a connected user. (In a cluster the broker's database, which
+//! knows every node's connections, decides instead.) Typing is published at most once per
 //! refresh interval ([`crate::typing`]) and attention only on a real change, so
 //! repeating either costs the recipients nothing.
 
