@@ -4,8 +4,8 @@
 //! and their profiles (every dialect shows the author, some the whole member list).
 //! Loading them costs two queries whose size grows with the room: for a room of a
 //! thousand members, reloading a thousand user rows per message dominated a fan-out
-//! benchmark. Some dialects also name the other side of a conversation by username
-//! in every message (socketio-pubsub), which cost a user lookup per send.
+//! benchmark. A dialect may also name the other side of a conversation by username
+//! in every message, which cost a user lookup per send.
 //!
 //! Entries live for at most [`CACHE_TTL`] and are dropped whenever this service
 //! changes what they hold: membership, read marks, titles (one room) or any user's

@@ -85,8 +85,8 @@ pub enum Remote {
         user: Box<User>,
         until: Timestamp,
     },
-    /// Presence asked for (type-content `set_online` / `set_offline`), not a change
-    /// of connections.
+    /// Presence a client announced itself (a dialect with explicit online and
+    /// offline requests), not a change of connections.
     Presence {
         user: Box<User>,
         online: bool,
@@ -291,7 +291,7 @@ mod tests {
         let r = room(&[1, 2, 3]);
         let origin = Origin {
             conn: ConnId(5 << 32 | 9),
-            dialect: "method-args",
+            dialect: "test-dialect",
             tag: Some(Arc::from("k1")),
         };
         let removed = Event::MembersRemoved {

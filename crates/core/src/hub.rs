@@ -82,14 +82,20 @@ struct Inner {
     /// Connections that watch a room they are not a member of (moderators), by room.
     watchers: RwLock<HashMap<RoomId, Vec<(UserId, Entry)>>>,
     queue_len: usize,
-    delivered: AtomicU64,
-    dropped_slow: AtomicU64,
 }
 
 /// The fan-out hub. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
+}
+
+/// Put `event` in one connection's queue, or tell the connection to close when its
+/// queue is full; a connection already gone is skipped.
+fn enqueue(entry: &Entry, event: &Arc<Published>) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(event.clone()) {
+        entry.kill.kill(SLOW_CONSUMER);
+    }
 }
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -128,6 +134,12 @@ impl Drop for Subscription {
 }
 
 impl Hub {
+    /// The registry of connections, for reading (past a poisoned lock, as every
+    /// lock of the hub is taken).
+    fn conns(&self) -> std::sync::RwLockReadGuard<'_, HashMap<UserId, Vec<Entry>>> {
+        self.inner.conns.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A hub whose per-connection queues hold `queue_len` events.
     pub fn new(queue_len: usize) -> Self {
         Hub {
@@ -135,8 +147,6 @@ impl Hub {
                 conns: RwLock::new(HashMap::new()),
                 watchers: RwLock::new(HashMap::new()),
                 queue_len: queue_len.max(1),
-                delivered: AtomicU64::new(0),
-                dropped_slow: AtomicU64::new(0),
             }),
         }
     }
@@ -179,7 +189,7 @@ impl Hub {
         self.unwatch(sub.conn);
         let Some(room) = room else { return };
         let entry = {
-            let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+            let map = self.conns();
             map.get(&sub.user)
                 .and_then(|l| l.iter().find(|e| e.conn == sub.conn))
                 .cloned()
@@ -225,52 +235,22 @@ impl Hub {
     }
 
     pub fn is_online(&self, user: UserId) -> bool {
-        self.inner
-            .conns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&user)
-            .is_some_and(|l| !l.is_empty())
+        self.conns().get(&user).is_some_and(|l| !l.is_empty())
     }
 
     /// Number of open connections of `user`.
     pub fn connections_of(&self, user: UserId) -> usize {
-        self.inner
-            .conns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&user)
-            .map_or(0, Vec::len)
+        self.conns().get(&user).map_or(0, Vec::len)
     }
 
     /// Users with at least one open connection.
     pub fn online_users(&self) -> Vec<UserId> {
-        self.inner
-            .conns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect()
+        self.conns().keys().copied().collect()
     }
 
     /// Total open registered connections.
     pub fn connection_count(&self) -> usize {
-        self.inner
-            .conns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(Vec::len)
-            .sum()
-    }
-
-    /// Events enqueued so far, and connections closed as slow consumers.
-    pub fn stats(&self) -> (u64, u64) {
-        (
-            self.inner.delivered.load(Ordering::Relaxed),
-            self.inner.dropped_slow.load(Ordering::Relaxed),
-        )
+        self.conns().values().map(Vec::len).sum()
     }
 
     /// Enqueue `event` for every connection of every user in `recipients` (each user
@@ -292,19 +272,11 @@ impl Hub {
             unique = crate::service::dedup_keep_order(recipients);
             &unique[..]
         };
-        let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
-        let mut delivered = 0u64;
+        let map = self.conns();
         for user in recipients {
             let Some(list) = map.get(user) else { continue };
             for entry in list {
-                match entry.tx.try_send(event.clone()) {
-                    Ok(()) => delivered += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        self.inner.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                        entry.kill.kill(SLOW_CONSUMER);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
-                }
+                enqueue(entry, &event);
             }
         }
         drop(map);
@@ -323,25 +295,7 @@ impl Hub {
                 if members.contains(user) {
                     continue;
                 }
-                match entry.tx.try_send(event.clone()) {
-                    Ok(()) => delivered += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => entry.kill.kill(SLOW_CONSUMER),
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
-                }
-            }
-        }
-        self.inner.delivered.fetch_add(delivered, Ordering::Relaxed);
-    }
-
-    /// Enqueue `event` for one connection only.
-    pub fn publish_to_conn(&self, user: UserId, conn: ConnId, event: Arc<Published>) {
-        let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = map
-            .get(&user)
-            .and_then(|l| l.iter().find(|e| e.conn == conn))
-        {
-            if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(event) {
-                entry.kill.kill(SLOW_CONSUMER);
+                enqueue(entry, &event);
             }
         }
     }
@@ -350,7 +304,7 @@ impl Hub {
     /// batches (a draining node: its clients reconnect elsewhere spread out).
     pub async fn close_all_paced(&self, reason: &str, batch: usize, pause: std::time::Duration) {
         let kills: Vec<Arc<KillSwitch>> = {
-            let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+            let map = self.conns();
             map.values().flatten().map(|e| e.kill.clone()).collect()
         };
         for (i, chunk) in kills.chunks(batch.max(1)).enumerate() {
@@ -360,14 +314,6 @@ impl Hub {
             for k in chunk {
                 k.kill(reason);
             }
-        }
-    }
-
-    /// Ask every connection to close (server shutdown).
-    pub fn close_all(&self, reason: &str) {
-        let map = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
-        for e in map.values().flatten() {
-            e.kill.kill(reason);
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The chat domain shared by every dialect.
 //!
-//! Data flows one way: a dialect decodes a client frame into a command, calls the
-//! [`ChatService`], which authorizes it ([`policy`]), commits it through the [`Store`]
-//! and then publishes an [`Event`] on the [`Hub`]. The hub pushes the event into the
-//! bounded queue of every connection of every recipient, where the connection's dialect
-//! renders it in its own wire shape.
+//! Data flows one way: a dialect decodes a client frame and calls the matching method
+//! of the [`ChatService`], which authorizes the request ([`policy`]), commits it
+//! through the [`Store`] and then publishes an [`Event`] on the [`Hub`]. The hub
+//! pushes the event into the bounded queue of every connection of every recipient,
+//! where the connection's dialect renders it in its own wire shape.
 //!
 //! Nothing in this crate knows JSON wire shapes or SQL: those live in the dialect crates
 //! and in `chat-store`. Keeping the domain free of both is what lets five dialects share
@@ -13,7 +13,6 @@
 pub mod auth;
 mod cache;
 pub mod cluster;
-pub mod command;
 pub mod error;
 pub mod event;
 pub mod files;
@@ -29,14 +28,15 @@ pub mod typing;
 pub mod unread;
 
 pub use auth::{Claims, Principal, Subject, TokenError, TokenVerifier};
-pub use command::*;
 pub use error::ChatError;
 pub use event::{Event, Origin, Published, RenderSlot};
 pub use files::FileStore;
 pub use hub::{Hub, Subscription};
 pub use ids::{AttachmentId, ConnId, MessageId, RoomId, UserId};
 pub use model::*;
-pub use service::{ChatService, ServiceConfig};
+pub use service::{
+    ChatService, CreateRoom, RoomRef, RoomShape, SendMessage, ServiceConfig, Upload,
+};
 pub use session::{ConnCtx, Handshake, Outgoing, Refusal, Session, WsDialect};
 pub use store::{Store, StoreError};
 

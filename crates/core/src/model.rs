@@ -14,13 +14,14 @@ pub struct User {
     pub id: UserId,
     /// Unique. From the token's `username` claim, else `user<id>`.
     pub username: String,
-    /// An id the user has in an external system (socketio-rooms `external_id`, or a
-    /// non-numeric `user_id` claim).
+    /// An id the user has in an external system (given by a dialect that provisions
+    /// users with one, or a non-numeric `user_id` claim).
     pub external_id: Option<String>,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
-    /// Display name when the legacy system had a single one (socketio-rooms `name`).
+    /// Display name, for a dialect whose legacy system had a single one instead of
+    /// first and last names.
     pub display_name: String,
     pub photo: String,
     pub color: String,

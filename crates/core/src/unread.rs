@@ -1,6 +1,6 @@
 //! Running unread counts, for a connection that reports one after every message.
 //!
-//! socketio-pubsub tells a reader how many messages of a conversation are unread each
+//! A dialect may tell a reader how many messages of a conversation are unread each
 //! time a new one arrives. Counting them in the database every time scans every
 //! unread message of the room, so the cost of a message grew with the reader's
 //! backlog; under load those counts were most of PostgreSQL's work. Instead a
