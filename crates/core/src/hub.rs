@@ -27,14 +27,41 @@ use tokio_util::sync::CancellationToken;
 /// interval to be closed as a slow consumer for it.
 pub const EVENT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Why the hub closes a connection.
-pub const SLOW_CONSUMER: &str = "slow consumer: outbound queue full";
+/// Why the server closes a connection. Each connection loop maps it to its
+/// protocol's close (a WebSocket close code, a Socket.IO event or a dropped
+/// transport), and [`CloseReason::text`] is the sentence the client gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server is going away (shutdown or drain): the client should reconnect,
+    /// to this node later or to another one now.
+    Shutdown,
+    /// The connection fell a whole outbound queue behind.
+    SlowConsumer,
+    /// The token the connection signed in with expired (`--close-on-token-expiry`).
+    TokenExpired,
+}
+
+impl CloseReason {
+    pub fn text(self) -> &'static str {
+        match self {
+            CloseReason::Shutdown => "server shutting down",
+            CloseReason::SlowConsumer => "slow consumer: outbound queue full",
+            CloseReason::TokenExpired => "token expired: reconnect with a fresh token",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
 
 /// A signal to close one connection, with the reason to give the client.
 #[derive(Debug, Default)]
 pub struct KillSwitch {
     token: CancellationToken,
-    reason: Mutex<Option<String>>,
+    reason: Mutex<Option<CloseReason>>,
 }
 
 impl KillSwitch {
@@ -49,9 +76,10 @@ impl KillSwitch {
         }
     }
 
-    pub fn kill(&self, reason: &str) {
+    /// Close the connection; the first reason given is the one it is closed with.
+    pub fn kill(&self, reason: CloseReason) {
         if let Ok(mut r) = self.reason.lock() {
-            r.get_or_insert_with(|| reason.to_string());
+            r.get_or_insert(reason);
         }
         self.token.cancel();
     }
@@ -65,8 +93,8 @@ impl KillSwitch {
         self.token.cancelled().await
     }
 
-    pub fn reason(&self) -> Option<String> {
-        self.reason.lock().ok().and_then(|r| r.clone())
+    pub fn reason(&self) -> Option<CloseReason> {
+        self.reason.lock().ok().and_then(|r| *r)
     }
 }
 
@@ -94,7 +122,7 @@ pub struct Hub {
 /// queue is full; a connection already gone is skipped.
 fn enqueue(entry: &Entry, event: &Arc<Published>) {
     if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(event.clone()) {
-        entry.kill.kill(SLOW_CONSUMER);
+        entry.kill.kill(CloseReason::SlowConsumer);
     }
 }
 
@@ -302,7 +330,12 @@ impl Hub {
 
     /// Ask every connection to close, `batch` at a time with `pause` between
     /// batches (a draining node: its clients reconnect elsewhere spread out).
-    pub async fn close_all_paced(&self, reason: &str, batch: usize, pause: std::time::Duration) {
+    pub async fn close_all_paced(
+        &self,
+        reason: CloseReason,
+        batch: usize,
+        pause: std::time::Duration,
+    ) {
         let kills: Vec<Arc<KillSwitch>> = {
             let map = self.conns();
             map.values().flatten().map(|e| e.kill.clone()).collect()
@@ -427,7 +460,7 @@ mod tests {
             while fast.rx.try_recv().is_ok() {}
         }
         assert!(slow.kill.is_killed());
-        assert_eq!(slow.kill.reason().as_deref(), Some(SLOW_CONSUMER));
+        assert_eq!(slow.kill.reason(), Some(CloseReason::SlowConsumer));
         assert!(!fast.kill.is_killed());
     }
 }

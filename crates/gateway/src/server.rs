@@ -140,7 +140,11 @@ pub async fn run(
     drop(listener);
     app.service
         .hub()
-        .close_all_paced("server shutting down", DRAIN_BATCH, DRAIN_PAUSE)
+        .close_all_paced(
+            chat_core::hub::CloseReason::Shutdown,
+            DRAIN_BATCH,
+            DRAIN_PAUSE,
+        )
         .await;
     for r in routes.iter() {
         if let RouteKind::Http(m) = &r.kind {

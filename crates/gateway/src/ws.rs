@@ -9,7 +9,7 @@
 //! a busy connection costs one system call per batch rather than one per frame.
 
 use bytes::Bytes;
-use chat_core::hub::KillSwitch;
+use chat_core::hub::{CloseReason, KillSwitch};
 use chat_core::throttle::{Bucket, Rate};
 use chat_core::{ConnCtx, Outgoing, Session};
 use futures_util::{SinkExt, StreamExt};
@@ -153,10 +153,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
 /// [`chat_core::hub::EVENT_FLUSH_INTERVAL`] a busy connection has a few dozen waiting per flush.
 const COALESCE_EVENTS: usize = 256;
 
-/// Application close codes (RFC 6455 4000-4999 are free for applications; 1008 is
-/// "policy violation", used for a slow consumer as the closest standard code).
-const CLOSE_SLOW_CONSUMER: u16 = 1008;
-/// Policy violation: no sign-in in time, too much before signing in, no pongs.
+/// Policy violation (RFC 6455): no sign-in in time, too much before signing in, no
+/// pongs, and the server's own closes other than shutdown (a slow consumer, an
+/// expired token), for which it is the closest standard code. Shutdown is 1001,
+/// "going away", which clients answer by reconnecting.
 const CLOSE_POLICY: u16 = 1008;
 
 fn close_message(code: u16, reason: &str) -> Message {
@@ -232,12 +232,12 @@ pub async fn run_connection<S>(
             biased;
             _ = &mut killed => {
                 let (code, reason) = match kill.reason() {
-                    Some(r) if r.starts_with("server") => (1001, r),
-                    Some(r) => (CLOSE_SLOW_CONSUMER, r),
-                    None if shutdown.is_cancelled() => (1001, "server shutting down".to_string()),
-                    None => (CLOSE_SLOW_CONSUMER, "closed by the server".to_string()),
+                    Some(CloseReason::Shutdown) => (1001, CloseReason::Shutdown.text()),
+                    Some(r @ (CloseReason::SlowConsumer | CloseReason::TokenExpired)) => (CLOSE_POLICY, r.text()),
+                    None if shutdown.is_cancelled() => (1001, CloseReason::Shutdown.text()),
+                    None => (CLOSE_POLICY, "closed by the server"),
                 };
-                let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(code, &reason))).await;
+                let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(code, reason))).await;
                 break;
             }
             // The pace timer and queued events come before the socket: polling the

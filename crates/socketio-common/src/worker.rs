@@ -17,7 +17,7 @@ use crate::error::WireError;
 use crate::inbox::Request;
 use crate::outbox::{Item, Json, Outbox, Sent};
 use async_trait::async_trait;
-use chat_core::hub::SLOW_CONSUMER;
+use chat_core::hub::CloseReason;
 use chat_core::{ChatService, ConnCtx, Origin, Principal, Published};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -208,7 +208,7 @@ impl SioCtx {
             Ok(()) => {}
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                 tracing::info!(dialect = self.dialect, conn = %self.conn.conn, event, "socket buffer full; closing as a slow consumer");
-                self.conn.kill.kill(SLOW_CONSUMER);
+                self.conn.kill.kill(CloseReason::SlowConsumer);
             }
             Err(SendError::Socket(_)) => {}
             Err(SendError::Serialize(e)) => {
@@ -267,11 +267,12 @@ pub(crate) async fn run<S: SioSession>(
         tokio::select! {
             biased;
             _ = &mut killed => {
-                let reason = kill.reason().unwrap_or_else(|| "closed by the server".into());
                 // On shutdown socketioxide closes the transport itself, which a client
                 // takes as a reason to reconnect; a namespace disconnect would not be.
-                if !reason.starts_with("server") {
-                    cx.emit("error", &WireError::new("slow_consumer", "", reason));
+                let reason = kill.reason();
+                if reason != Some(CloseReason::Shutdown) {
+                    let text = reason.map_or("closed by the server", CloseReason::text);
+                    cx.emit("error", &WireError::new("slow_consumer", "", text));
                     cx.disconnect();
                     cx.flush();
                 }

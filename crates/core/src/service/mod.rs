@@ -22,7 +22,6 @@ mod uploads;
 
 pub use identity::{MAX_DISPLAY_NAME_CHARS, MAX_PHOTO_BYTES};
 pub use messages::SendMessage;
-pub use presence::TOKEN_EXPIRED;
 pub use reads::ReadOutcome;
 pub use room_changes::{CreateRoom, RoomShape};
 pub use rooms::RoomRef;

@@ -23,16 +23,13 @@ use crate::typing::{TypingDecision, TYPING_TTL};
 use crate::Result;
 use std::sync::Arc;
 
-/// Why a connection closed by `--close-on-token-expiry` is closed.
-pub const TOKEN_EXPIRED: &str = "token expired: reconnect with a fresh token";
-
 /// Fire `kill` when the token expiring at `exp` (Unix seconds) does, unless the
 /// connection closed first.
 fn close_at_expiry(exp: i64, kill: Arc<KillSwitch>) {
     let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0) as u64;
     tokio::spawn(async move {
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(left)) => kill.kill(TOKEN_EXPIRED),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(left)) => kill.kill(crate::hub::CloseReason::TokenExpired),
             _ = kill.killed() => {}
         }
     });
