@@ -124,6 +124,11 @@ impl Dialect {
         self != Dialect::SocketioPubsub
     }
 
+    /// Whether the dialect's servers check the upgrade's `Origin` against an allow-list.
+    pub fn checks_origin(self) -> bool {
+        self == Dialect::ActionRequest
+    }
+
     /// The namespace part of a Socket.IO packet (`/chat,`), empty for `/` and for
     /// plain WebSocket dialects.
     pub fn nsp_prefix(self) -> &'static str {
