@@ -5,7 +5,7 @@
 //! chat of A and B (on a server where that pair already has one, the
 //! `chat_duplication_error` names it and the run goes on with it).
 
-use super::{ensure, int, marker};
+use super::{ensure, int, marker, users_or_record};
 use crate::case;
 use crate::peer::WsPeer;
 use crate::report::{need, CaseError};
@@ -32,12 +32,8 @@ fn member_ids(chat: &Value) -> Vec<i64> {
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let users = match cfg.users(3) {
-        Ok(u) => u,
-        Err(e) => {
-            report.record("(setup)", "three users", Err(CaseError::Fail(e)));
-            return;
-        }
+    let Some(users) = users_or_record(cfg, 3, report) else {
+        return;
     };
     let (ua, ub, uc) = (&users[0], &users[1], &users[2]);
     let t = cfg.timing;
