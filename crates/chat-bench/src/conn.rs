@@ -11,9 +11,10 @@
 //! records the latency in this worker thread's histogram. Whether a frame is our own
 //! acknowledgement or a delivery follows from the sender named in the marker.
 
-use crate::dialect::{Dialect, Ready, Target};
 use crate::stats;
 use crate::wire::{Frame, RawWs};
+use chat_client::dialects::looks_like_error;
+use chat_client::{Dialect, Ready, Target, TokenCarrier};
 use memchr::memmem;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -62,7 +63,7 @@ pub struct Shared {
     /// The server's nodes (address, `Host` header); a client connects to
     /// `nodes[plan.node]`.
     pub nodes: Vec<(SocketAddr, String)>,
-    pub paths: crate::Paths,
+    pub paths: crate::cli::Paths,
     pub origin: Option<String>,
     pub epoch: Instant,
     /// Each client's room, filled in by the orchestrator before `Phase::Join`.
@@ -116,10 +117,10 @@ async fn open(sh: &Shared, plan: &Plan) -> Result<Ws, String> {
     } else {
         path.to_string()
     };
-    let bearer = format!("Bearer {}", plan.token);
+    let (auth_name, auth_value) = chat_client::jwt::bearer(&plan.token);
     let mut headers: Vec<(&str, &str)> = Vec::new();
-    if matches!(plan.dialect, Dialect::TypeContent | Dialect::ActionRequest) {
-        headers.push(("Authorization", &bearer));
+    if plan.dialect.token_carrier() == TokenCarrier::BearerHeader {
+        headers.push((auth_name, &auth_value));
     }
     if let Some(o) = &sh.origin {
         headers.push(("Origin", o));
@@ -233,12 +234,6 @@ fn classify(finder: &memmem::Finder<'_>, d: Dialect, frame: std::io::Result<Fram
         }
         Err(e) => Seen::Ended(format!("read error: {e}")),
     }
-}
-
-fn looks_like_error(frame: &str) -> bool {
-    frame.contains(r#""type":"error""#)
-        || frame.contains(r#""errors":["#) && !frame.contains(r#""errors":[]"#)
-        || frame.contains(r#""error":"#)
 }
 
 /// Connect, authenticate and leave: makes the server know the user, so a later run
@@ -411,7 +406,7 @@ pub async fn run(sh: Arc<Shared>, plan: Plan, mut phase: watch::Receiver<Phase>)
             };
             seq += 1;
             let text = format!("bench:{me}:{seq}:{}{}", sh.now_ns(), sh.pad);
-            let frame = d.send(plan.user, target, &text, seq);
+            let frame = d.send_frame(plan.user, target, &text, seq);
             stats::sent();
             if let Err(e) = ws.send_text(&frame).await {
                 sh.disconnects.fetch_add(1, Ordering::Relaxed);

@@ -12,144 +12,23 @@
 //! for the chosen time, stop sending and wait for what is still in flight, then close.
 //! Missing deliveries are what acknowledged messages should have reached and did not.
 
+mod cli;
 mod conn;
-mod dialect;
 mod http;
 mod procstat;
+mod report;
 mod stats;
 mod wire;
 
-use clap::Parser;
+use chat_client::{Dialect, Target};
+use cli::{Args, Scenario};
 use conn::{Phase, Plan, Role, Shared};
-use dialect::{Dialect, Target};
+use report::{median, print_table, round1, round3, server_report, spawn_progress, Progress};
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Scenario {
-    /// One room, every client a member; `--senders` of them send at `--rate` in total.
-    Fanout,
-    /// `--pairs` direct rooms of two; both members send, closed loop unless `--rate`.
-    Direct,
-    /// `--connections` idle clients; the server's memory per connection.
-    Idle,
-    /// `--connections` clients connect and authenticate at once; time until all usable.
-    Storm,
-}
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "chat-bench",
-    about = "Load generator for the chat gateway's five WebSocket dialects"
-)]
-struct Args {
-    /// Server base URL (http:// or ws://, host and port). Several, comma-separated
-    /// or repeated: the nodes of one cluster; clients are spread over them
-    /// round-robin (so the two members of a direct pair are on different nodes), and
-    /// rooms are set up through the first.
-    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
-    url: Vec<String>,
-    #[arg(long, value_enum)]
-    scenario: Scenario,
-    /// Dialects of the clients, assigned round-robin.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "method-args,type-content,action-request,socketio-rooms"
-    )]
-    dialects: Vec<Dialect>,
-    /// Clients: room size for fanout (default 1000), count for idle (15000) and storm (5000).
-    #[arg(long)]
-    connections: Option<usize>,
-    /// Direct scenario: number of two-member rooms.
-    #[arg(long, default_value_t = 100)]
-    pairs: usize,
-    /// Fanout scenario: how many members send.
-    #[arg(long, default_value_t = 10)]
-    senders: usize,
-    /// Messages per second over all senders; 0 means closed loop (send, await own ack, repeat).
-    #[arg(long, default_value_t = 100.0)]
-    rate: f64,
-    /// Seconds of sending (fanout, direct) or of holding the connections (idle, storm).
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Seconds to wait after sending stops for deliveries still in flight.
-    #[arg(long, default_value_t = 10.0)]
-    drain: f64,
-    /// New connections per second; 0 opens them all at once (storm's default).
-    #[arg(long)]
-    connect_rate: Option<f64>,
-    /// Spread client sockets over 127.0.0.1..=127.0.0.N (loopback targets only).
-    #[arg(long, default_value_t = 1)]
-    source_ips: u8,
-    /// HS256 secret to mint simplejwt-shaped access tokens for the benchmark users.
-    #[arg(long, env = "CHAT_BENCH_JWT_SECRET")]
-    jwt_secret: String,
-    /// Admin token for `POST /api/rooms`; minted with the secret when absent.
-    #[arg(long)]
-    admin_token: Option<String>,
-    /// First user id of this run (default: derived from the clock, so runs never collide).
-    #[arg(long)]
-    user_base: Option<i64>,
-    /// The server's pid: report its CPU and resident memory over the run.
-    #[arg(long)]
-    server_pid: Option<u32>,
-    /// Write the report as JSON here.
-    #[arg(long)]
-    json: Option<std::path::PathBuf>,
-    /// Generator worker threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Extra characters appended to every message text.
-    #[arg(long, default_value_t = 0)]
-    pad: usize,
-    /// `Origin` header for the upgrades (action-request servers check it).
-    #[arg(long, default_value = "http://localhost")]
-    origin: String,
-    /// Storm: do not sign every user in once beforehand, so the storm measures
-    /// first-sight sign-ups instead of returning users.
-    #[arg(long)]
-    new_users: bool,
-    /// No progress lines.
-    #[arg(long)]
-    quiet: bool,
-    #[arg(long, default_value = "/ws/chat/")]
-    path_method_args: String,
-    #[arg(long, default_value = "/ws/chats/")]
-    path_type_content: String,
-    #[arg(long, default_value = "/ws/dcrf/chat/")]
-    path_action_request: String,
-    #[arg(long, default_value = "/socket.io/")]
-    path_socketio_rooms: String,
-    #[arg(long, default_value = "/ws/")]
-    path_socketio_pubsub: String,
-}
-
-/// Where each dialect is mounted on the target server.
-#[derive(Clone, Debug)]
-pub struct Paths {
-    method_args: String,
-    type_content: String,
-    action_request: String,
-    socketio_rooms: String,
-    socketio_pubsub: String,
-}
-
-impl Paths {
-    pub fn of(&self, d: Dialect) -> &str {
-        match d {
-            Dialect::MethodArgs => &self.method_args,
-            Dialect::TypeContent => &self.type_content,
-            Dialect::ActionRequest => &self.action_request,
-            Dialect::SocketioRooms => &self.socketio_rooms,
-            Dialect::SocketioPubsub => &self.socketio_pubsub,
-        }
-    }
-}
 
 fn username(user: i64) -> String {
     format!("b{user}")
@@ -195,14 +74,14 @@ fn raise_nofile() -> u64 {
 }
 
 fn main() {
-    let args = Args::parse();
+    let (args, paths) = cli::parse();
     let nofile = raise_nofile();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match rt.block_on(run(args, nofile)) {
+    match rt.block_on(run(args, paths, nofile)) {
         Ok(ok) => std::process::exit(if ok { 0 } else { 1 }),
         Err(e) => {
             eprintln!("chat-bench: {e}");
@@ -226,14 +105,7 @@ async fn resolve(url: &str) -> Result<(SocketAddr, String), String> {
     Ok((addr, host))
 }
 
-/// Progress line and per-second timeline, until `stop` is set.
-struct Progress {
-    timeline: std::sync::Mutex<Vec<serde_json::Value>>,
-    stop: std::sync::atomic::AtomicBool,
-    server_rss_max: std::sync::atomic::AtomicU64,
-}
-
-async fn run(args: Args, nofile: u64) -> Result<bool, String> {
+async fn run(args: Args, paths: cli::Paths, nofile: u64) -> Result<bool, String> {
     let mut nodes = Vec::with_capacity(args.url.len());
     for url in &args.url {
         nodes.push(resolve(url).await?);
@@ -250,11 +122,13 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
     if args.dialects.is_empty() {
         return Err("no dialects".into());
     }
-    if args.scenario == Scenario::Fanout && args.dialects.iter().any(|d| !d.sees_groups()) {
-        return Err(
-            "socketio-pubsub shows only two-member conversations; leave it out of --dialects for fanout"
-                .into(),
-        );
+    let chosen: Vec<Dialect> = args.dialects.iter().map(|d| d.0).collect();
+    if args.scenario == Scenario::Fanout {
+        if let Some(d) = chosen.iter().find(|d| !d.sees_groups()) {
+            return Err(format!(
+                "{d} shows only two-member conversations; leave it out of --dialects for fanout"
+            ));
+        }
     }
     let base = args.user_base.unwrap_or_else(|| {
         let s = std::time::SystemTime::now()
@@ -276,7 +150,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
     let sender_every = (n / args.senders.max(1)).max(1);
     let mut plans = Vec::with_capacity(n);
     for i in 0..n {
-        let dialect = args.dialects[i % args.dialects.len()];
+        let dialect = chosen[i % chosen.len()];
         let user = base + i as i64;
         let role = match args.scenario {
             Scenario::Fanout if i % sender_every == 0 && i / sender_every < args.senders => {
@@ -315,13 +189,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
 
     let shared = Arc::new(Shared {
         nodes: nodes.clone(),
-        paths: Paths {
-            method_args: args.path_method_args.clone(),
-            type_content: args.path_type_content.clone(),
-            action_request: args.path_action_request.clone(),
-            socketio_rooms: args.path_socketio_rooms.clone(),
-            socketio_pubsub: args.path_socketio_pubsub.clone(),
-        },
+        paths,
         origin: Some(args.origin.clone()).filter(|o| !o.is_empty()),
         epoch: Instant::now(),
         targets: (0..n).map(|_| OnceLock::new()).collect(),
@@ -568,7 +436,7 @@ async fn run(args: Args, nofile: u64) -> Result<bool, String> {
         _ => serde_json::Value::Null,
     };
     let mut mix = serde_json::Map::new();
-    for d in &args.dialects {
+    for d in &chosen {
         let count = dialects.iter().filter(|x| *x == d).count();
         mix.insert(d.name().to_string(), json!(count));
     }
@@ -649,194 +517,4 @@ async fn create_room(addr: SocketAddr, host: &str, token: &str, body: &str) -> R
         .as_i64()
         .or_else(|| v["id"].as_str().and_then(|s| s.parse().ok()))
         .ok_or_else(|| format!("POST /api/rooms: no id in {}", r.body))
-}
-
-fn server_report(
-    pid: Option<u32>,
-    idle: &Option<procstat::Sample>,
-    before: &Option<procstat::Sample>,
-    at_stop: &Option<procstat::Sample>,
-    end: &Option<procstat::Sample>,
-    rss_max: u64,
-    ready: usize,
-) -> serde_json::Value {
-    let (Some(idle), Some(before), Some(at_stop), Some(end)) = (idle, before, at_stop, end) else {
-        return json!({"pid": pid});
-    };
-    // Right after the last connect (the allocator still holds what the connect burst
-    // freed), and after the run or hold, when it has returned it: the idle cost.
-    let per_conn = |sample: &procstat::Sample| {
-        if ready > 0 {
-            (sample.rss_kib as f64 - idle.rss_kib as f64) / ready as f64
-        } else {
-            0.0
-        }
-    };
-    json!({
-        "pid": pid,
-        "cpu_percent_run": round1(procstat::cpu_percent(before, at_stop)),
-        "cpu_percent_connect": round1(procstat::cpu_percent(idle, before)),
-        "rss_kib_before_connect": idle.rss_kib,
-        "rss_kib_connected": before.rss_kib,
-        "rss_kib_end": end.rss_kib,
-        "rss_kib_max": rss_max.max(end.rss_kib),
-        "rss_kib_at_stop": at_stop.rss_kib,
-        "rss_kib_per_connection": round3(per_conn(before)),
-        "rss_kib_per_connection_at_stop": round3(per_conn(at_stop)),
-    })
-}
-
-fn spawn_progress(
-    sh: Arc<Shared>,
-    p: Arc<Progress>,
-    phase: Arc<tokio::sync::watch::Sender<Phase>>,
-    n: usize,
-    pid: Option<u32>,
-    quiet: bool,
-) {
-    tokio::spawn(async move {
-        let start = Instant::now();
-        let mut last = stats::totals();
-        let mut last_server = pid.and_then(|p| procstat::sample(Some(p)));
-        let mut last_self = procstat::sample(None);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        while !p.stop.load(Ordering::Relaxed) {
-            tick.tick().await;
-            let now = stats::totals();
-            let server = pid.and_then(|p| procstat::sample(Some(p)));
-            let me = procstat::sample(None);
-            let cpu = |a: &Option<procstat::Sample>, b: &Option<procstat::Sample>| match (a, b) {
-                (Some(a), Some(b)) => procstat::cpu_percent(a, b),
-                _ => f64::NAN,
-            };
-            let server_cpu = cpu(&last_server, &server);
-            let self_cpu = cpu(&last_self, &me);
-            let rss = server.map(|s| s.rss_kib).unwrap_or(0);
-            p.server_rss_max.fetch_max(rss, Ordering::Relaxed);
-            let ph = *phase.borrow();
-            let phase_name = match ph {
-                Phase::Connect => "connect",
-                Phase::Join => "join",
-                Phase::Run => "run",
-                Phase::Stop => "drain",
-                Phase::Close => "close",
-            };
-            let dps = (now.deliveries - last.deliveries) as f64;
-            let aps = (now.acks - last.acks) as f64;
-            if let Ok(mut t) = p.timeline.lock() {
-                t.push(json!({
-                    "t": round3(start.elapsed().as_secs_f64()),
-                    "phase": phase_name,
-                    "ready": sh.ready.load(Ordering::Relaxed),
-                    "deliveries_per_s": dps,
-                    "acks_per_s": aps,
-                    "server_cpu_percent": round1(server_cpu),
-                    "server_rss_kib": rss,
-                    "generator_cpu_percent": round1(self_cpu),
-                }));
-            }
-            if !quiet {
-                eprintln!(
-                    "[{:>5.1}s] {phase_name:<7} ready {}/{n} failed {} | deliveries/s {dps:>9.0} acks/s {aps:>7.0} | server cpu {server_cpu:>5.1}% rss {} MiB | bench cpu {self_cpu:>5.1}% | disconnects {} errors {}",
-                    start.elapsed().as_secs_f64(),
-                    sh.ready.load(Ordering::Relaxed),
-                    sh.failed.load(Ordering::Relaxed),
-                    rss / 1024,
-                    sh.disconnects.load(Ordering::Relaxed),
-                    sh.error_frames.load(Ordering::Relaxed),
-                );
-            }
-            last = now;
-            last_server = server;
-            last_self = me;
-        }
-    });
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn print_table(r: &serde_json::Value) {
-    let lat = |v: &serde_json::Value| {
-        format!(
-            "p50 {} p90 {} p99 {} p99.9 {} max {} ms (n={})",
-            v["p50_ms"], v["p90_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"], v["count"]
-        )
-    };
-    println!("== chat-bench {} against {}", r["scenario"], r["url"]);
-    println!("dialects            {}", r["dialects"]);
-    println!(
-        "connections         {} ready, {} failed, all ready after {} s ({} connects/s)",
-        r["connect"]["ready"],
-        r["connect"]["failed"],
-        r["connect"]["seconds_until_all_ready"],
-        r["connect"]["connects_per_s"]
-    );
-    println!("connect latency     {}", lat(&r["connect"]["latency"]));
-    let run = &r["run"];
-    println!(
-        "messages            sent {} acked {} unacked {} over {} s",
-        run["sent"], run["acks"], run["unacked"], run["seconds"]
-    );
-    println!(
-        "deliveries          {} of {} expected, missing {}",
-        run["deliveries"], run["expected_deliveries"], run["missing"]
-    );
-    println!(
-        "throughput          {} deliveries/s (median second {}), {} acks/s",
-        run["deliveries_per_s"], run["deliveries_per_s_median"], run["acks_per_s"]
-    );
-    println!("delivery latency    {}", lat(&r["delivery_latency"]));
-    println!("ack latency         {}", lat(&r["ack_latency"]));
-    let e = &r["errors"];
-    println!(
-        "errors              connect {} join {} error frames {} disconnects {}",
-        e["connect_failed"], e["join_failed"], e["error_frames"], e["disconnects"]
-    );
-    if let Some(s) = e["samples"].as_array() {
-        for x in s.iter().take(4) {
-            println!("  e.g. {}", x.as_str().unwrap_or_default());
-        }
-    }
-    let s = &r["server"];
-    println!(
-        "server              cpu {}% (run), {}% (connect); rss {} KiB before, {} connected, {} at stop, max {}; {} KiB per connection connected, {} at stop",
-        s["cpu_percent_run"],
-        s["cpu_percent_connect"],
-        s["rss_kib_before_connect"],
-        s["rss_kib_connected"],
-        s["rss_kib_at_stop"],
-        s["rss_kib_max"],
-        s["rss_kib_per_connection"],
-        s["rss_kib_per_connection_at_stop"]
-    );
-    println!(
-        "generator           cpu {}% ({} threads), rss {} KiB",
-        r["generator"]["cpu_percent"], r["generator"]["threads"], r["generator"]["rss_kib"]
-    );
-    println!(
-        "cpu per delivery    server {} us ({} s), generator {} us ({} s), run and drain",
-        s["run_and_drain"]["cpu_us_per_delivery"],
-        s["run_and_drain"]["cpu_s"],
-        r["generator"]["run_and_drain"]["cpu_us_per_delivery"],
-        r["generator"]["run_and_drain"]["cpu_s"]
-    );
-    println!(
-        "machine             {} cpus, load {} -> {}",
-        r["machine"]["cpus"], r["machine"]["loadavg_start"], r["machine"]["loadavg_end"]
-    );
 }

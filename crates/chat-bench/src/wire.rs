@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 const MIN_BUF: usize = 4096;
 /// Read buffer a busy client may grow to.
 const MAX_BUF: usize = 256 * 1024;
-/// Largest message accepted (the action-request dialect pushes whole rooms).
+/// Largest message accepted (one dialect pushes whole rooms).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 const OP_CONT: u8 = 0x0;

@@ -1,66 +1,265 @@
-//! Thin constructors for each dialect's client frames and connection settings.
+//! The catalogue: every dialect this crate speaks, what a driver needs to connect to
+//! it, and the client frames it sends.
 //!
-//! They only spell envelopes; they do not validate, so a caller can still build a
-//! deliberately wrong frame by hand. Default paths are those of chat-gateway; a
-//! legacy deployment may use others (take them from the caller's configuration).
+//! Invariant: this is the only file of the crate (and the only place a driver needs)
+//! that knows a dialect by name. Mechanism: [`Dialect`] carries names, default paths,
+//! token carriers and Socket.IO namespaces; the per-dialect modules spell request
+//! envelopes as `Value`s, and [`Dialect::send_frame`] and friends spell the few frames
+//! a load generator sends as ready text, with byte-pattern recognisers for their
+//! answers. Consequence: a runner or generator iterates [`Dialect::ALL`] and asks the
+//! catalogue, so adding a dialect is one change here, not one per tool.
+//!
+//! Nothing here validates: a caller can still build a deliberately wrong frame by
+//! hand. Default paths are chat-gateway's; a legacy deployment may mount a dialect
+//! elsewhere (take the path from the caller's configuration).
 
-use serde_json::{json, Map, Value};
+use std::fmt;
 
-/// `Authorization: Bearer <token>`, the carrier every token-in-handshake dialect accepts.
-pub fn bearer(token: &str) -> (&'static str, String) {
-    ("Authorization", format!("Bearer {token}"))
+pub use crate::jwt::{bearer, jwt_claims, jwt_user_id};
+
+/// The dialects, in the order tools list them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    MethodArgs,
+    TypeContent,
+    ActionRequest,
+    SocketioRooms,
+    SocketioPubsub,
 }
 
-/// The `user_id` claim of a JWT, read without checking the signature (the caller
-/// only needs to know who a token names, e.g. to address that user in a request).
-/// Integers and numeric strings are accepted.
-pub fn jwt_user_id(token: &str) -> Option<i64> {
-    let claims = jwt_claims(token)?;
-    match claims.get("user_id")? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
+/// Where a dialect's client puts its access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenCarrier {
+    /// In the first message after the upgrade (see [`Dialect::hello`]).
+    FirstMessage,
+    /// `Authorization: Bearer` on the upgrade request (see [`bearer`]).
+    BearerHeader,
+    /// `{"token": …}` in the Socket.IO namespace connect.
+    SocketioAuth,
+}
+
+/// Whether a set-up frame answered what a driver asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    Yes,
+    NotYet,
+    Refused,
+}
+
+/// The room a frame from [`Dialect::send_frame`] goes to, as each dialect names it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub room_id: i64,
+    /// True for a two-member direct room.
+    pub direct: bool,
+    /// The other member (direct rooms only): user id and username.
+    pub peer: Option<(i64, String)>,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-/// The claims of a JWT, unverified; `None` when the token is not a JWT.
-pub fn jwt_claims(token: &str) -> Option<Map<String, Value>> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64url_decode(payload)?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
+impl Dialect {
+    pub const ALL: [Dialect; 5] = [
+        Dialect::MethodArgs,
+        Dialect::TypeContent,
+        Dialect::ActionRequest,
+        Dialect::SocketioRooms,
+        Dialect::SocketioPubsub,
+    ];
 
-fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
+    /// The name used on command lines, in reports and as the spec's directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::MethodArgs => "method-args",
+            Dialect::TypeContent => "type-content",
+            Dialect::ActionRequest => "action-request",
+            Dialect::SocketioRooms => "socketio-rooms",
+            Dialect::SocketioPubsub => "socketio-pubsub",
         }
     }
-    Some(out)
+
+    /// The dialect called `name` (as [`Dialect::name`] spells it).
+    pub fn parse(name: &str) -> Option<Dialect> {
+        Dialect::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// chat-gateway's path for this dialect.
+    pub fn default_path(self) -> &'static str {
+        match self {
+            Dialect::MethodArgs => method_args::PATH,
+            Dialect::TypeContent => type_content::PATH,
+            Dialect::ActionRequest => action_request::PATH,
+            Dialect::SocketioRooms => socketio_rooms::PATH,
+            Dialect::SocketioPubsub => socketio_pubsub::PATH,
+        }
+    }
+
+    pub fn token_carrier(self) -> TokenCarrier {
+        match self {
+            Dialect::MethodArgs => TokenCarrier::FirstMessage,
+            Dialect::TypeContent | Dialect::ActionRequest => TokenCarrier::BearerHeader,
+            Dialect::SocketioRooms | Dialect::SocketioPubsub => TokenCarrier::SocketioAuth,
+        }
+    }
+
+    /// The Socket.IO namespace, `None` for a plain WebSocket dialect.
+    pub fn namespace(self) -> Option<&'static str> {
+        match self {
+            Dialect::SocketioRooms => Some(socketio_rooms::NAMESPACE),
+            Dialect::SocketioPubsub => Some(socketio_pubsub::NAMESPACE),
+            _ => None,
+        }
+    }
+
+    pub fn is_socketio(self) -> bool {
+        self.namespace().is_some()
+    }
+
+    /// Whether members on this dialect see messages of rooms with more than two members.
+    pub fn sees_groups(self) -> bool {
+        self != Dialect::SocketioPubsub
+    }
+
+    /// Whether the dialect's servers check the upgrade's `Origin` against an allow-list.
+    pub fn checks_origin(self) -> bool {
+        self == Dialect::ActionRequest
+    }
+
+    /// The namespace part of a Socket.IO packet (`/chat,`), empty for `/` and for
+    /// plain WebSocket dialects.
+    pub fn nsp_prefix(self) -> &'static str {
+        match self {
+            Dialect::SocketioPubsub => "/chat,",
+            _ => "",
+        }
+    }
+
+    /// The first frame after the upgrade (after the Engine.IO open packet for a
+    /// Socket.IO dialect), if the dialect needs one to become usable.
+    pub fn hello(self, token: &str) -> Option<String> {
+        match self.token_carrier() {
+            TokenCarrier::FirstMessage => Some(format!(
+                r#"{{"method":"auth","access_token":"{token}","args":{{"event_response_key":"bench"}}}}"#
+            )),
+            TokenCarrier::SocketioAuth => {
+                Some(format!(r#"40{}{{"token":"{token}"}}"#, self.nsp_prefix()))
+            }
+            TokenCarrier::BearerHeader => None,
+        }
+    }
+
+    /// Whether `frame` says the session is usable (after [`Dialect::hello`]).
+    pub fn is_ready(self, frame: &str) -> Ready {
+        match self.token_carrier() {
+            TokenCarrier::FirstMessage => {
+                if frame.contains(r#""type":"authenticated""#) {
+                    Ready::Yes
+                } else if frame.contains(r#""type":"error""#) {
+                    Ready::Refused
+                } else {
+                    Ready::NotYet
+                }
+            }
+            TokenCarrier::SocketioAuth => {
+                if let Some(rest) = frame.strip_prefix("40") {
+                    if rest.starts_with(self.nsp_prefix()) {
+                        return Ready::Yes;
+                    }
+                }
+                if frame.starts_with("44") || frame.contains("auth-failed") {
+                    Ready::Refused
+                } else {
+                    Ready::NotYet
+                }
+            }
+            // Authenticated at the handshake: usable once upgraded.
+            TokenCarrier::BearerHeader => Ready::Yes,
+        }
+    }
+
+    /// A frame that makes this connection show the room's pushes, when the dialect
+    /// needs one (one of them shows only the joined room).
+    pub fn join(self, target: &Target) -> Option<String> {
+        match self {
+            Dialect::ActionRequest => Some(format!(
+                r#"{{"action":"join_room","room_pk":{},"request_id":"join"}}"#,
+                target.room_id
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether `frame` answers the frame of [`Dialect::join`].
+    pub fn is_joined(self, frame: &str) -> Ready {
+        if frame.contains(r#""action":"join_room""#) {
+            if frame.contains(r#""response_status":200"#) {
+                Ready::Yes
+            } else {
+                Ready::Refused
+            }
+        } else {
+            Ready::NotYet
+        }
+    }
+
+    /// The frame that sends `text` from user `me` to `target`; `ack_id` numbers the
+    /// request where the dialect echoes a key in its answer. `text` is written as is,
+    /// so it must need no JSON escaping.
+    pub fn send_frame(self, me: i64, target: &Target, text: &str, ack_id: u64) -> String {
+        match self {
+            Dialect::MethodArgs => format!(
+                r#"{{"method":"send_message","args":{{"chat":{},"text":"{text}","event_response_key":{ack_id}}}}}"#,
+                target.room_id
+            ),
+            Dialect::TypeContent => {
+                if target.direct {
+                    let peer = target.peer.as_ref().map_or(me, |p| p.0);
+                    let chat_id = type_content::direct_chat_id(me, peer);
+                    format!(
+                        r#"{{"type":"new_message","content":{{"chat_type":"direct","chat_id":"{chat_id}","message":"{text}","reply_to":null}}}}"#
+                    )
+                } else {
+                    format!(
+                        r#"{{"type":"new_message","content":{{"chat_type":"group","chat_id":{},"message":"{text}","reply_to":null}}}}"#,
+                        target.room_id
+                    )
+                }
+            }
+            Dialect::ActionRequest => format!(
+                r#"{{"action":"create_message","msg_text":"{text}","request_id":{ack_id}}}"#
+            ),
+            // The answer comes back as a same-named event; no ack is asked for, so the
+            // reply arrives once.
+            Dialect::SocketioRooms => format!(
+                r#"42["new-message",{{"chat":{{"id":"{}"}},"user":{{"id":"{me}"}},"message":{{"value":"{text}","type":"text"}}}}]"#,
+                target.room_id
+            ),
+            // Replies travel only in acks.
+            Dialect::SocketioPubsub => {
+                let peer = target.peer.as_ref().map_or("", |p| p.1.as_str());
+                format!(
+                    r#"42/chat,{ack_id}["send-message",{{"message":"{text}","user":"{peer}"}}]"#
+                )
+            }
+        }
+    }
+}
+
+/// Whether a frame of any dialect looks like a refusal: an error event, a non-empty
+/// `errors` list, an `error` field.
+pub fn looks_like_error(frame: &str) -> bool {
+    frame.contains(r#""type":"error""#)
+        || frame.contains(r#""errors":["#) && !frame.contains(r#""errors":[]"#)
+        || frame.contains(r#""error":"#)
 }
 
 /// method-args: `{method, access_token, args}` in, `{type, data}` out.
 pub mod method_args {
-    use super::*;
+    use serde_json::{Map, Value};
 
     pub const PATH: &str = "/ws/chat/";
 
@@ -78,7 +277,7 @@ pub mod method_args {
 
 /// type-content: `{type, content}` both ways, `{error}` for refusals.
 pub mod type_content {
-    use super::*;
+    use serde_json::{json, Value};
 
     pub const PATH: &str = "/ws/chats/";
 
@@ -109,7 +308,7 @@ pub mod type_content {
 /// action-request (djangochannelsrestframework): `{action, request_id, …}` in, the
 /// envelope `{errors, data, action, response_status, request_id}` out.
 pub mod action_request {
-    use super::*;
+    use serde_json::{Map, Value};
 
     pub const PATH: &str = "/ws/dcrf/chat/";
     pub const ADMIN_PATH: &str = "/ws/admin-chat/";
@@ -143,16 +342,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_user_id_claims() {
-        // {"alg":"HS256"} . {"user_id":42,"username":"ann"} . sig
-        let t = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjo0MiwidXNlcm5hbWUiOiJhbm4ifQ.x";
-        assert_eq!(jwt_user_id(t), Some(42));
-        assert_eq!(jwt_claims(t).unwrap()["username"], "ann");
-        assert_eq!(jwt_user_id("not-a-jwt"), None);
+    fn direct_ids_are_ordered() {
+        assert_eq!(type_content::direct_chat_id(23, 12), "12_23");
     }
 
     #[test]
-    fn direct_ids_are_ordered() {
-        assert_eq!(type_content::direct_chat_id(23, 12), "12_23");
+    fn names_round_trip() {
+        for d in Dialect::ALL {
+            assert_eq!(Dialect::parse(d.name()), Some(d));
+        }
+        assert_eq!(Dialect::parse("nope"), None);
+    }
+
+    #[test]
+    fn direct_sends_name_the_ordered_pair() {
+        let t = Target {
+            room_id: 5,
+            direct: true,
+            peer: Some((3, "b3".into())),
+        };
+        let f = Dialect::TypeContent.send_frame(9, &t, "hi", 1);
+        assert!(f.contains(r#""chat_id":"3_9""#), "{f}");
+        let f = Dialect::SocketioPubsub.send_frame(9, &t, "hi", 4);
+        assert_eq!(
+            f,
+            r#"42/chat,4["send-message",{"message":"hi","user":"b3"}]"#
+        );
     }
 }

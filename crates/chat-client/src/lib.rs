@@ -9,22 +9,26 @@
 //! was built in and received as the `String` the WebSocket layer produced), because a
 //! load generator sends many of them.
 //!
-//! - [`ws::WsConn`]: one plain WebSocket carrying JSON text frames (method-args,
-//!   type-content, action-request).
+//! - [`ws::WsConn`]: one plain WebSocket carrying JSON text frames (the three
+//!   dialects that are not Socket.IO).
 //! - [`socketio::SioClient`]: Engine.IO v4 / Socket.IO v5 over the websocket transport
 //!   only (no long-polling), one namespace per client: events, acks, pings.
-//! - [`dialects`]: thin constructors for each dialect's requests, so callers do not
-//!   repeat the envelope shapes.
+//! - [`dialects`]: the catalogue — [`Dialect`] (names, paths, token carriers,
+//!   namespaces) and each dialect's client frames, so callers neither repeat the
+//!   envelope shapes nor name a dialect themselves.
+//! - [`jwt`]: the bearer header and the unverified claims of a token.
 //!
 //! Every network read takes a timeout and every failure is an [`Error`] value: a
 //! misbehaving server must never panic the caller.
 
 pub mod dialects;
+pub mod jwt;
 pub mod socketio;
 pub mod ws;
 
 use std::fmt;
 
+pub use dialects::{Dialect, Ready, Target, TokenCarrier};
 pub use socketio::{SioClient, SioPacket};
 pub use ws::{Incoming, WsConn};
 

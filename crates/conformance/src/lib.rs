@@ -12,9 +12,10 @@
 //! (or to find where they do not). So everything it needs beyond the protocol comes
 //! from the command line: tokens for two or three users (their ids are read from the
 //! tokens' `user_id` claims unless given), rooms that only an administrator can make
-//! (`--room` for action-request, `--project` for type-content), an admin token for the
-//! action-request admin endpoint. Whatever a dialect can create itself (method-args
-//! chats, type-content direct chats, Socket.IO chats) it creates.
+//! (`--room`, `--project`, for the dialects that cannot create them), an admin token
+//! for the one dialect with an admin endpoint. Whatever a dialect can create itself
+//! (chats, direct chats) it creates. Which dialects there are, and which scenario
+//! runs for each, is [`dialects`]' business: this file names none.
 //!
 //! A misbehaving server is a failed case, never a panic: network input is only ever
 //! looked at through `Value` accessors and `Result`s.
@@ -24,58 +25,13 @@ pub mod peer;
 pub mod report;
 pub mod spec;
 
-use chat_client::dialects::{jwt_claims, jwt_user_id};
+use chat_client::jwt::{jwt_claims, jwt_user_id};
+pub use chat_client::Dialect;
 use peer::Timing;
 pub use report::{CaseError, CaseResult, Outcome, Report};
 use spec::Spec;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The dialects the runner knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    MethodArgs,
-    TypeContent,
-    ActionRequest,
-    SocketioRooms,
-    SocketioPubsub,
-}
-
-impl Dialect {
-    pub const ALL: [Dialect; 5] = [
-        Dialect::MethodArgs,
-        Dialect::TypeContent,
-        Dialect::ActionRequest,
-        Dialect::SocketioRooms,
-        Dialect::SocketioPubsub,
-    ];
-
-    /// The name used on the command line and as the spec's directory.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::MethodArgs => "method-args",
-            Dialect::TypeContent => "type-content",
-            Dialect::ActionRequest => "action-request",
-            Dialect::SocketioRooms => "socketio-rooms",
-            Dialect::SocketioPubsub => "socketio-pubsub",
-        }
-    }
-
-    /// The gateway's default path for this dialect.
-    pub fn default_path(self) -> &'static str {
-        match self {
-            Dialect::MethodArgs => "/ws/chat/",
-            Dialect::TypeContent => "/ws/chats/",
-            Dialect::ActionRequest => "/ws/dcrf/chat/",
-            Dialect::SocketioRooms => "/socket.io/",
-            Dialect::SocketioPubsub => "/ws/",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Dialect> {
-        Dialect::ALL.into_iter().find(|d| d.name() == s)
-    }
-}
 
 /// The repository's `protocol-specs/` directory (the default for `--specs`).
 pub fn default_specs_dir() -> PathBuf {
@@ -92,18 +48,19 @@ pub struct Config {
     pub tokens: Vec<String>,
     /// Their user ids, when the tokens do not carry `user_id` claims (same order).
     pub user_ids: Vec<i64>,
-    /// Their usernames (socketio-pubsub addresses users by username), when the tokens
-    /// carry no `username` claim.
+    /// Their usernames (a dialect that addresses users by username needs them), when
+    /// the tokens carry no `username` claim.
     pub usernames: Vec<String>,
-    /// action-request: an admin (`is_staff`) token for the admin endpoint.
+    /// An admin (`is_staff`) token for the admin endpoint (the dialect that has one).
     pub admin_token: Option<String>,
-    /// action-request: the admin endpoint; default: `url` with the path `/ws/admin-chat/`.
+    /// The admin endpoint; default: `url` with the dialect's admin path.
     pub admin_url: Option<String>,
-    /// action-request: a room whose members are A and B but not C.
+    /// A room whose members are A and B but not C (for a dialect that cannot make one).
     pub room: Option<i64>,
-    /// type-content: a project id whose chat has A and B as members but not C.
+    /// A project id whose chat has A and B as members but not C (for the dialect with
+    /// project chats).
     pub project: Option<i64>,
-    /// Sent as `Origin` (action-request checks it against an allow-list).
+    /// Sent as `Origin` (a dialect may check it against an allow-list).
     pub origin: Option<String>,
     /// Directory holding `<dialect>/asyncapi.yaml`.
     pub specs_dir: PathBuf,
@@ -229,13 +186,7 @@ pub async fn run(cfg: &Config) -> Report {
             Err(spec.problems.join("; ").into())
         },
     );
-    match cfg.dialect {
-        Dialect::MethodArgs => dialects::method_args::run(cfg, &spec, &mut report).await,
-        Dialect::TypeContent => dialects::type_content::run(cfg, &spec, &mut report).await,
-        Dialect::ActionRequest => dialects::action_request::run(cfg, &spec, &mut report).await,
-        Dialect::SocketioRooms => dialects::socketio_rooms::run(cfg, &spec, &mut report).await,
-        Dialect::SocketioPubsub => dialects::socketio_pubsub::run(cfg, &spec, &mut report).await,
-    }
+    dialects::run(cfg, &spec, &mut report).await;
     let unseen = spec.unseen_server_messages();
     if !unseen.is_empty() {
         report.notes.push(format!(

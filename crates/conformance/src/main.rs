@@ -1,7 +1,9 @@
 //! `chat-conformance`: run one dialect's conformance scenario against a server and
-//! print the table. Exit status: 0 when every case passed (skips allowed), 1 when a
+//! print the table. The help texts that name dialects live with the dialects
+//! ([`chat_conformance::dialects::help`]). Exit status: 0 when every case passed (skips allowed), 1 when a
 //! case failed, 2 for bad usage.
 
+use chat_conformance::dialects::help;
 use chat_conformance::{run, Config, Dialect};
 use clap::Parser;
 use std::path::PathBuf;
@@ -12,11 +14,10 @@ use std::time::Duration;
 #[command(
     name = "chat-conformance",
     about = "Walk a chat dialect's AsyncAPI spec against a live server (chat-gateway or a legacy backend) and validate every frame it sends.",
-    after_help = "Example: chat-conformance --dialect method-args --url ws://127.0.0.1:8080/ws/chat/ --token $A --token $B --token $C"
+    after_help = help::EXAMPLE
 )]
 struct Args {
-    /// method-args, type-content, action-request, socketio-rooms or socketio-pubsub.
-    #[arg(long)]
+    #[arg(long, help = help::DIALECT)]
     dialect: String,
     /// The dialect's endpoint (ws://host:port/path/). Socket.IO dialects: the
     /// Engine.IO path, e.g. ws://host:port/socket.io/ (EIO=4&transport=websocket is added).
@@ -32,20 +33,15 @@ struct Args {
     /// Username of the token at the same position, when the tokens carry no `username`.
     #[arg(long = "username")]
     usernames: Vec<String>,
-    /// action-request: an admin (is_staff) token, for the admin endpoint's cases.
-    #[arg(long)]
+    #[arg(long, help = help::ADMIN_TOKEN)]
     admin_token: Option<String>,
-    /// action-request: the admin endpoint (default: the --url host with /ws/admin-chat/).
-    #[arg(long)]
+    #[arg(long, help = help::ADMIN_URL)]
     admin_url: Option<String>,
-    /// action-request: a room whose members include A and B but not C.
-    #[arg(long)]
+    #[arg(long, help = help::ROOM)]
     room: Option<i64>,
-    /// type-content: a project id whose chat has A and B as members but not C.
-    #[arg(long)]
+    #[arg(long, help = help::PROJECT)]
     project: Option<i64>,
-    /// Origin header to send (action-request checks it against an allow-list).
-    #[arg(long)]
+    #[arg(long, help = help::ORIGIN)]
     origin: Option<String>,
     /// Directory with <dialect>/asyncapi.yaml (default: this repository's protocol-specs).
     #[arg(long)]

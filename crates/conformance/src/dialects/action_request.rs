@@ -7,14 +7,15 @@
 //! user); whether the admin may write there depends on the room's `has_business`,
 //! which the run reads from the `join_room` reply and expects accordingly.
 
-use super::{ensure, int, marker};
+use super::{bearer_peers, ensure, int, marker, refused_with_403, users_or_record};
 use crate::case;
-use crate::peer::WsPeer;
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
-use crate::{header_refs, Config, Report};
-use chat_client::dialects::action_request::request;
+use crate::{Config, Report};
+use chat_client::dialects::action_request::{request, ADMIN_PATH};
 use serde_json::{json, Value};
+
+mod admin;
 
 fn status(code: i64) -> impl Fn(&Value) -> bool {
     move |v: &Value| v.get("response_status").and_then(Value::as_i64) == Some(code)
@@ -27,70 +28,41 @@ fn reply(code: i64, request_id: Value) -> impl Fn(&Value) -> bool {
     }
 }
 
-/// The admin endpoint next to the user endpoint, when not given.
-fn admin_url(cfg: &Config) -> String {
-    if let Some(u) = &cfg.admin_url {
-        return u.clone();
-    }
-    match cfg
-        .url
-        .find("://")
-        .and_then(|i| cfg.url[i + 3..].find('/').map(|j| i + 3 + j))
-    {
-        Some(path_start) => format!("{}/ws/admin-chat/", &cfg.url[..path_start]),
-        None => format!("{}/ws/admin-chat/", cfg.url.trim_end_matches('/')),
-    }
+/// The skip of a case that needs `--room`.
+fn no_room() -> CaseError {
+    CaseError::Skip("pass --room PK (a room of A and B, without C)".into())
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let users = match cfg.users(3) {
-        Ok(u) => u,
-        Err(e) => {
-            report.record("(setup)", "three users", Err(CaseError::Fail(e)));
-            return;
-        }
+    let Some(users) = users_or_record(cfg, 3, report) else {
+        return;
     };
     let (ua, ub, uc) = (&users[0], &users[1], &users[2]);
-    let t = cfg.timing;
 
     case!(
         report,
         [],
         "(handshake)",
         "an upgrade without a token is refused with HTTP 403",
-        {
-            let h = cfg.headers(None);
-            match chat_client::WsConn::connect(&cfg.url, &header_refs(&h)).await {
-                Err(chat_client::Error::Refused { status: 403, .. }) => Ok(()),
-                Err(e) => Err(format!("expected HTTP 403, got {e}").into()),
-                Ok(c) => {
-                    c.close().await;
-                    Err("the upgrade was accepted".into())
-                }
-            }
-        }
+        { refused_with_403(cfg, &cfg.url, None).await }
     );
 
-    let mut peers = Vec::new();
-    for u in [ua, ub, uc] {
-        let h = cfg.headers(Some(&u.token));
-        match WsPeer::connect(&u.label, &cfg.url, &header_refs(&h), spec, t).await {
-            Ok(p) => peers.push(p),
-            Err(e) => {
-                report.record(
-                    "(connect)",
-                    "open the user endpoint with Authorization: Bearer",
-                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
-                );
-                return;
-            }
-        }
-    }
+    let Some(mut peers) = bearer_peers(
+        cfg,
+        spec,
+        &[ua, ub, uc],
+        &[],
+        "open the user endpoint with Authorization: Bearer",
+        report,
+    )
+    .await
+    else {
+        return;
+    };
     let mut c = peers.pop().expect("three peers");
     let mut b = peers.pop().expect("three peers");
     let mut a = peers.pop().expect("three peers");
     let room = cfg.room;
-    let no_room = || CaseError::Skip("pass --room PK (a room of A and B, without C)".into());
 
     case!(
         report,
@@ -553,153 +525,5 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         }
     );
 
-    // ------------------------------------------------------------ admin endpoint
-    let admin = admin_url(cfg);
-    case!(
-        report,
-        [],
-        "(admin handshake)",
-        "a token of a non-admin is refused with HTTP 403",
-        {
-            let h = cfg.headers(Some(&ua.token));
-            match chat_client::WsConn::connect(&admin, &header_refs(&h)).await {
-                Err(chat_client::Error::Refused { status: 403, .. }) => Ok(()),
-                Err(e) => Err(format!("expected HTTP 403, got {e}").into()),
-                Ok(c) => {
-                    c.close().await;
-                    Err("the upgrade was accepted".into())
-                }
-            }
-        }
-    );
-    let Some(admin_token) = cfg.admin_token.clone() else {
-        report.record(
-            "(admin)",
-            "admin endpoint cases",
-            Err(CaseError::Skip("pass --admin-token".into())),
-        );
-        a.close().await;
-        b.close().await;
-        c.close().await;
-        return;
-    };
-    let h = cfg.headers(Some(&admin_token));
-    let mut d = match WsPeer::connect("admin", &admin, &header_refs(&h), spec, t).await {
-        Ok(p) => p,
-        Err(e) => {
-            report.record(
-                "(admin connect)",
-                "open the admin endpoint with an admin token",
-                Err(CaseError::Fail(e.to_string())),
-            );
-            return;
-        }
-    };
-    case!(report, [d], "list", "admin endpoint: 200 with rooms", {
-        d.send_as("list", &request("list", json!("adm-1"), json!({})))
-            .await?;
-        d.expect_where(
-            "list_ok",
-            "it is not the 200 reply",
-            reply(200, json!("adm-1")),
-        )
-        .await?;
-        Ok(())
-    });
-    case!(
-        report,
-        [d],
-        "join_room",
-        "admin endpoint: an admin joins any room: 200",
-        {
-            let r = room.ok_or_else(no_room)?;
-            d.send_as(
-                "join_room",
-                &request("join_room", json!("adm-2"), json!({"room_pk": r})),
-            )
-            .await?;
-            d.expect_where(
-                "join_room_ok",
-                "it is not the 200 reply",
-                reply(200, json!("adm-2")),
-            )
-            .await?;
-            Ok(())
-        }
-    );
-    case!(
-        report,
-        [a, b, c, d],
-        "create_message",
-        "admin endpoint: 201 where has_business (members joined get the push), else 403",
-        {
-            let biz = need(&has_business, "join_room")?;
-            d.send_as(
-                "create_message",
-                &request(
-                    "create_message",
-                    json!("adm-3"),
-                    json!({"msg_text": marker("admin")}),
-                ),
-            )
-            .await?;
-            if biz {
-                let v = d
-                    .expect_where(
-                        "create_message_ok",
-                        "it is not the 201 reply",
-                        reply(201, json!("adm-3")),
-                    )
-                    .await?;
-                let id = int(&v, "/data/id")?;
-                b.expect_where("create_message_ok", "it is not the admin's message", |p| {
-                    p.pointer("/data/id") == Some(&json!(id))
-                })
-                .await?;
-            } else {
-                d.expect_where("error", "it is not a 403", reply(403, json!("adm-3")))
-                    .await?;
-            }
-            Ok(())
-        }
-    );
-    case!(
-        report,
-        [a, b, c, d],
-        "create_message",
-        "a member's message reaches the admin who joined the room (the admin watches it)",
-        {
-            need(&has_business, "join_room")?;
-            let text = marker("watched");
-            b.send_as(
-                "create_message",
-                &request("create_message", json!("w-1"), json!({"msg_text": text})),
-            )
-            .await?;
-            b.expect_where(
-                "create_message_ok",
-                "it is not the 201 reply",
-                reply(201, json!("w-1")),
-            )
-            .await?;
-            d.expect_where(
-                "create_message_ok",
-                "it is not B's message with B's request_id",
-                |p| reply(201, json!("w-1"))(p) && p.pointer("/data/text") == Some(&json!(text)),
-            )
-            .await?;
-            Ok(())
-        }
-    );
-    case!(report, [d], "current_room_info", "admin endpoint: 405", {
-        d.send(&request("current_room_info", json!("adm-4"), json!({})))
-            .await?;
-        d.expect_where("error", "it is not a 405", reply(405, json!("adm-4")))
-            .await?;
-        Ok(())
-    });
-    a.close().await;
-    b.close().await;
-    c.close().await;
-    d.close().await;
+    admin::run(cfg, spec, report, ua, [a, b, c], room, has_business).await;
 }

@@ -5,7 +5,7 @@
 //! chat of A and B (on a server where that pair already has one, the
 //! `chat_duplication_error` names it and the run goes on with it).
 
-use super::{ensure, int, marker};
+use super::{ensure, int, marker, users_or_record};
 use crate::case;
 use crate::peer::WsPeer;
 use crate::report::{need, CaseError};
@@ -24,6 +24,22 @@ fn error_of(kind: &'static str, key: Value) -> impl Fn(&Value) -> bool {
     }
 }
 
+/// Send `frame` (checked as the client message `key` when given) and expect the
+/// `error` push that `is` accepts.
+async fn refused(
+    p: &mut WsPeer<'_>,
+    key: Option<&str>,
+    frame: &Value,
+    what: &str,
+    is: impl Fn(&Value) -> bool,
+) -> Result<Value, CaseError> {
+    match key {
+        Some(k) => p.send_as(k, frame).await?,
+        None => p.send(frame).await?,
+    }
+    p.expect_where("error", what, is).await
+}
+
 fn member_ids(chat: &Value) -> Vec<i64> {
     chat.get("users")
         .and_then(Value::as_array)
@@ -32,12 +48,8 @@ fn member_ids(chat: &Value) -> Vec<i64> {
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let users = match cfg.users(3) {
-        Ok(u) => u,
-        Err(e) => {
-            report.record("(setup)", "three users", Err(CaseError::Fail(e)));
-            return;
-        }
+    let Some(users) = users_or_record(cfg, 3, report) else {
+        return;
     };
     let (ua, ub, uc) = (&users[0], &users[1], &users[2]);
     let t = cfg.timing;
@@ -70,14 +82,14 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a request on an unauthorized channel: error authorization_error with the key",
         {
             let key = json!("k-unauthorized");
-            x.send(&call(
-                "send_message",
+            refused(
+                &mut x,
                 None,
-                json!({"chat": 1, "text": "x", "event_response_key": key}),
-            ))
-            .await?;
-            x.expect_where(
-                "error",
+                &call(
+                    "send_message",
+                    None,
+                    json!({"chat": 1, "text": "x", "event_response_key": key}),
+                ),
                 "it is not an authorization_error echoing the key",
                 error_of("authorization_error", key),
             )
@@ -92,14 +104,14 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "an invalid access_token: error authorization_error",
         {
             let key = json!({"k": "bad-token"});
-            x.send(&call(
-                "auth",
-                Some("not.a.token"),
-                json!({"event_response_key": key}),
-            ))
-            .await?;
-            x.expect_where(
-                "error",
+            refused(
+                &mut x,
+                None,
+                &call(
+                    "auth",
+                    Some("not.a.token"),
+                    json!({"event_response_key": key}),
+                ),
                 "it is not an authorization_error echoing the key",
                 error_of("authorization_error", key),
             )
@@ -156,14 +168,14 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "(unknown method)",
         "an unknown method: error access_error with the key",
         {
-            a.send(&call(
-                "no_such_method",
+            refused(
+                &mut a,
                 None,
-                json!({"event_response_key": "k-unknown"}),
-            ))
-            .await?;
-            a.expect_where(
-                "error",
+                &call(
+                    "no_such_method",
+                    None,
+                    json!({"event_response_key": "k-unknown"}),
+                ),
                 "it is not an access_error echoing the key",
                 error_of("access_error", json!("k-unknown")),
             )
@@ -432,14 +444,14 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "send_message",
         "args.chat missing: error field_error",
         {
-            a.send(&call(
-                "send_message",
+            refused(
+                &mut a,
                 None,
-                json!({"text": "x", "event_response_key": "k-nochat"}),
-            ))
-            .await?;
-            a.expect_where(
-                "error",
+                &call(
+                    "send_message",
+                    None,
+                    json!({"text": "x", "event_response_key": "k-nochat"}),
+                ),
                 "it is not a field_error echoing the key",
                 error_of("field_error", json!("k-nochat")),
             )
@@ -454,17 +466,14 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a chat the caller is not in: error access_error",
         {
             let dm = need(&direct, "create_chat direct")?;
-            c.send_as(
-                "send_message",
+            refused(
+                &mut c,
+                Some("send_message"),
                 &call(
                     "send_message",
                     None,
                     json!({"chat": dm, "text": "intruder", "event_response_key": "k-out"}),
                 ),
-            )
-            .await?;
-            c.expect_where(
-                "error",
                 "it is not an access_error echoing the key",
                 error_of("access_error", json!("k-out")),
             )
@@ -544,17 +553,14 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "removing others without being the creator: error access_error",
         {
             let g = need(&group, "create_chat group")?;
-            b.send_as(
-                "remove_from_chat",
+            refused(
+                &mut b,
+                Some("remove_from_chat"),
                 &call(
                     "remove_from_chat",
                     None,
                     json!({"users": [ua.id], "chat": g, "event_response_key": "k-rm"}),
                 ),
-            )
-            .await?;
-            b.expect_where(
-                "error",
                 "it is not an access_error echoing the key",
                 error_of("access_error", json!("k-rm")),
             )
@@ -658,14 +664,14 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "users missing: error field_error",
         {
             let g = need(&group, "create_chat group")?;
-            a.send(&call(
-                "add_to_chat",
+            refused(
+                &mut a,
                 None,
-                json!({"chat": g, "event_response_key": "k-add-nousers"}),
-            ))
-            .await?;
-            a.expect_where(
-                "error",
+                &call(
+                    "add_to_chat",
+                    None,
+                    json!({"chat": g, "event_response_key": "k-add-nousers"}),
+                ),
                 "it is not a field_error echoing the key",
                 error_of("field_error", json!("k-add-nousers")),
             )

@@ -9,7 +9,38 @@ pub mod socketio_pubsub;
 pub mod socketio_rooms;
 pub mod type_content;
 
+use crate::peer::WsPeer;
+use crate::report::{CaseError, CaseResult};
+use crate::spec::Spec;
+use crate::{header_refs, Config, Dialect, Report, User};
 use serde_json::Value;
+
+/// Run `cfg.dialect`'s scenario.
+pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
+    match cfg.dialect {
+        Dialect::MethodArgs => method_args::run(cfg, spec, report).await,
+        Dialect::TypeContent => type_content::run(cfg, spec, report).await,
+        Dialect::ActionRequest => action_request::run(cfg, spec, report).await,
+        Dialect::SocketioRooms => socketio_rooms::run(cfg, spec, report).await,
+        Dialect::SocketioPubsub => socketio_pubsub::run(cfg, spec, report).await,
+    }
+}
+
+/// The command line's help texts that name a dialect.
+pub mod help {
+    pub const DIALECT: &str =
+        "method-args, type-content, action-request, socketio-rooms or socketio-pubsub";
+    pub const ADMIN_TOKEN: &str =
+        "action-request: an admin (is_staff) token, for the admin endpoint's cases";
+    pub const ADMIN_URL: &str =
+        "action-request: the admin endpoint (default: the --url host with /ws/admin-chat/)";
+    pub const ROOM: &str = "action-request: a room whose members include A and B but not C";
+    pub const PROJECT: &str =
+        "type-content: a project id whose chat has A and B as members but not C";
+    pub const ORIGIN: &str =
+        "Origin header to send (action-request checks it against an allow-list)";
+    pub const EXAMPLE: &str = "Example: chat-conformance --dialect method-args --url ws://127.0.0.1:8080/ws/chat/ --token $A --token $B --token $C";
+}
 
 /// `v[key]` as an integer (pointer syntax: `/data/chat/id`).
 pub(crate) fn int(v: &Value, pointer: &str) -> Result<i64, String> {
@@ -35,4 +66,66 @@ pub(crate) fn marker(what: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("conformance {what} {nanos:x}")
+}
+
+/// The first `n` users of the configuration, or `None` after recording why not.
+pub(crate) fn users_or_record(cfg: &Config, n: usize, report: &mut Report) -> Option<Vec<User>> {
+    match cfg.users(n) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            let what = match n {
+                2 => "two users".to_string(),
+                3 => "three users".to_string(),
+                n => format!("{n} users"),
+            };
+            report.record("(setup)", &what, Err(CaseError::Fail(e)));
+            None
+        }
+    }
+}
+
+/// The case "this upgrade is refused with HTTP 403": open `url` with `token` as a
+/// bearer token (none: no `Authorization`), and fail unless the server says 403.
+pub(crate) async fn refused_with_403(cfg: &Config, url: &str, token: Option<&str>) -> CaseResult {
+    let h = cfg.headers(token);
+    match chat_client::WsConn::connect(url, &header_refs(&h)).await {
+        Err(chat_client::Error::Refused { status: 403, .. }) => Ok(()),
+        Err(e) => Err(format!("expected HTTP 403, got {e}").into()),
+        Ok(c) => {
+            c.close().await;
+            Err("the upgrade was accepted".into())
+        }
+    }
+}
+
+/// One plain WebSocket peer per user, each with its token as a bearer header and
+/// `ignore` as its ignorable pushes; `None` after recording the first failure (as
+/// the case `(connect)`, `what`).
+pub(crate) async fn bearer_peers<'s>(
+    cfg: &Config,
+    spec: &'s Spec,
+    users: &[&User],
+    ignore: &[&str],
+    what: &str,
+    report: &mut Report,
+) -> Option<Vec<WsPeer<'s>>> {
+    let mut peers = Vec::with_capacity(users.len());
+    for u in users {
+        let h = cfg.headers(Some(&u.token));
+        match WsPeer::connect(&u.label, &cfg.url, &header_refs(&h), spec, cfg.timing).await {
+            Ok(mut p) => {
+                p.ignore(ignore);
+                peers.push(p);
+            }
+            Err(e) => {
+                report.record(
+                    "(connect)",
+                    what,
+                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
+                );
+                return None;
+            }
+        }
+    }
+    Some(peers)
 }

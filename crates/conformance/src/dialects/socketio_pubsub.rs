@@ -8,7 +8,7 @@
 //! case that provokes them. Media needs an HTTP upload, which is outside the wire
 //! protocol, so only the refusal of a foreign media URL is checked.
 
-use super::{ensure, int, marker};
+use super::{ensure, int, marker, users_or_record};
 use crate::case;
 use crate::peer::SioPeer;
 use crate::report::{need, CaseError};
@@ -37,12 +37,8 @@ async fn call_error(
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let users = match cfg.users(2) {
-        Ok(u) => u,
-        Err(e) => {
-            report.record("(setup)", "two users", Err(CaseError::Fail(e)));
-            return;
-        }
+    let Some(users) = users_or_record(cfg, 2, report) else {
+        return;
     };
     let (ua, ub) = (&users[0], &users[1]);
     let (Some(an), Some(bn)) = (ua.username.clone(), ub.username.clone()) else {

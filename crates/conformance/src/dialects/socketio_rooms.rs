@@ -4,7 +4,7 @@
 //!
 //! Needs two users (A and B); it creates their chat itself with `create-chat`.
 
-use super::{ensure, marker};
+use super::{ensure, marker, users_or_record};
 use crate::case;
 use crate::peer::SioPeer;
 use crate::report::{need, CaseError};
@@ -54,12 +54,8 @@ async fn expect_error(
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let users = match cfg.users(2) {
-        Ok(u) => u,
-        Err(e) => {
-            report.record("(setup)", "two users", Err(CaseError::Fail(e)));
-            return;
-        }
+    let Some(users) = users_or_record(cfg, 2, report) else {
+        return;
     };
     let (ua, ub) = (&users[0], &users[1]);
     let (a_id, b_id) = (ua.id.to_string(), ub.id.to_string());

@@ -10,12 +10,11 @@
 //! a chat connects or disconnects, so they are validated and otherwise ignored, except
 //! in the cases that provoke them.
 
-use super::{ensure, int, marker};
+use super::{bearer_peers, ensure, int, marker, refused_with_403, users_or_record};
 use crate::case;
-use crate::peer::WsPeer;
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
-use crate::{header_refs, Config, Report};
+use crate::{Config, Report};
 use chat_client::dialects::type_content::{direct_chat_id, event, new_message};
 use serde_json::{json, Value};
 
@@ -26,69 +25,38 @@ fn content_is(field: &'static str, want: Value) -> impl Fn(&Value) -> bool {
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let users = match cfg.users(3) {
-        Ok(u) => u,
-        Err(e) => {
-            report.record("(setup)", "three users", Err(CaseError::Fail(e)));
-            return;
-        }
+    let Some(users) = users_or_record(cfg, 3, report) else {
+        return;
     };
     let (ua, ub, uc) = (&users[0], &users[1], &users[2]);
-    let t = cfg.timing;
 
     case!(
         report,
         [],
         "(handshake)",
         "an upgrade without a token is refused with HTTP 403",
-        {
-            let h = cfg.headers(None);
-            match chat_client::WsConn::connect(&cfg.url, &header_refs(&h)).await {
-                Err(chat_client::Error::Refused { status: 403, .. }) => Ok(()),
-                Err(e) => Err(format!("expected HTTP 403, got {e}").into()),
-                Ok(c) => {
-                    c.close().await;
-                    Err("the upgrade was accepted".into())
-                }
-            }
-        }
+        { refused_with_403(cfg, &cfg.url, None).await }
     );
     case!(
         report,
         [],
         "(handshake)",
         "an upgrade with an invalid token is refused with HTTP 403",
-        {
-            let h = cfg.headers(Some("not.a.token"));
-            match chat_client::WsConn::connect(&cfg.url, &header_refs(&h)).await {
-                Err(chat_client::Error::Refused { status: 403, .. }) => Ok(()),
-                Err(e) => Err(format!("expected HTTP 403, got {e}").into()),
-                Ok(c) => {
-                    c.close().await;
-                    Err("the upgrade was accepted".into())
-                }
-            }
-        }
+        { refused_with_403(cfg, &cfg.url, Some("not.a.token")).await }
     );
 
-    let mut peers = Vec::new();
-    for u in [ua, ub, uc] {
-        let h = cfg.headers(Some(&u.token));
-        match WsPeer::connect(&u.label, &cfg.url, &header_refs(&h), spec, t).await {
-            Ok(mut p) => {
-                p.ignore(PRESENCE);
-                peers.push(p)
-            }
-            Err(e) => {
-                report.record(
-                    "(connect)",
-                    "open a WebSocket with Authorization: Bearer",
-                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
-                );
-                return;
-            }
-        }
-    }
+    let Some(mut peers) = bearer_peers(
+        cfg,
+        spec,
+        &[ua, ub, uc],
+        PRESENCE,
+        "open a WebSocket with Authorization: Bearer",
+        report,
+    )
+    .await
+    else {
+        return;
+    };
     let mut c = peers.pop().expect("three peers");
     let mut b = peers.pop().expect("three peers");
     let mut a = peers.pop().expect("three peers");
