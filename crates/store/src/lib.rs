@@ -11,7 +11,7 @@
 //!
 //! **One query, two backends.** Every query is written once in diesel's DSL and a
 //! macro expands it for the PostgreSQL and the SQLite connection type (see
-//! `store.rs`). Two hand-kept copies of each query would drift apart; generic
+//! `query.rs`). Two hand-kept copies of each query would drift apart; generic
 //! functions over diesel connection types need bounds longer than the queries.
 //!
 //! **Timestamps are `BIGINT` microseconds since the Unix epoch, UTC.** It is the only
@@ -35,7 +35,7 @@
 //! earlier message of the room; read watermarks depend on that. Rooms do not wait
 //! for each other. (On SQLite the single writer gives this anyway.)
 //!
-//! **Plain messages are group-committed** (`group.rs`): concurrent sends share one
+//! **Plain messages are group-committed** (`store/group.rs`): concurrent sends share one
 //! transaction, one lock round and one fsync, and each caller is answered only after
 //! the commit that holds its message. This is what lets a busy server acknowledge
 //! thousands of durable messages a second instead of a few hundred.
@@ -44,8 +44,8 @@ pub mod blobs;
 mod bulk;
 mod db;
 mod error;
-mod group;
 pub mod outbox;
+mod query;
 mod rows;
 mod schema;
 mod store;

@@ -359,7 +359,7 @@ impl Outbox {
         let mut messages: std::collections::HashMap<i64, Message> = if ids.is_empty() {
             Default::default()
         } else {
-            crate::store::messages_by_id(&mut conn, &ids)
+            crate::store::messages::by_id(&mut conn, &ids)
                 .await
                 .map_err(Fail::into_store_error)?
                 .into_iter()

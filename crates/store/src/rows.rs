@@ -31,7 +31,7 @@ pub(crate) fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
 
-/// The unique key of a direct room: `"<low>_<high>"`, the form type-content uses.
+/// The unique key of a direct room: `"<low>_<high>"` (the legacy direct-room key).
 pub(crate) fn direct_key(low: UserId, high: UserId) -> String {
     format!("{}_{}", low.0, high.0)
 }

@@ -21,7 +21,7 @@
 //!
 //! If a group fails as a whole (a room or author that does not exist, a
 //! serialisation failure), each of its messages is retried on its own through the
-//! ordinary single-insert path, so one bad message gets its own precise error and
+//! ordinary single insert (`append.rs`), so one bad message gets its own precise error and
 //! does not take the others down with it.
 //!
 //! On PostgreSQL [`PG_WRITERS`] writers commit at once, each owning the rooms whose
@@ -34,15 +34,14 @@
 //! SQLite has one writer connection, so it has one writer task, which runs a whole
 //! group inside a single blocking call.
 
+use super::append::insert_single;
 use crate::db::{Db, PgPool, SqlitePool};
 use crate::error::Fail;
 use crate::rows::{assemble, now_micros, MessageRow, NewMessageRow};
 use crate::schema::{messages, rooms};
-use crate::store::DieselStore;
 use chat_core::store::{NewMessage, StoreResult};
 use chat_core::{Message, StoreError};
 use diesel::{OptionalExtension, QueryDsl, SelectableHelper, SqliteConnection};
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most messages committed in one transaction.
@@ -65,10 +64,8 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Start the writer tasks. `single` is a store without a group writer of its own,
-    /// used for the one-by-one retry of a failed group.
-    pub fn start(db: &Db, single: DieselStore) -> GroupWriter {
-        let single = Arc::new(single);
+    /// Start the writer tasks (needs a Tokio runtime).
+    pub fn start(db: &Db) -> GroupWriter {
         let writers = match db {
             Db::Pg(_) => PG_WRITERS,
             Db::Sqlite(_) => 1,
@@ -76,7 +73,7 @@ impl GroupWriter {
         let queues = (0..writers)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(writer(db.clone(), rx, single.clone()));
+                tokio::spawn(writer(db.clone(), rx));
                 tx
             })
             .collect();
@@ -98,7 +95,7 @@ impl GroupWriter {
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>, single: Arc<DieselStore>) {
+async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     loop {
         // Whatever queued while the previous group was committing.
@@ -123,7 +120,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>, single: Arc<DieselStore
                     tracing::debug!(error = ?e, size = pending.len(), "group commit failed; inserting one by one");
                 }
                 for p in pending {
-                    let one = single.insert_single(&p.msg).await;
+                    let one = insert_single(&db, &p.msg).await;
                     let _ = p.reply.send(one);
                 }
             }
