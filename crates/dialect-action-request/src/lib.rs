@@ -28,7 +28,7 @@ pub mod session;
 pub mod wire;
 
 use chat_core::{Handshake, Refusal, RenderSlot, Session, TokenError, WsDialect};
-use dialect_kit::{Descriptor, Serve};
+use dialect_kit::Descriptor;
 pub use session::ActionSession;
 use std::sync::{Arc, LazyLock};
 
@@ -44,29 +44,19 @@ pub const ADMIN_PATH: &str = "/ws/admin-chat/";
 
 /// The two endpoints as the gateway mounts them.
 pub const DESCRIPTORS: &[Descriptor] = &[
-    Descriptor {
-        name: DIALECT,
-        default_paths: &[USER_PATH],
-        serve: Serve::Ws(user),
-        trusted_mode: None,
-        fuzz: fuzz::TARGETS,
-    },
-    Descriptor {
-        name: ADMIN_NAME,
-        default_paths: &[ADMIN_PATH],
-        serve: Serve::Ws(admin),
-        trusted_mode: None,
-        fuzz: &[],
-    },
+    Descriptor::ws(
+        DIALECT,
+        &[USER_PATH],
+        || Arc::new(ActionRequest::user()),
+        fuzz::TARGETS,
+    ),
+    Descriptor::ws(
+        ADMIN_NAME,
+        &[ADMIN_PATH],
+        || Arc::new(ActionRequest::admin()),
+        &[],
+    ),
 ];
-
-fn user() -> Arc<dyn WsDialect> {
-    Arc::new(ActionRequest::user())
-}
-
-fn admin() -> Arc<dyn WsDialect> {
-    Arc::new(ActionRequest::admin())
-}
 
 /// The dialect's place in every event's render cache (both endpoints render alike).
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

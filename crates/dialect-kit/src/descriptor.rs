@@ -23,6 +23,46 @@ pub struct Descriptor {
     pub fuzz: &'static [FuzzTarget],
 }
 
+impl Descriptor {
+    /// A plain-WebSocket dialect at `default_paths`, with no trusted mode.
+    pub const fn ws(
+        name: &'static str,
+        default_paths: &'static [&'static str],
+        make: fn() -> Arc<dyn WsDialect>,
+        fuzz: &'static [FuzzTarget],
+    ) -> Self {
+        Descriptor {
+            name,
+            default_paths,
+            serve: Serve::Ws(make),
+            trusted_mode: None,
+            fuzz,
+        }
+    }
+
+    /// A dialect that serves HTTP itself under `default_paths`, with no trusted mode.
+    pub const fn http(
+        name: &'static str,
+        default_paths: &'static [&'static str],
+        serve: fn(Arc<ChatService>, MountParams) -> Arc<dyn HttpMount>,
+        fuzz: &'static [FuzzTarget],
+    ) -> Self {
+        Descriptor {
+            name,
+            default_paths,
+            serve: Serve::Http(serve),
+            trusted_mode: None,
+            fuzz,
+        }
+    }
+
+    /// The same dialect with a trusted mode.
+    pub const fn with_trusted_mode(mut self, mode: TrustedMode) -> Self {
+        self.trusted_mode = Some(mode);
+        self
+    }
+}
+
 /// How a dialect is served.
 #[derive(Clone, Copy, Debug)]
 pub enum Serve {

@@ -28,25 +28,20 @@ pub mod wire;
 
 pub use session::{MethodArgs, MethodArgsSession, NAME};
 
-use chat_core::{RenderSlot, WsDialect};
-use dialect_kit::{Descriptor, Serve};
+use chat_core::RenderSlot;
+use dialect_kit::Descriptor;
 use std::sync::{Arc, LazyLock};
 
 /// Where the dialect is mounted unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/ws/chat/";
 
 /// The dialect as the gateway mounts it.
-pub const DESCRIPTORS: &[Descriptor] = &[Descriptor {
-    name: NAME,
-    default_paths: &[DEFAULT_PATH],
-    serve: Serve::Ws(dialect),
-    trusted_mode: None,
-    fuzz: fuzz::TARGETS,
-}];
-
-fn dialect() -> Arc<dyn WsDialect> {
-    Arc::new(MethodArgs)
-}
+pub const DESCRIPTORS: &[Descriptor] = &[Descriptor::ws(
+    NAME,
+    &[DEFAULT_PATH],
+    || Arc::new(MethodArgs),
+    fuzz::TARGETS,
+)];
 
 /// This dialect's place in every event's render cache.
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

@@ -24,7 +24,7 @@ pub mod wire;
 pub use session::{PubsubDialect, NAME};
 
 use chat_core::{ChatService, RenderSlot};
-use dialect_kit::{Descriptor, HttpMount, MountParams, Serve};
+use dialect_kit::{Descriptor, HttpMount, MountParams};
 use std::sync::{Arc, LazyLock};
 
 /// The namespace of this dialect.
@@ -35,13 +35,12 @@ pub const NAMESPACE: &str = "/chat";
 pub const DEFAULT_PATH: &str = "/ws/";
 
 /// The dialect as the gateway mounts it.
-pub const DESCRIPTORS: &[Descriptor] = &[Descriptor {
-    name: NAME,
-    default_paths: &[DEFAULT_PATH],
-    serve: Serve::Http(serve),
-    trusted_mode: None,
-    fuzz: fuzz::TARGETS,
-}];
+pub const DESCRIPTORS: &[Descriptor] = &[Descriptor::http(
+    NAME,
+    &[DEFAULT_PATH],
+    serve,
+    fuzz::TARGETS,
+)];
 
 /// This dialect's place in every event's render cache.
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

@@ -22,7 +22,7 @@ pub mod wire;
 pub use session::{RoomsDialect, NAME};
 
 use chat_core::{ChatService, RenderSlot};
-use dialect_kit::{Descriptor, HttpMount, MountParams, Serve, TrustedMode};
+use dialect_kit::{Descriptor, HttpMount, MountParams, TrustedMode};
 use std::sync::{Arc, LazyLock};
 
 /// The namespace of this dialect.
@@ -32,18 +32,17 @@ pub const NAMESPACE: &str = "/";
 pub const DEFAULT_PATH: &str = "/socket.io/";
 
 /// The dialect as the gateway mounts it.
-pub const DESCRIPTORS: &[Descriptor] = &[Descriptor {
-    name: NAME,
-    default_paths: &[DEFAULT_PATH],
-    serve: Serve::Http(serve),
-    trusted_mode: Some(TrustedMode {
-        flag: "socketio-rooms-trusted",
-        help: "Serve socketio-rooms without tokens, trusting the ids in request bodies (only for \
+pub const DESCRIPTORS: &[Descriptor] =
+    &[
+        Descriptor::http(NAME, &[DEFAULT_PATH], serve, fuzz::TARGETS)
+            .with_trusted_mode(TrustedMode {
+            flag: "socketio-rooms-trusted",
+            help:
+                "Serve socketio-rooms without tokens, trusting the ids in request bodies (only for \
                a deployment behind a trusted network; any request with an Origin header is \
                refused while it is on)",
-    }),
-    fuzz: fuzz::TARGETS,
-}];
+        }),
+    ];
 
 /// This dialect's place in every event's render cache.
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

@@ -33,7 +33,7 @@ pub mod wire;
 mod tests;
 
 use chat_core::{Handshake, Refusal, RenderSlot, Session, WsDialect};
-use dialect_kit::{Descriptor, Serve};
+use dialect_kit::Descriptor;
 use std::sync::{Arc, LazyLock};
 
 /// The dialect's CLI name, also used as the origin of its commands.
@@ -43,17 +43,12 @@ pub const NAME: &str = "type-content";
 pub const DEFAULT_PATH: &str = "/ws/chats/";
 
 /// The dialect as the gateway mounts it.
-pub const DESCRIPTORS: &[Descriptor] = &[Descriptor {
-    name: NAME,
-    default_paths: &[DEFAULT_PATH],
-    serve: Serve::Ws(dialect),
-    trusted_mode: None,
-    fuzz: fuzz::TARGETS,
-}];
-
-fn dialect() -> Arc<dyn WsDialect> {
-    Arc::new(TypeContent)
-}
+pub const DESCRIPTORS: &[Descriptor] = &[Descriptor::ws(
+    NAME,
+    &[DEFAULT_PATH],
+    || Arc::new(TypeContent),
+    fuzz::TARGETS,
+)];
 
 /// This dialect's place in every event's render cache.
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);
