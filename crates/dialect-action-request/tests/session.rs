@@ -3,6 +3,7 @@
 //! `ChatService` and a real SQLite store.
 
 mod common;
+mod replies;
 
 use chat_core::{
     Event, Handshake, MessageId, Origin, Outgoing, Published, RoomRef, SendMessage, TokenError,
@@ -11,22 +12,9 @@ use chat_core::{
 use common::{Conn, Harness};
 use dialect_action_request::render::{NOT_IN_ROOM, NOT_IN_ROOM_LEAVE, PERMISSION_DENIED};
 use dialect_action_request::ActionRequest;
+use replies::{err, ok};
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-fn ok(frame: &Value, action: &str, status: u16, request_id: Value) -> Value {
-    assert_eq!(frame["errors"], json!([]), "{frame}");
-    assert_eq!(frame["action"], json!(action), "{frame}");
-    assert_eq!(frame["response_status"], json!(status), "{frame}");
-    assert_eq!(frame["request_id"], request_id, "{frame}");
-    frame["data"].clone()
-}
-
-fn err(frame: &Value, status: u16) -> Value {
-    assert_eq!(frame["response_status"], json!(status), "{frame}");
-    assert_eq!(frame["data"], Value::Null, "{frame}");
-    frame["errors"].clone()
-}
 
 fn pk_list(data: &Value) -> Vec<i64> {
     data.as_array()
@@ -59,6 +47,25 @@ impl World {
     async fn admin_conn(&self, id: i64, name: &str) -> Conn {
         let p = self.h.principal(id, name, true).await;
         self.h.connect(&self.admin, &p).await
+    }
+
+    /// A connection of user `id`, joined to `room`.
+    async fn joined(&self, id: i64, name: &str, room: chat_core::RoomId) -> Conn {
+        let mut c = self.user_conn(id, name).await;
+        self.join(&mut c, room).await;
+        c
+    }
+
+    /// A world with users alice (1), bob (2) and carol (3); a room of alice and bob,
+    /// and a room of `other`.
+    async fn with_rooms(other: &[i64]) -> (World, chat_core::RoomId, chat_core::RoomId) {
+        let w = World::new().await;
+        for (id, name) in [(1, "alice"), (2, "bob"), (3, "carol")] {
+            w.h.principal(id, name, false).await;
+        }
+        let room = w.h.room(&[1, 2], false).await;
+        let other = w.h.room(other, false).await;
+        (w, room, other)
     }
 
     async fn join(&self, c: &mut Conn, room: chat_core::RoomId) {
@@ -198,18 +205,11 @@ async fn list_join_current_leave_on_the_user_endpoint() {
 
 #[tokio::test]
 async fn create_message_fans_out_to_connections_joined_to_the_room() {
-    let w = World::new().await;
-    let mut alice = w.user_conn(1, "alice").await;
-    let mut alice_tab = w.user_conn(1, "alice").await;
-    let mut bob = w.user_conn(2, "bob").await;
-    let mut bob_elsewhere = w.user_conn(2, "bob").await;
-    w.h.principal(3, "carol", false).await;
-    let room = w.h.room(&[1, 2], false).await;
-    let other = w.h.room(&[2, 3], false).await;
-    w.join(&mut alice, room).await;
-    w.join(&mut alice_tab, room).await;
-    w.join(&mut bob, room).await;
-    w.join(&mut bob_elsewhere, other).await;
+    let (w, room, other) = World::with_rooms(&[2, 3]).await;
+    let mut alice = w.joined(1, "alice", room).await;
+    let mut alice_tab = w.joined(1, "alice", room).await;
+    let mut bob = w.joined(2, "bob", room).await;
+    let mut bob_elsewhere = w.joined(2, "bob", other).await;
 
     // Without a joined room: 400, nothing stored.
     let mut lonely = w.user_conn(1, "alice").await;
@@ -258,14 +258,9 @@ async fn create_message_fans_out_to_connections_joined_to_the_room() {
 
 #[tokio::test]
 async fn edit_and_delete_in_the_joined_room() {
-    let w = World::new().await;
-    let mut alice = w.user_conn(1, "alice").await;
-    let mut bob = w.user_conn(2, "bob").await;
-    w.h.principal(3, "carol", false).await;
-    let room = w.h.room(&[1, 2], false).await;
-    let other = w.h.room(&[1, 3], false).await;
-    w.join(&mut alice, room).await;
-    w.join(&mut bob, room).await;
+    let (w, room, other) = World::with_rooms(&[1, 3]).await;
+    let mut alice = w.joined(1, "alice", room).await;
+    let mut bob = w.joined(2, "bob", room).await;
     let a1 = send(&mut alice, "one").await;
     let a2 = send(&mut alice, "two").await;
     let b1 = send(&mut bob, "bob's").await;
@@ -590,45 +585,37 @@ async fn bad_input_is_answered_and_the_connection_stays_usable() {
         .await;
     assert_eq!(err(&r, 405), json!(["Method \"drop_tables\" not allowed."]));
     assert_eq!(r["request_id"], json!(2));
-    let r = alice
-        .req(json!({"action": "create_message", "request_id": 3}))
-        .await;
-    assert_eq!(
-        err(&r, 400),
-        json!([{"msg_text": ["This field is required."]}])
-    );
-    let r = alice
-        .req(json!({"action": "create_message", "msg_text": ["x"]}))
-        .await;
-    assert_eq!(err(&r, 400), json!([{"msg_text": ["Not a valid string."]}]));
-    let r = alice
-        .req(json!({"action": "create_message", "msg_text": "   "}))
-        .await;
-    assert_eq!(
-        err(&r, 400),
-        json!([{"msg_text": ["This field may not be blank."]}])
-    );
-    let r = alice
-        .req(json!({"action": "join_room", "room_pk": "1"}))
-        .await;
-    assert_eq!(
-        err(&r, 400),
-        json!([{"room_pk": ["A valid integer is required."]}])
-    );
-    let r = alice
-        .req(json!({"action": "delete_messages", "msg_id_list": "1"}))
-        .await;
-    assert_eq!(
-        err(&r, 400),
-        json!([{"msg_id_list": ["Expected a list of items but got type \"str\"."]}])
-    );
-    let r = alice
-        .req(json!({"action": "delete_messages", "msg_id_list": []}))
-        .await;
-    assert_eq!(
-        err(&r, 400),
-        json!([{"msg_id_list": ["This list may not be empty."]}])
-    );
+    // Field errors: (request, the errors answered with 400).
+    let field_errors = [
+        (
+            json!({"action": "create_message", "request_id": 3}),
+            json!([{"msg_text": ["This field is required."]}]),
+        ),
+        (
+            json!({"action": "create_message", "msg_text": ["x"]}),
+            json!([{"msg_text": ["Not a valid string."]}]),
+        ),
+        (
+            json!({"action": "create_message", "msg_text": "   "}),
+            json!([{"msg_text": ["This field may not be blank."]}]),
+        ),
+        (
+            json!({"action": "join_room", "room_pk": "1"}),
+            json!([{"room_pk": ["A valid integer is required."]}]),
+        ),
+        (
+            json!({"action": "delete_messages", "msg_id_list": "1"}),
+            json!([{"msg_id_list": ["Expected a list of items but got type \"str\"."]}]),
+        ),
+        (
+            json!({"action": "delete_messages", "msg_id_list": []}),
+            json!([{"msg_id_list": ["This list may not be empty."]}]),
+        ),
+    ];
+    for (request, errors) in field_errors {
+        let r = alice.req(request.clone()).await;
+        assert_eq!(err(&r, 400), errors, "{request}");
+    }
 
     alice.session.on_binary(&mut alice.cx, b"\x00\x01").await;
     let r = one(common::frames(alice.cx.take_outgoing()));

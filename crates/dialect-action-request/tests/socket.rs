@@ -2,9 +2,12 @@
 //! real upgrades with headers, every action on both endpoints, fan-out between
 //! connections and dialects, admin rules, handshake refusals and bad input.
 
-use chat_core::RoomKind;
-use chat_core::{RoomId, UserId};
+mod replies;
+
+use chat_core::{RoomId, RoomKind};
+use chat_testkit::steps::{create_users, direct_room, sqlite_with};
 use chat_testkit::{dual_backend_test, Options, TestGateway, WsClient};
+use replies::{err, ok};
 use serde_json::{json, Value};
 
 const USER: &str = "/ws/dcrf/chat/";
@@ -35,18 +38,10 @@ async fn req(c: &mut WsClient, v: Value) -> Value {
     c.recv_json().await
 }
 
-fn ok(frame: &Value, action: &str, status: u16, request_id: Value) -> Value {
-    assert_eq!(frame["errors"], json!([]), "{frame}");
-    assert_eq!(frame["action"], json!(action), "{frame}");
-    assert_eq!(frame["response_status"], json!(status), "{frame}");
-    assert_eq!(frame["request_id"], request_id, "{frame}");
-    frame["data"].clone()
-}
-
-fn err(frame: &Value, status: u16) -> Value {
-    assert_eq!(frame["response_status"], json!(status), "{frame}");
-    assert_eq!(frame["data"], Value::Null, "{frame}");
-    frame["errors"].clone()
+/// Send a request that must be refused with 403 and the permission-denied error.
+async fn denied(c: &mut WsClient, v: Value) {
+    let r = req(c, v).await;
+    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
 }
 
 async fn join(c: &mut WsClient, room: RoomId) {
@@ -62,17 +57,18 @@ async fn group(gw: &TestGateway, members: &[i64], has_business: bool) -> RoomId 
     gw.create_room(RoomKind::Group, members, has_business).await
 }
 
+/// alice (1) and bob (2) share a group room; alice is connected and joined to it.
+async fn alice_joined(gw: &TestGateway) -> (RoomId, WsClient) {
+    create_users(gw, &[(1, "alice"), (2, "bob")]).await;
+    let room = group(gw, &[1, 2], false).await;
+    let mut alice = connect(gw, USER, &gw.token(1, "alice")).await;
+    join(&mut alice, room).await;
+    (room, alice)
+}
+
 async fn every_user_action(gw: TestGateway) {
-    gw.create_user(1, "alice").await;
-    gw.create_user(2, "bob").await;
-    gw.create_user(3, "carol").await;
-    let room = gw
-        .create_room(
-            RoomKind::direct(UserId(1), UserId(2)).expect("two users"),
-            &[1, 2],
-            true,
-        )
-        .await;
+    create_users(&gw, &[(1, "alice"), (2, "bob"), (3, "carol")]).await;
+    let room = direct_room(&gw, 1, 2, true).await;
     let other = group(&gw, &[2, 3], false).await;
     let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
     let mut bob = connect(&gw, USER, &gw.token(2, "bob")).await;
@@ -145,18 +141,16 @@ async fn every_user_action(gw: TestGateway) {
         json!({"room_id": room.0, "message_id": msg, "message_text": "edit"})
     );
     assert_eq!(bob.recv_json().await, r);
-    let r = req(
+    denied(
         &mut bob,
         json!({"action": "edit_message", "msg_id": msg, "edited_msg_text": "mine now"}),
     )
     .await;
-    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
-    let r = req(
+    denied(
         &mut bob,
         json!({"action": "delete_messages", "msg_id_list": [msg]}),
     )
     .await;
-    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
     alice.assert_silent(200).await;
     let r = req(
         &mut alice,
@@ -228,12 +222,11 @@ async fn admin_endpoint_rules(gw: TestGateway) {
 
     // View any room; write only where has_business.
     join(&mut root, plain).await;
-    let r = req(
+    denied(
         &mut root,
         json!({"action": "create_message", "msg_text": "hi", "request_id": 3}),
     )
     .await;
-    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
 
     join(&mut root, business).await;
     join(&mut alice, business).await;
@@ -258,12 +251,11 @@ async fn admin_endpoint_rules(gw: TestGateway) {
     assert_eq!(root.recv_json().await, r);
 
     // Edit own only; delete any.
-    let r = req(
+    denied(
         &mut root,
         json!({"action": "edit_message", "msg_id": alice_msg, "edited_msg_text": "x"}),
     )
     .await;
-    assert_eq!(err(&r, 403), json!([PERMISSION_DENIED]));
     let r = req(
         &mut root,
         json!({"action": "edit_message", "msg_id": admin_msg, "edited_msg_text": "support!", "request_id": 6}),
@@ -375,54 +367,29 @@ async fn origin_allow_list() {
     gw.create_user(1, "alice").await;
     let token = format!("Bearer {}", gw.token(1, "alice"));
     let admin = format!("Bearer {}", gw.admin_token(9, "root"));
-    let auth = ("Authorization", token.as_str());
-    assert_eq!(
-        status_of(&gw, USER, &[auth, ("Origin", "http://example.com")]).await,
-        Ok(())
-    );
-    assert_eq!(
-        status_of(&gw, USER, &[auth, ("Origin", "https://chat.corp.net")]).await,
-        Ok(())
-    );
-    assert_eq!(
-        status_of(&gw, USER, &[auth, ("Origin", "http://evil.com")]).await,
-        Err(403)
-    );
-    assert_eq!(
-        status_of(&gw, USER, &[auth, ("Origin", "http://sub.example.com")]).await,
-        Err(403)
-    );
-    assert_eq!(
-        status_of(&gw, USER, &[auth]).await,
-        Err(403),
-        "no Origin with a list"
-    );
-    assert_eq!(
-        status_of(
-            &gw,
-            ADMIN,
-            &[("Authorization", &admin), ("Origin", "http://evil.com")]
-        )
-        .await,
-        Err(403)
-    );
-    assert_eq!(
-        status_of(
-            &gw,
-            ADMIN,
-            &[("Authorization", &admin), ("Origin", "http://example.com")]
-        )
-        .await,
-        Ok(())
-    );
+    // (endpoint, bearer, Origin or none, the answer).
+    let cases = [
+        (USER, &token, Some("http://example.com"), Ok(())),
+        (USER, &token, Some("https://chat.corp.net"), Ok(())),
+        (USER, &token, Some("http://evil.com"), Err(403)),
+        (USER, &token, Some("http://sub.example.com"), Err(403)),
+        (USER, &token, None, Err(403)),
+        (ADMIN, &admin, Some("http://evil.com"), Err(403)),
+        (ADMIN, &admin, Some("http://example.com"), Ok(())),
+    ];
+    for (path, bearer, origin, want) in cases {
+        let mut headers = vec![("Authorization", bearer.as_str())];
+        headers.extend(origin.map(|o| ("Origin", o)));
+        assert_eq!(
+            status_of(&gw, path, &headers).await,
+            want,
+            "{path} with Origin {origin:?} (none with a list is refused)"
+        );
+    }
 }
 
 async fn bad_input_keeps_the_connection(gw: TestGateway) {
-    gw.create_user(1, "alice").await;
-    gw.create_user(2, "bob").await;
-    let room = group(&gw, &[1, 2], false).await;
-    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
-    join(&mut alice, room).await;
+    let (room, mut alice) = alice_joined(&gw).await;
 
     alice.send_text("this is not json").await;
     let r = alice.recv_json().await;
@@ -520,9 +487,7 @@ dual_backend_test!(bad_input_keeps_the_connection);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_frames_are_refused_in_the_envelope() {
-    let mut opts = Options::default();
-    opts.limits.max_frame_bytes = 1024;
-    let gw = TestGateway::start(opts).await.expect("sqlite gateway");
+    let gw = sqlite_with(|c| c.limits.max_frame_bytes = 1024).await;
     gw.create_user(1, "alice").await;
     let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
     let big = json!({"action": "create_message", "msg_text": "x".repeat(2000), "request_id": 1});
@@ -535,11 +500,7 @@ async fn oversize_frames_are_refused_in_the_envelope() {
 }
 
 async fn other_dialects_reach_joined_connections(gw: TestGateway) {
-    gw.create_user(1, "alice").await;
-    gw.create_user(2, "bob").await;
-    let room = group(&gw, &[1, 2], false).await;
-    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
-    join(&mut alice, room).await;
+    let (room, mut alice) = alice_joined(&gw).await;
 
     // Bob speaks method-args.
     let mut bob = WsClient::connect(&gw.ws_url("/ws/chat/")).await;

@@ -4,7 +4,8 @@
 use chat_core::{
     ChatService, MessageId, Principal, RoomId, RoomKind, RoomRef, SendMessage, Upload, UserId,
 };
-use chat_testkit::{dual_backend_test, Options, TestGateway, WsClient};
+use chat_testkit::steps::sqlite_with;
+use chat_testkit::{dual_backend_test, TestGateway, WsClient};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -96,6 +97,20 @@ async fn error_text(c: &mut WsClient, text: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("{text}: expected an error, got {v}"))
         .to_string()
+}
+
+/// Users 1 and 2 connected; user 1 says `text` in their direct chat. Both
+/// connections and the message id, once both have had the push.
+async fn first_words(gw: &TestGateway, text: &str) -> (WsClient, WsClient, i64) {
+    let mut a = join(gw, 1).await;
+    let mut b = join(gw, 2).await;
+    a.send_json(&new_message("direct", json!("1_2"), text, Value::Null))
+        .await;
+    let id = recv(&mut a).await["content"]["message_id"]
+        .as_i64()
+        .expect("a message id");
+    recv(&mut b).await;
+    (a, b, id)
 }
 
 async fn principal(gw: &TestGateway, id: i64) -> Principal {
@@ -195,29 +210,22 @@ async fn a_handshake_without_a_valid_token_is_refused_with_403(gw: TestGateway) 
         gw.forged_token(1),
         gw.alg_none_token(1),
     ] {
+        // The same refused token on each carrier: header, query string, subprotocol.
         let bearer = format!("Bearer {token}");
-        assert_eq!(
-            WsClient::connect_with_headers(&url, &[("authorization", &bearer)])
-                .await
-                .err(),
-            Some(403),
-            "{token}"
-        );
-        assert_eq!(
-            WsClient::connect_with_headers(&format!("{url}?token={token}"), &[])
-                .await
-                .err(),
-            Some(403),
-            "{token}"
-        );
         let proto = format!("Bearer, {token}");
-        assert_eq!(
-            WsClient::connect_with_headers(&url, &[("sec-websocket-protocol", &proto)])
-                .await
-                .err(),
-            Some(403),
-            "{token}"
-        );
+        let query = format!("{url}?token={token}");
+        let carriers = [
+            (&url, vec![("authorization", bearer.as_str())]),
+            (&query, vec![]),
+            (&url, vec![("sec-websocket-protocol", proto.as_str())]),
+        ];
+        for (target, headers) in carriers {
+            assert_eq!(
+                WsClient::connect_with_headers(target, &headers).await.err(),
+                Some(403),
+                "{token} {headers:?}"
+            );
+        }
     }
 }
 dual_backend_test!(a_handshake_without_a_valid_token_is_refused_with_403);
@@ -257,12 +265,11 @@ async fn new_message_in_a_direct_chat(gw: TestGateway) {
             "text"
         ]
     );
-    assert_eq!(c["chat_id"], "1_2");
-    assert_eq!(c["chat_type"], "direct");
-    assert_eq!(c["author_id"], 1);
-    assert_eq!(c["text"], "hello world");
-    assert_eq!(c["reply_to"], Value::Null);
-    assert_eq!(c["files"], json!([]));
+    let fixed = json!({"chat_id": "1_2", "chat_type": "direct", "author_id": 1,
+        "text": "hello world", "reply_to": null, "files": []});
+    for (k, want) in fixed.as_object().into_iter().flatten() {
+        assert_eq!(&c[k], want, "{k}");
+    }
     let created: chrono::DateTime<chrono::Utc> = c["created_at"].as_str().unwrap().parse().unwrap();
     assert!((chrono::Utc::now() - created).num_seconds().abs() < 60);
     let first = c["message_id"].as_i64().unwrap();
@@ -311,25 +318,25 @@ async fn new_message_in_a_project_chat(gw: TestGateway) {
         assert_eq!(got["content"]["chat_id"], 77);
         assert_eq!(got["content"]["text"], text);
     }
-    // Not a member: refused, and the members hear nothing.
-    let m = error(
-        &mut e,
-        &new_message("project", json!(77), "intruder", Value::Null),
-    )
-    .await;
-    assert_eq!(
-        m,
-        "new_message: chat not found, or you are not a member of it"
-    );
-    let m = error(
-        &mut a,
-        &new_message("project", json!(78), "nowhere", Value::Null),
-    )
-    .await;
-    assert_eq!(
-        m,
-        "new_message: project chat not found: no chat exists for this project id"
-    );
+    // Not a member, or no such project: refused, and the members hear nothing.
+    let refusals = [
+        (
+            &mut e,
+            77,
+            "intruder",
+            "new_message: chat not found, or you are not a member of it",
+        ),
+        (
+            &mut a,
+            78,
+            "nowhere",
+            "new_message: project chat not found: no chat exists for this project id",
+        ),
+    ];
+    for (c, project, text, want) in refusals {
+        let frame = new_message("project", json!(project), text, Value::Null);
+        assert_eq!(error(c, &frame).await, want);
+    }
     quiet(&mut a, 200).await;
     quiet(&mut b, 0).await;
 }
@@ -409,14 +416,7 @@ async fn typing_reaches_the_others_and_a_flood_is_refused(gw: TestGateway) {
 dual_backend_test!(typing_reaches_the_others_and_a_flood_is_refused);
 
 async fn message_read_reaches_the_chat(gw: TestGateway) {
-    let mut a = join(&gw, 1).await;
-    let mut b = join(&gw, 2).await;
-    a.send_json(&new_message("direct", json!("1_2"), "m1", Value::Null))
-        .await;
-    let id = recv(&mut a).await["content"]["message_id"]
-        .as_i64()
-        .unwrap();
-    recv(&mut b).await;
+    let (mut a, mut b, id) = first_words(&gw, "m1").await;
     b.send_json(&read("direct", json!("1_2"), json!(id))).await;
     let expect = json!({"type": "message_read", "content": {
         "chat_type": "direct", "chat_id": "1_2", "user_id": 2, "message_id": id}});
@@ -447,14 +447,7 @@ async fn message_read_reaches_the_chat(gw: TestGateway) {
 dual_backend_test!(message_read_reaches_the_chat);
 
 async fn delete_message_by_its_author_reaches_the_chat(gw: TestGateway) {
-    let mut a = join(&gw, 1).await;
-    let mut b = join(&gw, 2).await;
-    a.send_json(&new_message("direct", json!("1_2"), "oops", Value::Null))
-        .await;
-    let id = recv(&mut a).await["content"]["message_id"]
-        .as_i64()
-        .unwrap();
-    recv(&mut b).await;
+    let (mut a, mut b, id) = first_words(&gw, "oops").await;
     let frame = delete("direct", json!("1_2"), json!(id));
     let m = error(&mut b, &frame).await;
     assert_eq!(
@@ -534,14 +527,7 @@ dual_backend_test!(presence_reaches_users_who_share_a_chat);
 // ---------------------------------------------------------------- bad input
 
 async fn bad_frames_are_answered_with_errors_and_change_nothing(gw: TestGateway) {
-    let mut a = join(&gw, 1).await;
-    let mut b = join(&gw, 2).await;
-    a.send_json(&new_message("direct", json!("1_2"), "first", Value::Null))
-        .await;
-    let first = recv(&mut a).await["content"]["message_id"]
-        .as_i64()
-        .unwrap();
-    recv(&mut b).await;
+    let (mut a, mut b, first) = first_words(&gw, "first").await;
     let mut c = join(&gw, 3).await;
     c.send_json(&new_message(
         "direct",
@@ -704,9 +690,7 @@ dual_backend_test!(bad_frames_are_answered_with_errors_and_change_nothing);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_frame_is_refused_and_the_connection_stays() {
-    let mut opts = Options::default();
-    opts.limits.max_frame_bytes = 4096;
-    let gw = TestGateway::start(opts).await.expect("sqlite");
+    let gw = sqlite_with(|c| c.limits.max_frame_bytes = 4096).await;
     let mut a = join(&gw, 1).await;
     let mut b = join(&gw, 2).await;
     let big = new_message("direct", json!("1_2"), &"x".repeat(5000), Value::Null);

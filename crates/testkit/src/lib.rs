@@ -7,6 +7,7 @@
 
 mod client;
 mod http;
+pub mod steps;
 
 pub use client::WsClient;
 pub use http::{http_request, HttpResponse};

@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use chat_core::store::NewRoom;
 use chat_core::*;
 use dialect_action_request::ActionRequest;
 use serde_json::Value;
@@ -82,18 +81,7 @@ impl Harness {
 
     /// A group room of `members`.
     pub async fn room(&self, members: &[i64], has_business: bool) -> RoomId {
-        self.store
-            .create_room(&NewRoom {
-                id: None,
-                kind: RoomKind::Group,
-                title: String::new(),
-                has_business,
-                created_by: None,
-                members: members.iter().copied().map(UserId).collect(),
-            })
-            .await
-            .expect("room")
-            .id
+        chat_testkit::steps::store_room(&*self.store, RoomKind::Group, members, has_business).await
     }
 
     pub fn handshake(principal: Option<Principal>) -> Handshake {

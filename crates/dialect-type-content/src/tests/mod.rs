@@ -3,7 +3,7 @@
 //! gateway's loop drives them.
 
 use crate::{TypeContent, NAME};
-use chat_core::store::{NewRoom, Store};
+use chat_core::store::Store;
 use chat_core::{
     ChatService, Claims, ConnCtx, FileStore, Handshake, Outgoing, Principal, RoomId, RoomKind,
     SendMessage, ServiceConfig, Session, Subject, TokenError, TokenVerifier, Upload, UserId,
@@ -59,18 +59,8 @@ impl World {
     }
 
     async fn room(&self, kind: RoomKind, members: &[&Principal]) -> RoomId {
-        self.store
-            .create_room(&NewRoom {
-                id: None,
-                kind,
-                title: String::new(),
-                has_business: false,
-                created_by: None,
-                members: members.iter().map(|p| p.id()).collect(),
-            })
-            .await
-            .unwrap()
-            .id
+        let ids: Vec<i64> = members.iter().map(|p| p.id().0).collect();
+        chat_testkit::steps::store_room(&*self.store, kind, &ids, false).await
     }
 
     async fn connect(&self, p: &Principal) -> Conn {
@@ -158,6 +148,28 @@ impl Conn {
 fn new_message(chat_type: &str, chat_id: Value, text: &str, reply_to: Value) -> Value {
     json!({"type": "new_message", "content": {
         "chat_type": chat_type, "chat_id": chat_id, "message": text, "reply_to": reply_to}})
+}
+
+/// `from` says `text` in the direct chat "1_2"; the message's id, once `to` has had
+/// the push too.
+async fn say(from: &mut Conn, to: &mut Conn, text: &str) -> i64 {
+    from.send(new_message("direct", json!("1_2"), text, Value::Null))
+        .await;
+    let id = from.pump().await[0]["content"]["message_id"]
+        .as_i64()
+        .expect("a message id");
+    to.pump().await;
+    id
+}
+
+/// The direct chat "1_2" still works: `from`'s message is accepted without an error
+/// and reaches `to`.
+async fn assert_still_delivers(from: &mut Conn, to: &mut Conn, text: &str) {
+    let answer = from
+        .send(new_message("direct", json!("1_2"), text, Value::Null))
+        .await;
+    assert!(answer.is_empty(), "{answer:?}");
+    assert_eq!(to.pump().await.len(), 1);
 }
 
 async fn pair() -> (World, Principal, Principal, Conn, Conn) {
@@ -254,10 +266,7 @@ async fn one_rendering_is_shared_by_every_recipient() {
 async fn refused_new_messages_store_nothing() {
     let (w, _a, _b, mut ca, mut cb) = pair().await;
     let c = w.user(3).await;
-    ca.send(new_message("direct", json!("1_2"), "first", Value::Null))
-        .await;
-    let first = ca.pump().await[0]["content"]["message_id"].clone();
-    cb.pump().await;
+    let first = json!(say(&mut ca, &mut cb, "first").await);
 
     let e = ca
         .error(new_message("direct", json!("2_3"), "not mine", Value::Null))
@@ -311,11 +320,7 @@ async fn refused_new_messages_store_nothing() {
     assert!(ca.pump().await.is_empty());
     assert!(cb.pump().await.is_empty());
     // Still usable.
-    assert!(ca
-        .send(new_message("direct", json!("1_2"), "again", Value::Null))
-        .await
-        .is_empty());
-    assert_eq!(cb.pump().await.len(), 1);
+    assert_still_delivers(&mut ca, &mut cb, "again").await;
 }
 
 #[tokio::test]
@@ -416,12 +421,7 @@ async fn typing_reaches_the_others_and_a_flood_is_refused() {
 #[tokio::test]
 async fn message_read_is_pushed_to_the_chat_and_echoed_when_nothing_moves() {
     let (_w, _a, _b, mut ca, mut cb) = pair().await;
-    ca.send(new_message("direct", json!("1_2"), "m1", Value::Null))
-        .await;
-    let id = ca.pump().await[0]["content"]["message_id"]
-        .as_i64()
-        .unwrap();
-    cb.pump().await;
+    let id = say(&mut ca, &mut cb, "m1").await;
     let read = json!({"type": "message_read", "content": {"chat_type": "direct", "chat_id": "1_2", "message_id": id}});
     assert!(cb.send(read.clone()).await.is_empty());
     let expect = json!({"type": "message_read", "content": {
@@ -438,12 +438,7 @@ async fn message_read_is_pushed_to_the_chat_and_echoed_when_nothing_moves() {
 async fn refused_reads() {
     let (w, _a, _b, mut ca, mut cb) = pair().await;
     let c = w.user(3).await;
-    ca.send(new_message("direct", json!("1_2"), "m1", Value::Null))
-        .await;
-    let id = ca.pump().await[0]["content"]["message_id"]
-        .as_i64()
-        .unwrap();
-    cb.pump().await;
+    let id = say(&mut ca, &mut cb, "m1").await;
     let rooms_before = w.store.all_rooms().await.unwrap().len();
     let read = |chat: &str, m: i64| json!({"type": "message_read", "content": {"chat_type": "direct", "chat_id": chat, "message_id": m}});
     let e = cb.error(read("1_2", 999)).await;
@@ -468,12 +463,7 @@ async fn refused_reads() {
 #[tokio::test]
 async fn delete_message_by_the_author_reaches_the_chat() {
     let (w, _a, _b, mut ca, mut cb) = pair().await;
-    ca.send(new_message("direct", json!("1_2"), "oops", Value::Null))
-        .await;
-    let id = ca.pump().await[0]["content"]["message_id"]
-        .as_i64()
-        .unwrap();
-    cb.pump().await;
+    let id = say(&mut ca, &mut cb, "oops").await;
     let del = json!({"type": "delete_message", "content": {"chat_type": "direct", "chat_id": "1_2", "message_id": id}});
     let e = cb.error(del.clone()).await;
     assert_eq!(
@@ -617,11 +607,7 @@ async fn bad_frames_get_errors_and_the_connection_stays_usable() {
         .starts_with("binary frames are not supported"));
     assert_eq!(w.messages().await, 0);
     assert!(cb.pump().await.is_empty());
-    assert!(ca
-        .send(new_message("direct", json!("1_2"), "fine", Value::Null))
-        .await
-        .is_empty());
-    assert_eq!(cb.pump().await.len(), 1);
+    assert_still_delivers(&mut ca, &mut cb, "fine").await;
 }
 
 #[tokio::test]
