@@ -7,9 +7,10 @@
 //! only wakes the readers (its payload is empty, so its 8000-byte limit never
 //! matters); a fallback poll catches a wake-up lost with a dropped LISTEN session,
 //! and a reconnected session is followed by a read, so nothing is missed while it
-//! was down. A node's own events are delivered from memory ([`Local`]) when they
-//! come up in the outbox, not decoded again, and the command that caused one is
-//! answered only after that, as on a single node (see `chat_core::cluster`).
+//! was down. A node's own events are delivered from memory
+//! ([`Local`](chat_core::cluster::Local)) when they come up in the outbox, not
+//! decoded again, and the command that caused one is answered only after that, as
+//! on a single node (see `chat_core::cluster`).
 //!
 //! The tasks of a node:
 //! * the **writer** appends events and presence changes in batches (one call, one

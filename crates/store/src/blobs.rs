@@ -1,15 +1,13 @@
 //! Attachment bytes in PostgreSQL (`chat_blobs`), for the nodes of a cluster, which
 //! share no disk: see `chat_core::files`.
 
-use crate::db::PgPool;
+use crate::db::{side_pool, PgPool};
 use crate::target::{self, Target};
 use crate::StoreSetupError;
 use chat_core::files::BlobStore;
 use diesel::sql_types::{BigInt, Bytea, Text};
 use diesel::QueryableByName;
-use diesel_async::pooled_connection::bb8::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,16 +42,7 @@ pub async fn open(url: &str) -> Result<Option<Arc<dyn BlobStore>>, StoreSetupErr
     let Target::Postgres(url) = target::parse(url)? else {
         return Ok(None);
     };
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-        url,
-        ManagerConfig::default(),
-    );
-    let pool = Pool::builder()
-        .max_size(POOL_SIZE)
-        .connection_timeout(Duration::from_secs(10))
-        .build(manager)
-        .await
-        .map_err(|e| StoreSetupError::Connect(e.to_string()))?;
+    let pool = side_pool(&url, POOL_SIZE, Duration::from_secs(10), false).await?;
     Ok(Some(Arc::new(PgBlobs { pool })))
 }
 

@@ -112,19 +112,10 @@ pub(crate) async fn open(target: &Target, opts: &StoreOptions) -> Result<Db, Sto
                 url.clone(),
                 config,
             );
-            let pool = Pool::builder()
+            let builder = Pool::builder()
                 .max_size(pool_size)
-                .error_sink(Box::new(LogSink))
-                .build(manager)
-                .await
-                .map_err(|e| StoreSetupError::Connect(e.to_string()))?;
-            // Fail at start-up, not on the first request, when the server is gone.
-            drop(
-                pool.get()
-                    .await
-                    .map_err(|e| StoreSetupError::Connect(e.to_string()))?,
-            );
-            Ok(Db::Pg(pool))
+                .error_sink(Box::new(LogSink));
+            Ok(Db::Pg(build_pool(builder, manager, true).await?))
         }
         Target::SqliteFile(path) => {
             let path = path
@@ -295,14 +286,41 @@ async fn sqlite_pool(path: &str, role: Role, size: u32) -> Result<SqlitePool, St
             .connection_timeout(SQLITE_WRITE_WAIT),
         Role::Reader => builder,
     };
-    let pool = builder
-        .build(manager)
-        .await
-        .map_err(|e| StoreSetupError::Connect(e.to_string()))?;
-    drop(
-        pool.get()
-            .await
-            .map_err(|e| StoreSetupError::Connect(e.to_string()))?,
-    );
+    build_pool(builder, manager, true).await
+}
+
+/// Build a pool; with `check`, take one connection at once, so that a database that
+/// is gone fails start-up rather than the first request.
+async fn build_pool<M>(
+    builder: bb8::Builder<M>,
+    manager: M,
+    check: bool,
+) -> Result<bb8::Pool<M>, StoreSetupError>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error,
+{
+    let connect = |e: &dyn std::fmt::Display| StoreSetupError::Connect(e.to_string());
+    let pool = builder.build(manager).await.map_err(|e| connect(&e))?;
+    if check {
+        drop(pool.get().await.map_err(|e| connect(&e))?);
+    }
     Ok(pool)
+}
+
+/// A PostgreSQL pool of `size` connections beside the store's own (the cluster
+/// outbox, blobs), waiting at most `wait` for a connection; `check` as in
+/// [`build_pool`].
+pub(crate) async fn side_pool(
+    url: &str,
+    size: u32,
+    wait: Duration,
+    check: bool,
+) -> Result<PgPool, StoreSetupError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        url,
+        ManagerConfig::default(),
+    );
+    let builder = Pool::builder().max_size(size).connection_timeout(wait);
+    build_pool(builder, manager, check).await
 }

@@ -15,15 +15,14 @@
 //! The outbox has a pool of its own, apart from the store's: a cluster's reads and
 //! heartbeats must not queue behind a saturated request pool, nor take from it.
 
-use crate::db::{PgPool, SqliteConn};
+use crate::db::{side_pool, PgPool, SqliteConn};
 use crate::error::Fail;
 use crate::target::{self, Target};
 use crate::StoreSetupError;
 use chat_core::{Message, StoreError, UserId};
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel::QueryableByName;
-use diesel_async::pooled_connection::bb8::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use std::time::Duration;
 
@@ -135,21 +134,7 @@ impl Outbox {
         let Target::Postgres(url) = target::parse(url)? else {
             return Ok(None);
         };
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-            url.clone(),
-            ManagerConfig::default(),
-        );
-        let pool = Pool::builder()
-            .max_size(POOL_SIZE)
-            .connection_timeout(Duration::from_secs(5))
-            .build(manager)
-            .await
-            .map_err(|e| StoreSetupError::Connect(e.to_string()))?;
-        drop(
-            pool.get()
-                .await
-                .map_err(|e| StoreSetupError::Connect(e.to_string()))?,
-        );
+        let pool = side_pool(&url, POOL_SIZE, Duration::from_secs(5), true).await?;
         Ok(Some(Outbox { pool, url }))
     }
 

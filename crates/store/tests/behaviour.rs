@@ -94,6 +94,14 @@ behaviours! {
 
 // ---------------------------------------------------------------- helpers
 
+/// A profile with an explicit (legacy) id and a username.
+fn with_id(id: i64, name: &str) -> UserProfile {
+    UserProfile {
+        id: Some(UserId(id)),
+        ..named(name)
+    }
+}
+
 fn named(name: &str) -> UserProfile {
     UserProfile {
         username: Some(name.to_owned()),
@@ -173,11 +181,7 @@ async fn upload(store: &Arc<dyn Store>, by: UserId, name: &str) -> AttachmentId 
 
 async fn explicit_ids_then_allocated_ids_do_not_collide(store: Arc<dyn Store>) {
     let legacy = store
-        .create_user(&UserProfile {
-            id: Some(UserId(1000)),
-            username: Some("legacy".into()),
-            ..Default::default()
-        })
+        .create_user(&with_id(1000, "legacy"))
         .await
         .expect("explicit id");
     assert_eq!(legacy.id, UserId(1000));
@@ -193,11 +197,7 @@ async fn explicit_ids_then_allocated_ids_do_not_collide(store: Arc<dyn Store>) {
 
     // An explicit id below the counter must not move it back.
     let low = store
-        .upsert_user(&UserProfile {
-            id: Some(UserId(7)),
-            username: Some("low".into()),
-            ..Default::default()
-        })
+        .upsert_user(&with_id(7, "low"))
         .await
         .expect("explicit low id");
     assert_eq!(low.id, UserId(7));
@@ -241,11 +241,7 @@ async fn usernames_default_to_user_id(store: Arc<dyn Store>) {
 
     // Someone already chose the name the next user would get: fall back, don't fail.
     let squatter = store
-        .create_user(&UserProfile {
-            id: Some(UserId(5000)),
-            username: Some("user5001".into()),
-            ..Default::default()
-        })
+        .create_user(&with_id(5000, "user5001"))
         .await
         .expect("squatter");
     let next = store
@@ -310,13 +306,7 @@ async fn username_and_identity_conflicts(store: Arc<dyn Store>) {
     assert_eq!(bob_now.username, "bob");
 
     // Creating a new user through an upsert with a taken name is refused too.
-    let new_with_taken = store
-        .upsert_user(&UserProfile {
-            id: Some(UserId(777)),
-            username: Some("bob".into()),
-            ..Default::default()
-        })
-        .await;
+    let new_with_taken = store.upsert_user(&with_id(777, "bob")).await;
     assert!(
         matches!(new_with_taken, Err(StoreError::Conflict(_))),
         "{new_with_taken:?}"
@@ -414,11 +404,7 @@ async fn upsert_refreshes_and_matches(store: Arc<dyn Store>) {
 
     // Renaming to a free name works.
     let renamed = store
-        .upsert_user(&UserProfile {
-            id: Some(UserId(7)),
-            username: Some("seventh".into()),
-            ..Default::default()
-        })
+        .upsert_user(&with_id(7, "seventh"))
         .await
         .expect("rename");
     assert_eq!(renamed.username, "seventh");

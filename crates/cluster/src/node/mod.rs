@@ -16,9 +16,9 @@ mod reader;
 mod watch;
 mod writer;
 
+use crate::config::ClusterConfig;
 use crate::state::{Pending, ReaderState};
 use crate::wire::{encode, shard_of_envelope};
-use crate::ClusterConfig;
 use async_trait::async_trait;
 use chat_core::cluster::{Broker, Envelope, Local, Remote, WireOrigin};
 use chat_core::{ChatService, MessageId, Origin, RoomId, UserId};

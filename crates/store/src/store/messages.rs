@@ -79,14 +79,27 @@ pub(crate) async fn by_id(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<V
     conn.with_attachments(rows).await
 }
 
-pub(super) async fn one(db: &Db, id: MessageId) -> StoreResult<Option<Message>> {
+/// Which single message to read.
+pub(super) enum Pick {
+    Id(MessageId),
+    /// The newest message of a room.
+    LastOf(RoomId),
+}
+
+pub(super) async fn one(db: &Db, pick: Pick) -> StoreResult<Option<Message>> {
     with_conn!(db, read, |conn| {
-        let row = messages::table
-            .find(id.0)
-            .select(MessageRow::as_select())
-            .first::<MessageRow>(conn)
-            .await
-            .optional()?;
+        let query = messages::table.select(MessageRow::as_select());
+        let row = match pick {
+            Pick::Id(id) => query.find(id.0).first::<MessageRow>(conn).await,
+            Pick::LastOf(room) => {
+                query
+                    .filter(messages::room_id.eq(room.0))
+                    .order(messages::id.desc())
+                    .first::<MessageRow>(conn)
+                    .await
+            }
+        }
+        .optional()?;
         Ok(conn
             .with_attachments(row.into_iter().collect())
             .await?
@@ -211,21 +224,5 @@ pub(super) async fn between(
             .load::<MessageRow>(conn)
             .await?;
         conn.with_attachments(rows).await
-    })
-}
-
-pub(super) async fn last(db: &Db, room: RoomId) -> StoreResult<Option<Message>> {
-    with_conn!(db, read, |conn| {
-        let row = messages::table
-            .filter(messages::room_id.eq(room.0))
-            .order(messages::id.desc())
-            .select(MessageRow::as_select())
-            .first::<MessageRow>(conn)
-            .await
-            .optional()?;
-        Ok(conn
-            .with_attachments(row.into_iter().collect())
-            .await?
-            .pop())
     })
 }

@@ -136,7 +136,7 @@ impl Store for DieselStore {
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        messages::one(&self.db, id).await
+        messages::one(&self.db, messages::Pick::Id(id)).await
     }
 
     async fn edit_message(&self, id: MessageId, text: &str) -> StoreResult<Message> {
@@ -171,7 +171,7 @@ impl Store for DieselStore {
     }
 
     async fn last_message(&self, room: RoomId) -> StoreResult<Option<Message>> {
-        messages::last(&self.db, room).await
+        messages::one(&self.db, messages::Pick::LastOf(room)).await
     }
 
     async fn advance_read(
