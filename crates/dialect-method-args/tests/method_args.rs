@@ -4,12 +4,17 @@
 //! that the connection stays usable afterwards, and that nothing was stored.
 
 use chat_core::{MessageId, RoomId, RoomRef, UserId};
-use chat_testkit::{dual_backend_test, http_request, Backend, Options, TestGateway, WsClient};
+use chat_testkit::{
+    dual_backend_test, dual_backend_test_with, http_request, TestGateway, WsClient,
+};
 use serde_json::{json, Value};
 
 const PATH: &str = "/ws/chat/";
 /// How long "nothing else arrives" is watched for.
 const QUIET_MS: u64 = 300;
+/// The answers to a successful `add_to_chat` and `remove_from_chat`.
+const ADDED: &str = "user_added_successful";
+const REMOVED: &str = "user_removed_successful";
 
 // ------------------------------------------------------------------------- helpers
 
@@ -35,6 +40,22 @@ async fn open(gw: &TestGateway, token: &str) -> WsClient {
     c
 }
 
+/// Provision the users `ids` (repeats are further connections of the same user) and
+/// open one authorized connection per entry, in order.
+async fn sign_in<const N: usize>(gw: &TestGateway, ids: [i64; N]) -> [WsClient; N] {
+    let mut provisioned = std::collections::HashSet::new();
+    let mut conns = Vec::with_capacity(N);
+    for id in ids {
+        if provisioned.insert(id) {
+            user(gw, id).await;
+        }
+        conns.push(open(gw, &gw.token(id, &name(id))).await);
+    }
+    conns
+        .try_into()
+        .unwrap_or_else(|_| panic!("{N} connections"))
+}
+
 /// Send a method and return the next frame.
 async fn call(c: &mut WsClient, method: &str, args: Value) -> Value {
     c.send_json(&json!({"method": method, "args": args})).await;
@@ -49,6 +70,46 @@ fn assert_error(v: &Value, kind: &str, key: &Value) {
         v["data"]["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "detail is a non-empty string: {v}"
     );
+}
+
+/// Send a method that must be refused with an error of `kind`, echoing the key of
+/// `args` (null when it has none); the error frame.
+async fn refused(c: &mut WsClient, method: &str, args: Value, kind: &str) -> Value {
+    let v = call(c, method, args.clone()).await;
+    assert_error(&v, kind, &args["event_response_key"]);
+    v
+}
+
+/// Send `text` to `chat`; the answer must be `message_created`, and is returned.
+async fn posted(c: &mut WsClient, chat: i64, text: &str) -> Value {
+    let v = call(c, "send_message", json!({"chat": chat, "text": text})).await;
+    assert_type(&v, "message_created");
+    v
+}
+
+/// A membership change by `c` that succeeds with an answer of type `ty`: the answer
+/// echoes the key of `args`, lists the users of `args` and shows the chat with
+/// `members`; the chat.
+async fn members_changed(
+    c: &mut WsClient,
+    method: &str,
+    args: Value,
+    ty: &str,
+    members: &[i64],
+) -> Value {
+    let v = call(c, method, args.clone()).await;
+    let data = assert_type(&v, ty);
+    assert_eq!(data["event_response_key"], args["event_response_key"]);
+    assert_eq!(data["user_ids"], args["users"]);
+    assert_eq!(member_ids(&data["chat"]), members);
+    data["chat"].clone()
+}
+
+/// Each of `conns` receives `frame` next.
+async fn all_receive(conns: &mut [&mut WsClient], frame: &Value) {
+    for c in conns.iter_mut() {
+        assert_eq!(&c.recv_json().await, frame);
+    }
 }
 
 fn assert_type<'a>(v: &'a Value, ty: &str) -> &'a Value {
@@ -263,11 +324,7 @@ async fn handshake_tokens(gw: TestGateway) {
     let expired = gw.expired_token(1);
     let mut e = WsClient::connect(&gw.ws_url(&format!("{PATH}?token={expired}"))).await;
     assert_error(&e.recv_json().await, "authorization_error", &Value::Null);
-    assert_error(
-        &call(&mut e, "auth", json!({})).await,
-        "authorization_error",
-        &Value::Null,
-    );
+    refused(&mut e, "auth", json!({}), "authorization_error").await;
     e.send_json(&json!({"method": "auth", "access_token": t1}))
         .await;
     assert_type(&e.recv_json().await, "authenticated");
@@ -277,12 +334,8 @@ dual_backend_test!(handshake_tokens);
 // ------------------------------------------------------------------------- chats
 
 async fn create_direct_chat_and_duplicate(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let mut a1 = open(&gw, &t1).await;
-    let mut a2 = open(&gw, &t1).await;
-    let mut b1 = open(&gw, &t2).await;
-    let mut b2 = open(&gw, &t2).await;
+    let [mut a1, mut a2, mut b1, mut b2] = sign_in(&gw, [1, 1, 2, 2]).await;
+    let t1 = gw.token(1, &name(1));
 
     let v = call(
         &mut a1,
@@ -335,13 +388,13 @@ async fn create_direct_chat_and_duplicate(gw: TestGateway) {
     a1.assert_silent(QUIET_MS).await;
 
     // A second direct chat for the pair, from either side.
-    let v = call(
+    let v = refused(
         &mut a1,
         "create_chat",
         json!({"users": [2], "event_response_key": "dup"}),
+        "chat_duplication_error",
     )
     .await;
-    assert_error(&v, "chat_duplication_error", &json!("dup"));
     assert_eq!(v["data"]["chat_id"], id);
     let v = call(&mut b1, "create_chat", json!({"users": [1]})).await;
     assert_error(&v, "chat_duplication_error", &Value::Null);
@@ -350,21 +403,15 @@ async fn create_direct_chat_and_duplicate(gw: TestGateway) {
     b2.assert_silent(0).await;
 
     // A chat with nobody else, or with someone who does not exist.
-    assert_error(
-        &call(&mut a1, "create_chat", json!({"users": []})).await,
+    refused(&mut a1, "create_chat", json!({"users": []}), "field_error").await;
+    refused(&mut a1, "create_chat", json!({"users": [1]}), "field_error").await;
+    refused(
+        &mut a1,
+        "create_chat",
+        json!({"users": [424242]}),
         "field_error",
-        &Value::Null,
-    );
-    assert_error(
-        &call(&mut a1, "create_chat", json!({"users": [1]})).await,
-        "field_error",
-        &Value::Null,
-    );
-    assert_error(
-        &call(&mut a1, "create_chat", json!({"users": [424242]})).await,
-        "field_error",
-        &Value::Null,
-    );
+    )
+    .await;
     let rooms = gw.http("GET", "/api/rooms", Some(&t1), None).await.json();
     assert_eq!(
         rooms["rooms"].as_array().map(Vec::len),
@@ -375,12 +422,7 @@ async fn create_direct_chat_and_duplicate(gw: TestGateway) {
 dual_backend_test!(create_direct_chat_and_duplicate);
 
 async fn create_group_chat(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let t3 = user(&gw, 3).await;
-    let mut a = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
-    let mut c = open(&gw, &t3).await;
+    let [mut a, mut b, mut c] = sign_in(&gw, [1, 2, 3]).await;
     let v = call(
         &mut a,
         "create_chat",
@@ -411,25 +453,13 @@ async fn create_group_chat(gw: TestGateway) {
 dual_backend_test!(create_group_chat);
 
 async fn update_chat(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let t3 = user(&gw, 3).await;
-    let t4 = user(&gw, 4).await;
-    let mut a1 = open(&gw, &t1).await;
-    let mut a2 = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
-    let mut c = open(&gw, &t3).await;
-    let mut outsider = open(&gw, &t4).await;
+    let [mut a1, mut a2, mut b, mut c, mut outsider] = sign_in(&gw, [1, 1, 2, 3, 4]).await;
     let chat = group(&mut a1, &mut [&mut b, &mut c], &[2, 3]).await;
     assert_type(&a2.recv_json().await, "chat_created");
 
     // Any member renames; everyone gets chat_updated, the caller once.
-    let v = call(
-        &mut b,
-        "update_chat",
-        json!({"chat": chat, "title": "Renamed", "event_response_key": "r"}),
-    )
-    .await;
+    let rename = json!({"chat": chat, "title": "Renamed", "event_response_key": "r"});
+    let v = call(&mut b, "update_chat", rename).await;
     let data = assert_type(&v, "chat_updated");
     assert_eq!(data["chat"]["title"], "Renamed");
     assert!(
@@ -447,29 +477,23 @@ async fn update_chat(gw: TestGateway) {
         assert_eq!(x.recv_json().await, v);
     }
     // Not a member, unknown chat, too long.
-    let v = call(
-        &mut outsider,
+    let rename = json!({"chat": chat, "title": "mine", "event_response_key": 1});
+    refused(&mut outsider, "update_chat", rename, "access_error").await;
+    refused(
+        &mut a1,
         "update_chat",
-        json!({"chat": chat, "title": "mine", "event_response_key": 1}),
+        json!({"chat": 987654, "title": "x"}),
+        "access_error",
     )
     .await;
-    assert_error(&v, "access_error", &json!(1));
-    assert_error(
-        &call(
-            &mut a1,
-            "update_chat",
-            json!({"chat": 987654, "title": "x"}),
-        )
-        .await,
-        "access_error",
-        &Value::Null,
-    );
     let long = "x".repeat(300);
-    assert_error(
-        &call(&mut a1, "update_chat", json!({"chat": chat, "title": long})).await,
+    refused(
+        &mut a1,
+        "update_chat",
+        json!({"chat": chat, "title": long}),
         "field_error",
-        &Value::Null,
-    );
+    )
+    .await;
     b.assert_silent(QUIET_MS).await;
 }
 dual_backend_test!(update_chat);
@@ -477,23 +501,13 @@ dual_backend_test!(update_chat);
 // ------------------------------------------------------------------------- messages
 
 async fn send_message_reaches_every_connection(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let t3 = user(&gw, 3).await;
-    let mut a1 = open(&gw, &t1).await;
-    let mut a2 = open(&gw, &t1).await;
-    let mut b1 = open(&gw, &t2).await;
-    let mut b2 = open(&gw, &t2).await;
-    let mut c = open(&gw, &t3).await;
+    let [mut a1, mut a2, mut b1, mut b2, mut c] = sign_in(&gw, [1, 1, 2, 2, 3]).await;
+    let t2 = gw.token(2, &name(2));
     let chat = group(&mut a1, &mut [&mut b1, &mut b2, &mut c], &[2, 3]).await;
     assert_type(&a2.recv_json().await, "chat_created");
 
-    let v = call(
-        &mut a1,
-        "send_message",
-        json!({"chat": chat, "text": "hello", "event_response_key": "m1"}),
-    )
-    .await;
+    let hello = json!({"chat": chat, "text": "hello", "event_response_key": "m1"});
+    let v = call(&mut a1, "send_message", hello).await;
     let data = assert_type(&v, "message_created");
     assert_eq!(data["event_response_key"], "m1");
     let m = &data["message"];
@@ -532,10 +546,7 @@ async fn send_message_reaches_every_connection(gw: TestGateway) {
 dual_backend_test!(send_message_reaches_every_connection);
 
 async fn files_are_stored_and_served(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let mut a = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
+    let [mut a, mut b] = sign_in(&gw, [1, 2]).await;
     let chat = group(&mut a, &mut [&mut b], &[2]).await;
 
     let binary: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
@@ -588,13 +599,8 @@ async fn files_are_stored_and_served(gw: TestGateway) {
 dual_backend_test!(files_are_stored_and_served);
 
 async fn read_messages(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let t3 = user(&gw, 3).await;
-    let mut a = open(&gw, &t1).await;
-    let mut b1 = open(&gw, &t2).await;
-    let mut b2 = open(&gw, &t2).await;
-    let mut c = open(&gw, &t3).await;
+    let [mut a, mut b1, mut b2, mut c] = sign_in(&gw, [1, 2, 2, 3]).await;
+    let t1 = gw.token(1, &name(1));
     let chat = group(&mut a, &mut [&mut b1, &mut b2, &mut c], &[2, 3]).await;
 
     // Reading an empty chat: answered, but nothing changed, so nobody else is told.
@@ -639,50 +645,40 @@ async fn read_messages(gw: TestGateway) {
     let history = stored(&gw, &t1, chat).await;
     assert!(history.iter().all(|m| m["is_read"] == true), "{history:?}");
 
-    assert_error(
-        &call(&mut a, "read_messages", json!({"chat": 55555})).await,
+    refused(
+        &mut a,
+        "read_messages",
+        json!({"chat": 55555}),
         "access_error",
-        &Value::Null,
-    );
+    )
+    .await;
 }
 dual_backend_test!(read_messages);
 
 // ------------------------------------------------------------------------- membership
 
+/// `add_to_chat` of `users` to `chat` must be refused with an error of `kind`.
+async fn refused_add(c: &mut WsClient, users: Value, chat: i64, kind: &str) {
+    refused(
+        c,
+        "add_to_chat",
+        json!({"users": users, "chat": chat}),
+        kind,
+    )
+    .await;
+}
+
 async fn add_to_chat(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let t3 = user(&gw, 3).await;
-    let t4 = user(&gw, 4).await;
-    let mut a1 = open(&gw, &t1).await;
-    let mut a2 = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
-    let mut c = open(&gw, &t3).await;
-    let mut d = open(&gw, &t4).await;
+    let [mut a1, mut a2, mut b, mut c, mut d] = sign_in(&gw, [1, 1, 2, 3, 4]).await;
     let chat = group(&mut a1, &mut [&mut b, &mut c], &[2, 3]).await;
     assert_type(&a2.recv_json().await, "chat_created");
 
-    let v = call(
-        &mut a1,
-        "add_to_chat",
-        json!({"users": [4], "chat": chat, "event_response_key": "add"}),
-    )
-    .await;
-    let data = assert_type(&v, "user_added_successful");
-    assert_eq!(data["event_response_key"], "add");
-    assert_eq!(data["user_ids"], json!([4]));
-    assert_eq!(member_ids(&data["chat"]), vec![1, 2, 3, 4]);
-    let chat_obj = data["chat"].clone();
-    assert_eq!(
-        a2.recv_json().await,
-        json!({"type": "user_added_successful", "data": {"event_response_key": null, "user_ids": [4], "chat": chat_obj}})
-    );
-    for x in [&mut b, &mut c] {
-        assert_eq!(
-            x.recv_json().await,
-            json!({"type": "user_added", "data": {"user_ids": [4], "chat": chat_obj}})
-        );
-    }
+    let add = json!({"users": [4], "chat": chat, "event_response_key": "add"});
+    let chat_obj = members_changed(&mut a1, "add_to_chat", add, ADDED, &[1, 2, 3, 4]).await;
+    let answer = json!({"type": "user_added_successful", "data": {"event_response_key": null, "user_ids": [4], "chat": chat_obj}});
+    all_receive(&mut [&mut a2], &answer).await;
+    let told = json!({"type": "user_added", "data": {"user_ids": [4], "chat": chat_obj}});
+    all_receive(&mut [&mut b, &mut c], &told).await;
     assert_eq!(
         d.recv_json().await,
         json!({"type": "new_chat", "data": {"chat": chat_obj}})
@@ -690,13 +686,7 @@ async fn add_to_chat(gw: TestGateway) {
     a1.assert_silent(QUIET_MS).await;
 
     // The new member takes part at once.
-    let v = call(
-        &mut d,
-        "send_message",
-        json!({"chat": chat, "text": "hi all"}),
-    )
-    .await;
-    assert_type(&v, "message_created");
+    posted(&mut d, chat, "hi all").await;
     for x in [&mut a1, &mut a2, &mut b, &mut c] {
         assert_type(&x.recv_json().await, "new_message");
     }
@@ -711,146 +701,71 @@ async fn add_to_chat(gw: TestGateway) {
     a1.assert_silent(0).await;
 
     // Errors: unknown user, empty list, a direct chat, not a member.
-    assert_error(
-        &call(
-            &mut a1,
-            "add_to_chat",
-            json!({"users": [777], "chat": chat}),
-        )
-        .await,
-        "field_error",
-        &Value::Null,
-    );
-    assert_error(
-        &call(&mut a1, "add_to_chat", json!({"users": [], "chat": chat})).await,
-        "field_error",
-        &Value::Null,
-    );
+    refused_add(&mut a1, json!([777]), chat, "field_error").await;
+    refused_add(&mut a1, json!([]), chat, "field_error").await;
     let direct = call(&mut a1, "create_chat", json!({"users": [2]})).await;
     let direct = assert_type(&direct, "chat_created")["chat"]["id"]
         .as_i64()
         .unwrap_or(0);
     assert_type(&a2.recv_json().await, "chat_created");
     assert_type(&b.recv_json().await, "new_chat");
-    assert_error(
-        &call(
-            &mut a1,
-            "add_to_chat",
-            json!({"users": [3], "chat": direct}),
-        )
-        .await,
-        "access_error",
-        &Value::Null,
-    );
+    refused_add(&mut a1, json!([3]), direct, "access_error").await;
     let other = call(&mut b, "create_chat", json!({"users": [3, 4]})).await;
     let other = assert_type(&other, "chat_created")["chat"]["id"]
         .as_i64()
         .unwrap_or(0);
-    assert_error(
-        &call(&mut a1, "add_to_chat", json!({"users": [1], "chat": other})).await,
-        "access_error",
-        &Value::Null,
-    );
+    refused_add(&mut a1, json!([1]), other, "access_error").await;
 }
 dual_backend_test!(add_to_chat);
 
 async fn remove_from_chat(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let t3 = user(&gw, 3).await;
-    let t4 = user(&gw, 4).await;
-    let mut a1 = open(&gw, &t1).await;
-    let mut a2 = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
-    let mut c1 = open(&gw, &t3).await;
-    let mut c2 = open(&gw, &t3).await;
-    let mut d = open(&gw, &t4).await;
+    let [mut a1, mut a2, mut b, mut c1, mut c2, mut d] = sign_in(&gw, [1, 1, 2, 3, 3, 4]).await;
     let chat = group(&mut a1, &mut [&mut b, &mut c1, &mut c2, &mut d], &[2, 3, 4]).await;
     assert_type(&a2.recv_json().await, "chat_created");
 
     // Only the creator (or an admin) removes others.
-    let v = call(
+    refused(
         &mut b,
         "remove_from_chat",
         json!({"users": [3], "chat": chat, "event_response_key": "no"}),
+        "access_error",
     )
     .await;
-    assert_error(&v, "access_error", &json!("no"));
 
-    let v = call(
-        &mut a1,
-        "remove_from_chat",
-        json!({"users": [3], "chat": chat, "event_response_key": "rm"}),
-    )
-    .await;
-    let data = assert_type(&v, "user_removed_successful");
-    assert_eq!(data["event_response_key"], "rm");
-    assert_eq!(data["user_ids"], json!([3]));
-    assert_eq!(member_ids(&data["chat"]), vec![1, 2, 4]);
-    let chat_obj = data["chat"].clone();
-    assert_eq!(
-        a2.recv_json().await,
-        json!({"type": "user_removed_successful", "data": {"event_response_key": null, "user_ids": [3], "chat": chat_obj}})
-    );
-    for x in [&mut b, &mut d] {
-        assert_eq!(
-            x.recv_json().await,
-            json!({"type": "user_removed", "data": {"user_ids": [3], "chat": chat_obj}})
-        );
-    }
-    for x in [&mut c1, &mut c2] {
-        assert_eq!(
-            x.recv_json().await,
-            json!({"type": "chat_removed", "data": {"chat": chat_obj}})
-        );
-    }
+    let rm = json!({"users": [3], "chat": chat, "event_response_key": "rm"});
+    let chat_obj = members_changed(&mut a1, "remove_from_chat", rm, REMOVED, &[1, 2, 4]).await;
+    let answer = json!({"type": "user_removed_successful", "data": {"event_response_key": null, "user_ids": [3], "chat": chat_obj}});
+    all_receive(&mut [&mut a2], &answer).await;
+    let told = json!({"type": "user_removed", "data": {"user_ids": [3], "chat": chat_obj}});
+    all_receive(&mut [&mut b, &mut d], &told).await;
+    let gone = json!({"type": "chat_removed", "data": {"chat": chat_obj}});
+    all_receive(&mut [&mut c1, &mut c2], &gone).await;
     a1.assert_silent(QUIET_MS).await;
 
     // The removed user is out: no posting, no more pushes.
-    assert_error(
-        &call(
-            &mut c1,
-            "send_message",
-            json!({"chat": chat, "text": "hey"}),
-        )
-        .await,
-        "access_error",
-        &Value::Null,
-    );
-    let v = call(
-        &mut b,
+    refused(
+        &mut c1,
         "send_message",
-        json!({"chat": chat, "text": "bye C"}),
+        json!({"chat": chat, "text": "hey"}),
+        "access_error",
     )
     .await;
-    assert_type(&v, "message_created");
+    posted(&mut b, chat, "bye C").await;
     for x in [&mut a1, &mut a2, &mut d] {
         assert_type(&x.recv_json().await, "new_message");
     }
     c2.assert_silent(QUIET_MS).await;
 
     // Leaving: the caller is initiator and removed user at once.
-    let v = call(
-        &mut d,
-        "remove_from_chat",
-        json!({"users": [4], "chat": chat, "event_response_key": "leave"}),
+    let leave = json!({"users": [4], "chat": chat, "event_response_key": "leave"});
+    let after = members_changed(&mut d, "remove_from_chat", leave, REMOVED, &[1, 2]).await;
+    all_receive(
+        &mut [&mut d],
+        &json!({"type": "chat_removed", "data": {"chat": after}}),
     )
     .await;
-    let data = assert_type(&v, "user_removed_successful");
-    assert_eq!(data["event_response_key"], "leave");
-    assert_eq!(data["user_ids"], json!([4]));
-    let after = data["chat"].clone();
-    assert_eq!(member_ids(&after), vec![1, 2]);
-    assert_eq!(
-        d.recv_json().await,
-        json!({"type": "chat_removed", "data": {"chat": after}})
-    );
-    for x in [&mut a1, &mut a2, &mut b] {
-        assert_eq!(
-            x.recv_json().await,
-            json!({"type": "user_removed", "data": {"user_ids": [4], "chat": after}})
-        );
-    }
+    let told = json!({"type": "user_removed", "data": {"user_ids": [4], "chat": after}});
+    all_receive(&mut [&mut a1, &mut a2, &mut b], &told).await;
     d.assert_silent(QUIET_MS).await;
     c1.assert_silent(0).await;
 }
@@ -859,12 +774,8 @@ dual_backend_test!(remove_from_chat);
 // ------------------------------------------------------------------------- bad input
 
 async fn bad_input_gets_the_right_error_and_nothing_is_stored(gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let t3 = user(&gw, 3).await;
-    let mut a = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
-    let mut outsider = open(&gw, &t3).await;
+    let [mut a, mut b, mut outsider] = sign_in(&gw, [1, 2, 3]).await;
+    let t1 = gw.token(1, &name(1));
     let chat = group(&mut a, &mut [&mut b], &[2]).await;
 
     let raw: [(&str, &str, Value); 9] = [
@@ -951,13 +862,8 @@ async fn bad_input_gets_the_right_error_and_nothing_is_stored(gw: TestGateway) {
         let v = call(&mut a, "send_message", args.clone()).await;
         assert_error(&v, kind, &args["event_response_key"]);
     }
-    let v = call(
-        &mut outsider,
-        "send_message",
-        json!({"chat": chat, "text": "intruder", "event_response_key": 0}),
-    )
-    .await;
-    assert_error(&v, "access_error", &json!(0));
+    let intrude = json!({"chat": chat, "text": "intruder", "event_response_key": 0});
+    refused(&mut outsider, "send_message", intrude, "access_error").await;
     a.send_binary(b"\x00\x01binary").await;
     assert_error(&a.recv_json().await, "field_error", &Value::Null);
 
@@ -968,32 +874,15 @@ async fn bad_input_gets_the_right_error_and_nothing_is_stored(gw: TestGateway) {
     );
     assert_usable(&mut a).await;
     assert_usable(&mut outsider).await;
-    let v = call(
-        &mut a,
-        "send_message",
-        json!({"chat": chat, "text": "finally"}),
-    )
-    .await;
-    assert_type(&v, "message_created");
+    posted(&mut a, chat, "finally").await;
     assert_type(&b.recv_json().await, "new_message");
 }
 dual_backend_test!(bad_input_gets_the_right_error_and_nothing_is_stored);
 
 /// Oversize frames and files need a gateway with small limits.
-async fn oversize(backend: Backend) {
-    let mut opts = Options {
-        backend,
-        ..Options::default()
-    };
-    opts.limits.max_upload_frame_bytes = 16 * 1024;
-    opts.limits.max_attachment_bytes = 1024;
-    let Some(gw) = TestGateway::start(opts).await else {
-        return;
-    };
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let mut a = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
+async fn oversize(gw: TestGateway) {
+    let [mut a, mut b] = sign_in(&gw, [1, 2]).await;
+    let t1 = gw.token(1, &name(1));
     let chat = group(&mut a, &mut [&mut b], &[2]).await;
 
     // A frame over the limit: dropped unread, no key can be recovered.
@@ -1030,16 +919,10 @@ async fn oversize(backend: Backend) {
         "only the valid message was stored"
     );
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_sqlite() {
-    oversize(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_postgres() {
-    oversize(Backend::Postgres).await;
-}
+dual_backend_test_with!(oversize, |c| {
+    c.limits.max_upload_frame_bytes = 16 * 1024;
+    c.limits.max_attachment_bytes = 1024;
+});
 
 // ------------------------------------------------------------------------- other dialects
 
@@ -1130,13 +1013,7 @@ async fn events_from_other_dialects(gw: TestGateway) {
     assert_eq!(b.recv_json().await, want);
 
     // A read elsewhere.
-    let v = call(
-        &mut a,
-        "send_message",
-        json!({"chat": chat, "text": "read me"}),
-    )
-    .await;
-    let id = assert_type(&v, "message_created")["message"]["id"].clone();
+    let id = posted(&mut a, chat, "read me").await["data"]["message"]["id"].clone();
     assert_type(&b.recv_json().await, "new_message");
     service
         .mark_read(&p2, &RoomRef::Id(RoomId(chat)), None, None)
@@ -1156,18 +1033,10 @@ dual_backend_test!(events_from_other_dialects);
 // ------------------------------------------------------------------------- durability
 
 async fn acknowledged_messages_survive_a_restart(mut gw: TestGateway) {
-    let t1 = user(&gw, 1).await;
-    let t2 = user(&gw, 2).await;
-    let mut a = open(&gw, &t1).await;
-    let mut b = open(&gw, &t2).await;
+    let [mut a, mut b] = sign_in(&gw, [1, 2]).await;
+    let t2 = gw.token(2, &name(2));
     let chat = group(&mut a, &mut [&mut b], &[2]).await;
-    let v = call(
-        &mut a,
-        "send_message",
-        json!({"chat": chat, "text": "durable"}),
-    )
-    .await;
-    let id = assert_type(&v, "message_created")["message"]["id"].clone();
+    let id = posted(&mut a, chat, "durable").await["data"]["message"]["id"].clone();
     drop(a);
     drop(b);
     gw.restart().await;
@@ -1175,12 +1044,6 @@ async fn acknowledged_messages_survive_a_restart(mut gw: TestGateway) {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["id"], id);
     let mut b = open(&gw, &t2).await;
-    let v = call(
-        &mut b,
-        "send_message",
-        json!({"chat": chat, "text": "after restart"}),
-    )
-    .await;
-    assert_type(&v, "message_created");
+    posted(&mut b, chat, "after restart").await;
 }
 dual_backend_test!(acknowledged_messages_survive_a_restart);

@@ -3,7 +3,8 @@
 //! figure printed per attack (`ABUSE <attack>: <figure>`; nextest shows it, see
 //! `.config/nextest.toml`).
 
-use chat_testkit::{dual_backend_test, Options, TestGateway, WsClient};
+use chat_testkit::steps::sqlite_with;
+use chat_testkit::{dual_backend_test, TestGateway, WsClient};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -19,25 +20,14 @@ fn now() -> i64 {
 
 async fn admin_follows_the_current_token(gw: TestGateway) {
     let body = json!({"kind": "group", "title": "ops", "members": [7]});
-    let r = gw
-        .http(
-            "POST",
-            "/api/rooms",
-            Some(&gw.admin_token(7, "eve")),
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    // The same user, with a token that no longer says is_staff: not an admin.
-    let r = gw
-        .http(
-            "POST",
-            "/api/rooms",
-            Some(&gw.token(7, "eve")),
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(r.status, 403, "{}", r.text());
+    // The same user: with is_staff in the token an admin, with a token that no longer
+    // says so not an admin.
+    for (token, want) in [(gw.admin_token(7, "eve"), 201), (gw.token(7, "eve"), 403)] {
+        let r = gw
+            .http("POST", "/api/rooms", Some(&token), Some(body.clone()))
+            .await;
+        assert_eq!(r.status, want, "{}", r.text());
+    }
     figure(
         "sticky admin",
         "refused (403) once the token drops is_staff",
@@ -75,12 +65,7 @@ dual_backend_test!(tokens_not_yet_valid_or_in_rest_queries_are_refused);
 
 #[tokio::test]
 async fn sockets_close_when_their_token_expires_if_asked() {
-    let gw = TestGateway::start(Options {
-        tweak: |c| c.close_on_token_expiry = true,
-        ..Options::default()
-    })
-    .await
-    .expect("SQLite gateway");
+    let gw = sqlite_with(|c| c.close_on_token_expiry = true).await;
     let short = gw.signed(json!({"token_type": "access", "user_id": 3, "exp": now() + 2}));
     let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
     c.send_json(&json!({"method": "auth", "access_token": short}))
@@ -143,12 +128,7 @@ async fn time_to_close(s: &mut tokio::net::TcpStream, limit: Duration) -> Option
 
 #[tokio::test]
 async fn an_anonymous_socket_is_closed_at_the_auth_deadline() {
-    let gw = TestGateway::start(Options {
-        tweak: |c| c.limits.auth_timeout = Duration::from_secs(1),
-        ..Options::default()
-    })
-    .await
-    .expect("SQLite gateway");
+    let gw = sqlite_with(|c| c.limits.auth_timeout = Duration::from_secs(1)).await;
     let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
     let t0 = Instant::now();
     let close = tokio::time::timeout(Duration::from_secs(10), c.recv_close())
@@ -165,13 +145,8 @@ async fn an_anonymous_socket_is_closed_at_the_auth_deadline() {
 
 #[tokio::test]
 async fn a_silent_peer_is_closed_after_two_ping_intervals() {
-    let gw = TestGateway::start(Options {
-        tweak: |c| c.ping_interval = Duration::from_millis(500),
-        ..Options::default()
-    })
-    .await
-    .expect("SQLite gateway");
-    // Signed in at the handshake (action-request takes the token in the query), then
+    let gw = sqlite_with(|c| c.ping_interval = Duration::from_millis(500)).await;
+    // Signed in at the handshake (the chat socket takes the token in the query), then
     // never a byte back: not even a pong.
     let path = format!("/ws/chat/?token={}", gw.token(4, "dee"));
     let mut s = raw_ws(gw.addr(), &path).await;
@@ -188,12 +163,7 @@ async fn a_silent_peer_is_closed_after_two_ping_intervals() {
 #[tokio::test]
 async fn a_head_that_never_ends_is_closed_at_the_header_timeout() {
     use tokio::io::AsyncWriteExt;
-    let gw = TestGateway::start(Options {
-        tweak: |c| c.limits.header_timeout = Duration::from_secs(1),
-        ..Options::default()
-    })
-    .await
-    .expect("SQLite gateway");
+    let gw = sqlite_with(|c| c.limits.header_timeout = Duration::from_secs(1)).await;
     let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
     s.write_all(b"GET /api/rooms HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
@@ -214,12 +184,7 @@ async fn a_head_that_never_ends_is_closed_at_the_header_timeout() {
 
 #[tokio::test]
 async fn connections_over_the_per_address_cap_get_a_clear_503() {
-    let gw = TestGateway::start(Options {
-        tweak: |c| c.limits.max_connections_per_ip = 5,
-        ..Options::default()
-    })
-    .await
-    .expect("SQLite gateway");
+    let gw = sqlite_with(|c| c.limits.max_connections_per_ip = 5).await;
     let mut held = Vec::new();
     for i in 0..5 {
         held.push(

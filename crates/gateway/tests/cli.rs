@@ -28,6 +28,13 @@ fn rand_suffix() -> u64 {
         .as_nanos() as u64
 }
 
+/// The binary with `args`, then `--database-url db`.
+fn on_db(db: &str, args: &[&str]) -> Command {
+    let mut cmd = bin();
+    cmd.args(args).args(["--database-url", db]);
+    cmd
+}
+
 async fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().await.expect("the binary runs");
     assert!(
@@ -44,16 +51,10 @@ async fn admin_commands_prepare_a_database() {
     let dir = temp_dir("admin");
     let db = format!("sqlite://{}", dir.join("gw.db").display());
     run_ok(bin().args(["migrate", "--database-url", &db])).await;
-    run_ok(bin().args([
-        "users",
-        "add",
-        "--id",
-        "5",
-        "--username",
-        "eve",
-        "--database-url",
+    run_ok(&mut on_db(
         &db,
-    ]))
+        &["users", "add", "--id", "5", "--username", "eve"],
+    ))
     .await;
     let file = dir.join("users.jsonl");
     std::fs::write(
@@ -61,64 +62,46 @@ async fn admin_commands_prepare_a_database() {
         "{\"id\": 6, \"username\": \"fay\", \"email\": \"f@x.io\"}\n{\"id\": 7, \"username\": \"gus\", \"is_admin\": true}\n",
     )
     .unwrap();
-    run_ok(bin().args([
-        "users",
-        "import",
-        file.to_str().unwrap(),
-        "--database-url",
+    run_ok(&mut on_db(
         &db,
-    ]))
+        &["users", "import", file.to_str().unwrap()],
+    ))
     .await;
     // Importing twice is fine (it updates).
-    run_ok(bin().args([
-        "users",
-        "import",
-        file.to_str().unwrap(),
-        "--database-url",
+    run_ok(&mut on_db(
         &db,
-    ]))
+        &["users", "import", file.to_str().unwrap()],
+    ))
     .await;
-    let out = run_ok(bin().args([
-        "rooms",
-        "add",
-        "--kind",
-        "direct",
-        "--members",
-        "5,6",
-        "--database-url",
+    let out = run_ok(&mut on_db(
         &db,
-    ]))
+        &["rooms", "add", "--kind", "direct", "--members", "5,6"],
+    ))
     .await;
     assert!(out.contains("direct"), "{out}");
-    run_ok(bin().args([
-        "rooms",
-        "add",
-        "--kind",
-        "project",
-        "--project-id",
-        "42",
-        "--members",
-        "5,6,7",
-        "--has-business",
-        "--database-url",
+    run_ok(&mut on_db(
         &db,
-    ]))
-    .await;
-    // Refusals are errors with a message, not panics.
-    let out = bin()
-        .args([
+        &[
             "rooms",
             "add",
             "--kind",
-            "direct",
+            "project",
+            "--project-id",
+            "42",
             "--members",
-            "5,6",
-            "--database-url",
-            &db,
-        ])
-        .output()
-        .await
-        .unwrap();
+            "5,6,7",
+            "--has-business",
+        ],
+    ))
+    .await;
+    // Refusals are errors with a message, not panics.
+    let out = on_db(
+        &db,
+        &["rooms", "add", "--kind", "direct", "--members", "5,6"],
+    )
+    .output()
+    .await
+    .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
     let out = bin()
@@ -216,16 +199,10 @@ async fn serve_token_chat_and_sigterm() {
     assert!(!brokered.status.success());
     let err = String::from_utf8_lossy(&brokered.stderr);
     assert!(err.contains("SQLite"), "{err}");
-    run_ok(bin().args([
-        "users",
-        "add",
-        "--id",
-        "7",
-        "--username",
-        "gus",
-        "--database-url",
+    run_ok(&mut on_db(
         &db,
-    ]))
+        &["users", "add", "--id", "7", "--username", "gus"],
+    ))
     .await;
     // SIGTERM: close frames, exit 0.
     let pid = child.id().unwrap().to_string();

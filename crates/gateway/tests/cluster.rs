@@ -6,6 +6,7 @@
 mod cluster_support;
 
 use chat_core::RoomKind;
+use chat_testkit::steps::create_users;
 use chat_testkit::{TestGateway, WsClient};
 use cluster_support::{Node, RedisServer};
 use serde_json::{json, Value};
@@ -32,6 +33,21 @@ fn unthrottled(opts: chat_testkit::Options) -> chat_testkit::Options {
     opts.limits.user_rate = chat_core::throttle::Rate::UNLIMITED;
     opts.limits.conn_rate = chat_core::throttle::Rate::UNLIMITED;
     opts
+}
+
+/// `(id, text)` of every message stored in `room`, oldest first.
+async fn stored_oldest_first(gw: &TestGateway, room: chat_core::RoomId) -> Vec<(i64, String)> {
+    let mut stored: Vec<(i64, String)> = gw
+        .service()
+        .store()
+        .history(room, None, 1000)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|m| (m.id.0, m.text))
+        .collect();
+    stored.reverse();
+    stored
 }
 
 fn ws_base(gw: &TestGateway) -> String {
@@ -87,9 +103,15 @@ async fn presence(ws: &mut WsClient, user: i64, limit: Duration) -> Option<(bool
     }
 }
 
-async fn cluster_of_three() -> Option<(TestGateway, Node, Node)> {
+/// An unthrottled gateway on PostgreSQL and a second node on its database.
+async fn cluster_of_two() -> Option<(TestGateway, Node)> {
     let a = TestGateway::start(unthrottled(chat_testkit::Options::default())).await?;
     let b = Node::spawn(a.database_url(), &[]).await;
+    Some((a, b))
+}
+
+async fn cluster_of_three() -> Option<(TestGateway, Node, Node)> {
+    let (a, b) = cluster_of_two().await?;
     let c = Node::spawn(a.database_url(), &[]).await;
     Some((a, b, c))
 }
@@ -281,12 +303,10 @@ async fn presence_is_corrected_after_kill_9_and_at_once_after_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listen_session_killed_mid_burst_loses_nothing() {
-    let Some(a) = TestGateway::start(unthrottled(chat_testkit::Options::default())).await else {
+    let Some((a, b)) = cluster_of_two().await else {
         return;
     };
-    let b = Node::spawn(a.database_url(), &[]).await;
-    a.create_user(1, "sender").await;
-    a.create_user(2, "reader").await;
+    create_users(&a, &[(1, "sender"), (2, "reader")]).await;
     let room = a.create_room(RoomKind::Group, &[1, 2], false).await.0;
     let admin = a.admin_token(99, "admin");
     let mut reader = tc(&node_base(&b), &a.token(2, "reader")).await;
@@ -319,13 +339,10 @@ async fn the_listen_session_killed_mid_burst_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_removed_gets_no_message_sent_right_after_on_any_node() {
-    let Some(a) = TestGateway::start(unthrottled(chat_testkit::Options::default())).await else {
+    let Some((a, b)) = cluster_of_two().await else {
         return;
     };
-    let b = Node::spawn(a.database_url(), &[]).await;
-    a.create_user(1, "owner").await;
-    a.create_user(2, "stays").await;
-    a.create_user(3, "goes").await;
+    create_users(&a, &[(1, "owner"), (2, "stays"), (3, "goes")]).await;
     let room = a.create_room(RoomKind::Group, &[1, 2, 3], false).await;
     let admin = a.admin_token(99, "admin");
     let mut stays = tc(&node_base(&b), &a.token(2, "stays")).await;
@@ -376,14 +393,11 @@ async fn a_file_uploaded_through_one_node_downloads_from_another() {
     a.create_user(1, "uploader").await;
     let token = a.token(1, "uploader");
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let up = chat_testkit::http_request(
-        "POST",
+    let up = chat_testkit::steps::upload_raw(
         &b.http_url("/api/files?name=report.bin"),
-        &[
-            ("authorization".into(), format!("Bearer {token}")),
-            ("content-type".into(), "application/octet-stream".into()),
-        ],
-        bytes.clone(),
+        &token,
+        "application/octet-stream",
+        &bytes,
     )
     .await;
     assert!(
@@ -419,6 +433,15 @@ async fn a_file_uploaded_through_one_node_downloads_from_another() {
 }
 
 /// Send `n` more numbered messages into `room`, remembering their texts.
+/// The ids of the next `n` messages `ws` receives (see [`messages`]).
+async fn acked_ids(ws: &mut WsClient, n: usize, limit: Duration) -> Vec<i64> {
+    messages(ws, n, limit)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
 async fn send_more(ws: &mut WsClient, room: i64, texts: &mut Vec<String>, n: usize) {
     for _ in 0..n {
         let t = format!("roll {}", texts.len());
@@ -457,11 +480,7 @@ async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses
 
     let mut texts = Vec::new();
     send_more(&mut writer, room.0, &mut texts, 100).await;
-    let mut acked: Vec<i64> = messages(&mut writer, 100, Duration::from_secs(30))
-        .await
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let mut acked = acked_ids(&mut writer, 100, Duration::from_secs(30)).await;
     // SIGTERM: /readyz fails at once (liveness does not) while the node still serves
     // commands for the grace period; then its clients are closed to reconnect
     // elsewhere.
@@ -473,12 +492,7 @@ async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses
     let mut saw_unready = false;
     for _ in 0..5 {
         send_more(&mut writer, room.0, &mut texts, 10).await;
-        acked.extend(
-            messages(&mut writer, 10, Duration::from_secs(10))
-                .await
-                .into_iter()
-                .map(|(id, _)| id),
-        );
+        acked.extend(acked_ids(&mut writer, 10, Duration::from_secs(10)).await);
         if b.status_of("/readyz").await == 503 {
             saw_unready = true;
             assert_eq!(b.status_of("/livez").await, 200);
@@ -504,16 +518,7 @@ async fn a_rolling_restart_fails_readiness_closes_clients_to_reconnect_and_loses
     assert!(acked.len() >= 150, "served through the grace period");
     // Every acknowledged message is stored, and the reader on the other node got
     // exactly what is stored, in order.
-    let mut stored: Vec<(i64, String)> = a
-        .service()
-        .store()
-        .history(room, None, 1000)
-        .await
-        .expect("history")
-        .into_iter()
-        .map(|m| (m.id.0, m.text))
-        .collect();
-    stored.reverse();
+    let stored = stored_oldest_first(&a, room).await;
     let ids: std::collections::HashSet<i64> = stored.iter().map(|m| m.0).collect();
     assert!(acked.iter().all(|id| ids.contains(id)), "an ack was lost");
     let got = messages(&mut reader, stored.len(), Duration::from_secs(30)).await;
@@ -560,11 +565,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
     // 400 messages without waiting; kill -9 once a quarter are acknowledged.
     let mut texts = Vec::new();
     send_more(&mut writer, room.0, &mut texts, 400).await;
-    let mut acked: Vec<i64> = messages(&mut writer, 100, Duration::from_secs(30))
-        .await
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let mut acked = acked_ids(&mut writer, 100, Duration::from_secs(30)).await;
     b.kill9().await;
     while let Some(text) = writer.try_recv_text(Duration::from_secs(5)).await {
         let v: Value = serde_json::from_str(&text).expect("JSON frame");
@@ -572,16 +573,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
             acked.push(v["content"]["message_id"].as_i64().expect("id"));
         }
     }
-    let mut stored: Vec<(i64, String)> = a
-        .service()
-        .store()
-        .history(room, None, 1000)
-        .await
-        .expect("history")
-        .into_iter()
-        .map(|m| (m.id.0, m.text))
-        .collect();
-    stored.reverse();
+    let stored = stored_oldest_first(&a, room).await;
     eprintln!(
         "kill -9 under load: {} sent, {} acknowledged, {} stored",
         texts.len(),
@@ -595,6 +587,13 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
     assert_eq!(got, stored);
     while let Some(f) = reader.try_recv_text(Duration::from_millis(300)).await {
         assert!(!f.contains("new_message"), "more than once: {f}");
+    }
+}
+
+/// Assert that each `(client, event, payload)` arrives, in this order.
+async fn assert_events(n: &mut socketio_common::node::NodeSio, want: &[(&str, &str, Value)]) {
+    for (client, event, payload) in want {
+        assert_eq!(&n.event(client, event).await, payload, "{client} {event}");
     }
 }
 
@@ -621,10 +620,13 @@ async fn socketio_pubsub_waits_and_unread_counts_cross_nodes() {
         n.call("a", "wait-for-user", json!({"user": "bob"})).await,
         json!({})
     );
-    assert_eq!(n.event("b", "user-join").await, json!({"user": "ann"}));
+    assert_events(&mut n, &[("b", "user-join", json!({"user": "ann"}))]).await;
     n.call("b", "wait-for-user", json!({"user": "ann"})).await;
-    assert_eq!(n.event("b", "user-join").await, json!({"user": "ann"}));
-    assert_eq!(n.event("a", "user-join").await, json!({"user": "bob"}));
+    let joins = [
+        ("b", "user-join", json!({"user": "ann"})),
+        ("a", "user-join", json!({"user": "bob"})),
+    ];
+    assert_events(&mut n, &joins).await;
 
     let mut ids = Vec::new();
     for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
@@ -641,13 +643,11 @@ async fn socketio_pubsub_waits_and_unread_counts_cross_nodes() {
     }
     n.call("b", "read-chat", json!({"id": ids[1].to_string()}))
         .await;
-    assert_eq!(
-        n.event("b", "unread-chats-count").await,
-        json!({"unreadChatsCount": 1, "user": "ann"})
-    );
+    let unread = json!({"unreadChatsCount": 1, "user": "ann"});
+    assert_events(&mut n, &[("b", "unread-chats-count", unread)]).await;
     n.emit("a", "stop-waiting-for-user", json!([{"user": "bob"}]))
         .await;
-    assert_eq!(n.event("b", "user-leave").await, json!({"user": "ann"}));
+    assert_events(&mut n, &[("b", "user-leave", json!({"user": "ann"}))]).await;
     n.close("b").await;
     assert_eq!(
         n.event("a", "user-leave").await,

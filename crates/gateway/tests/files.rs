@@ -3,57 +3,19 @@
 //! upload quota on each upload path, and the sweep of uploads no message took.
 
 use base64::Engine;
-use chat_testkit::{http_request, Backend, HttpResponse, Options, TestGateway, WsClient};
+mod support;
+
+use chat_testkit::steps::{get_as, upload_raw};
+use chat_testkit::{dual_backend_test_with, http_request, HttpResponse, TestGateway, WsClient};
 use serde_json::json;
 use std::time::Duration;
-
-/// A test on both backends, with the gateway's configuration tweaked.
-macro_rules! dual {
-    ($name:ident, $tweak:expr) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(gw) = super::start(chat_testkit::Backend::Sqlite, $tweak).await {
-                    super::$name(gw).await;
-                }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(gw) = super::start(chat_testkit::Backend::Postgres, $tweak).await {
-                    super::$name(gw).await;
-                }
-            }
-        }
-    };
-}
-
-async fn start(
-    backend: Backend,
-    tweak: fn(&mut chat_gateway::GatewayConfig),
-) -> Option<TestGateway> {
-    TestGateway::start(Options {
-        backend,
-        tweak,
-        ..Options::default()
-    })
-    .await
-}
+use support::open_chat;
 
 async fn upload(gw: &TestGateway, token: &str, name: &str, ct: &str, bytes: &[u8]) -> HttpResponse {
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("name", name)
         .finish();
-    http_request(
-        "POST",
-        &gw.http_url(&format!("/api/files?{q}")),
-        &[
-            ("authorization".into(), format!("Bearer {token}")),
-            ("content-type".into(), ct.into()),
-        ],
-        bytes.to_vec(),
-    )
-    .await
+    upload_raw(&gw.http_url(&format!("/api/files?{q}")), token, ct, bytes).await
 }
 
 async fn uploaded_url(gw: &TestGateway, token: &str, name: &str, ct: &str, bytes: &[u8]) -> String {
@@ -136,7 +98,7 @@ async fn files_are_served_as_downloads_in_a_sandbox(gw: TestGateway) {
     );
     assert_eq!(r.body.as_ref(), b"cv");
 }
-dual!(files_are_served_as_downloads_in_a_sandbox, |_| {});
+dual_backend_test_with!(files_are_served_as_downloads_in_a_sandbox, |_| {});
 
 async fn file_urls_need_their_token(gw: TestGateway) {
     let t = gw.token(1, "ann");
@@ -170,15 +132,10 @@ async fn file_urls_need_their_token(gw: TestGateway) {
     // Two uploads of the same bytes share a blob, not a URL.
     let again = uploaded_url(&gw, &t, "pic.png", "image/png", b"png bytes").await;
     assert_ne!(parts(&again).2, token);
-    // Every URL the gateway builds has the token: REST history after a method-args
+    // Every URL the gateway builds has the token: REST history after a chat-socket
     // message with a file.
     gw.create_user(2, "bob").await;
-    let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
-    c.send_json(&json!({"method": "create_chat", "access_token": t, "args": {"users": [2]}}))
-        .await;
-    let chat = c.recv_where("type", "chat_created").await["data"]["chat"]["id"]
-        .as_i64()
-        .unwrap();
+    let (mut c, chat) = open_chat(&gw, 1, "ann", 2).await;
     c.send_json(&json!({"method": "send_message", "args": {"chat": chat, "text": "f", "files": [{"name": "hi.txt", "data": "aGk="}]}}))
         .await;
     let sent = c.recv_where("type", "message_created").await;
@@ -188,17 +145,11 @@ async fn file_urls_need_their_token(gw: TestGateway) {
         .to_string();
     assert_eq!(parts(&file).2.len(), 32, "{file}");
     assert_eq!(get(&file).await.body.as_ref(), b"hi");
-    let h = gw
-        .http(
-            "GET",
-            &format!("/api/rooms/{chat}/messages"),
-            Some(&gw.token(2, "bob")),
-            None,
-        )
-        .await;
+    let bob = gw.token(2, "bob");
+    let h = get_as(&gw, &format!("/api/rooms/{chat}/messages"), &bob).await;
     assert_eq!(h.json()["messages"][0]["attachments"][0]["url"], file);
 }
-dual!(file_urls_need_their_token, |_| {});
+dual_backend_test_with!(file_urls_need_their_token, |_| {});
 
 async fn large_files_stream_whole(gw: TestGateway) {
     let t = gw.token(1, "ann");
@@ -226,27 +177,12 @@ async fn large_files_stream_whole(gw: TestGateway) {
         assert!(d.await.unwrap().as_ref() == bytes.as_slice());
     }
 }
-dual!(large_files_stream_whole, |c| c
+dual_backend_test_with!(large_files_stream_whole, |c| c
     .limits
     .max_attachment_bytes =
     8 * 1024 * 1024);
 
 // ------------------------------------------------------------------ quota
-
-async fn method_args_session(
-    gw: &TestGateway,
-    user: i64,
-    name: &str,
-    peer: i64,
-) -> (WsClient, i64) {
-    let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
-    c.send_json(&json!({"method": "create_chat", "access_token": gw.token(user, name), "args": {"users": [peer]}}))
-        .await;
-    let chat = c.recv_where("type", "chat_created").await["data"]["chat"]["id"]
-        .as_i64()
-        .unwrap();
-    (c, chat)
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -280,8 +216,8 @@ async fn uploads_count_against_a_per_user_quota(gw: TestGateway) {
             .status,
         201
     );
-    // method-args inline files: its error event, and nothing stored.
-    let (mut c, chat) = method_args_session(&gw, 1, "ann", 2).await;
+    // Inline files on the chat socket: its error event, and nothing stored.
+    let (mut c, chat) = open_chat(&gw, 1, "ann", 2).await;
     c.send_json(&json!({"method": "send_message", "args": {"chat": chat, "text": "f", "files": [{"name": "e.txt", "data": b64(b"x")}], "event_response_key": 7}}))
         .await;
     let err = c.recv_where("type", "error").await;
@@ -291,16 +227,9 @@ async fn uploads_count_against_a_per_user_quota(gw: TestGateway) {
         "{err}"
     );
     assert_eq!(err["data"]["event_response_key"], 7);
-    let h = gw
-        .http(
-            "GET",
-            &format!("/api/rooms/{chat}/messages"),
-            Some(&bob),
-            None,
-        )
-        .await;
+    let h = get_as(&gw, &format!("/api/rooms/{chat}/messages"), &bob).await;
     assert_eq!(h.json()["messages"], json!([]));
-    // Bob still can, through method-args too.
+    // Bob still can, through the chat socket too.
     let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
     c.send_json(&json!({"method": "auth", "access_token": bob}))
         .await;
@@ -309,7 +238,7 @@ async fn uploads_count_against_a_per_user_quota(gw: TestGateway) {
         .await;
     c.recv_where("type", "message_created").await;
 }
-dual!(uploads_count_against_a_per_user_quota, |c| c
+dual_backend_test_with!(uploads_count_against_a_per_user_quota, |c| c
     .max_upload_bytes_per_user =
     1000);
 
@@ -333,8 +262,8 @@ async fn unattached_uploads_expire(gw: TestGateway) {
     let lonely = uploaded_url(&gw, &ann, "lonely.txt", "text/plain", b"nobody takes me").await;
     let lonely_blob = blob_of(&lonely).await.unwrap();
     let shared = uploaded_url(&gw, &ann, "shared.txt", "text/plain", b"shared bytes").await;
-    // The same bytes, attached to a message at once (method-args inline files).
-    let (mut c, chat) = method_args_session(&gw, 1, "ann", 2).await;
+    // The same bytes, attached to a message at once (inline files on the chat socket).
+    let (mut c, chat) = open_chat(&gw, 1, "ann", 2).await;
     c.send_json(
         &json!({"method": "send_message", "args": {"chat": chat, "text": "f", "files": [
         {"name": "shared.txt", "data": b64(b"shared bytes")},
@@ -371,7 +300,7 @@ async fn unattached_uploads_expire(gw: TestGateway) {
     let again = uploaded_url(&gw, &ann, "lonely.txt", "text/plain", b"nobody takes me").await;
     assert_eq!(get(&again).await.body.as_ref(), b"nobody takes me");
 }
-dual!(unattached_uploads_expire, |c| {
+dual_backend_test_with!(unattached_uploads_expire, |c| {
     c.unattached_upload_ttl = std::time::Duration::from_secs(1);
 });
 
@@ -381,4 +310,4 @@ async fn the_sweep_keeps_recent_and_attached_uploads(gw: TestGateway) {
     assert_eq!(gw.service().sweep_unattached_uploads().await.unwrap(), 0);
     assert_eq!(get(&url).await.body.as_ref(), b"fresh");
 }
-dual!(the_sweep_keeps_recent_and_attached_uploads, |_| {});
+dual_backend_test_with!(the_sweep_keeps_recent_and_attached_uploads, |_| {});

@@ -1,8 +1,12 @@
 //! The HTTP side of the gateway on a real socket: health, REST API, files, mounts,
 //! shutdown and restart.
 
-use chat_testkit::{dual_backend_test, http_request, Options, TestGateway, WsClient};
+mod support;
+
+use chat_testkit::steps::{create_users, direct_room, get_as, sqlite_with, upload_raw};
+use chat_testkit::{dual_backend_test, http_request, HttpResponse, Options, TestGateway, WsClient};
 use serde_json::json;
+use support::open_chat;
 
 async fn health_and_unknown_routes(gw: TestGateway) {
     let r = gw.http("GET", "/healthz", None, None).await;
@@ -46,39 +50,31 @@ async fn rest_requires_a_valid_token(gw: TestGateway) {
 }
 dual_backend_test!(rest_requires_a_valid_token);
 
+/// `POST path` with a JSON `body`, `token` as the bearer token.
+async fn post(gw: &TestGateway, path: &str, token: &str, body: serde_json::Value) -> HttpResponse {
+    gw.http("POST", path, Some(token), Some(body)).await
+}
+
 async fn admin_creates_users_and_rooms(gw: TestGateway) {
     let admin = gw.admin_token(100, "root");
     let user = gw.token(1, "ann");
-    // Non-admins may not.
-    let r = gw
-        .http(
-            "POST",
-            "/api/users",
-            Some(&user),
-            Some(json!({"id": 2, "username": "bob"})),
-        )
-        .await;
-    assert_eq!(r.status, 403);
-    let r = gw
-        .http(
-            "POST",
-            "/api/users",
-            Some(&admin),
-            Some(json!({"id": 2, "username": "bob", "email": "b@x.io"})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.json());
-    assert_eq!(r.json()["username"], "bob");
-    // Same id again: conflict.
-    let r = gw
-        .http(
-            "POST",
-            "/api/users",
-            Some(&admin),
-            Some(json!({"id": 2, "username": "bob2"})),
-        )
-        .await;
-    assert_eq!(r.status, 409);
+    // Non-admins may not; an admin may, once: the same id again is a conflict.
+    let attempts = [
+        (&user, json!({"id": 2, "username": "bob"}), 403),
+        (
+            &admin,
+            json!({"id": 2, "username": "bob", "email": "b@x.io"}),
+            201,
+        ),
+        (&admin, json!({"id": 2, "username": "bob2"}), 409),
+    ];
+    for (token, body, want) in attempts {
+        let r = post(&gw, "/api/users", token, body).await;
+        assert_eq!(r.status, want, "{}", r.text());
+        if want == 201 {
+            assert_eq!(r.json()["username"], "bob");
+        }
+    }
     // Bad bodies.
     let r = gw
         .http("POST", "/api/users", Some(&admin), Some(json!({"id": "x"})))
@@ -123,14 +119,7 @@ async fn admin_creates_users_and_rooms(gw: TestGateway) {
         409
     );
     // Unknown members are refused.
-    let r = gw
-        .http(
-            "POST",
-            "/api/rooms",
-            Some(&admin),
-            Some(json!({"members": [1, 999]})),
-        )
-        .await;
+    let r = post(&gw, "/api/rooms", &admin, json!({"members": [1, 999]})).await;
     assert_eq!(r.status, 400);
     // Members, then ann sees both rooms.
     assert_eq!(
@@ -144,14 +133,13 @@ async fn admin_creates_users_and_rooms(gw: TestGateway) {
         .status,
         201
     );
-    let r = gw
-        .http(
-            "POST",
-            &format!("/api/rooms/{id}/members"),
-            Some(&admin),
-            Some(json!({"users": [3]})),
-        )
-        .await;
+    let r = post(
+        &gw,
+        &format!("/api/rooms/{id}/members"),
+        &admin,
+        json!({"users": [3]}),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["members"].as_array().unwrap().len(), 3);
     let rooms = gw.http("GET", "/api/rooms", Some(&user), None).await.json();
@@ -167,16 +155,8 @@ async fn admin_creates_users_and_rooms(gw: TestGateway) {
 dual_backend_test!(admin_creates_users_and_rooms);
 
 async fn history_is_for_members_only(gw: TestGateway) {
-    gw.create_user(1, "ann").await;
-    gw.create_user(2, "bob").await;
-    gw.create_user(3, "eve").await;
-    let room = gw
-        .create_room(
-            chat_core::RoomKind::direct(chat_core::UserId(1), chat_core::UserId(2)).unwrap(),
-            &[1, 2],
-            false,
-        )
-        .await;
+    create_users(&gw, &[(1, "ann"), (2, "bob"), (3, "eve")]).await;
+    let room = direct_room(&gw, 1, 2, false).await;
     let svc = gw.service();
     let ann = svc.authenticate(&gw.token(1, "ann")).await.unwrap();
     for i in 0..5 {
@@ -188,27 +168,15 @@ async fn history_is_for_members_only(gw: TestGateway) {
         .await
         .unwrap();
     }
-    let r = gw
-        .http(
-            "GET",
-            &format!("/api/rooms/{room}/messages?limit=2"),
-            Some(&gw.token(2, "bob")),
-            None,
-        )
-        .await;
+    let history = format!("/api/rooms/{room}/messages");
+    let bob = gw.token(2, "bob");
+    let r = get_as(&gw, &format!("{history}?limit=2"), &bob).await;
     assert_eq!(r.status, 200);
     let msgs = r.json()["messages"].as_array().unwrap().clone();
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0]["text"], "m4");
     let before = msgs[1]["id"].as_i64().unwrap();
-    let r = gw
-        .http(
-            "GET",
-            &format!("/api/rooms/{room}/messages?before={before}"),
-            Some(&gw.token(2, "bob")),
-            None,
-        )
-        .await;
+    let r = get_as(&gw, &format!("{history}?before={before}"), &bob).await;
     let texts: Vec<_> = r.json()["messages"]
         .as_array()
         .unwrap()
@@ -216,32 +184,11 @@ async fn history_is_for_members_only(gw: TestGateway) {
         .map(|m| m["text"].clone())
         .collect();
     assert_eq!(texts, vec![json!("m2"), json!("m1"), json!("m0")]);
-    let r = gw
-        .http(
-            "GET",
-            &format!("/api/rooms/{room}/messages"),
-            Some(&gw.token(3, "eve")),
-            None,
-        )
-        .await;
+    let r = get_as(&gw, &history, &gw.token(3, "eve")).await;
     assert_eq!(r.status, 404);
-    let r = gw
-        .http(
-            "GET",
-            &format!("/api/rooms/{room}/messages?limit=0"),
-            Some(&gw.token(1, "ann")),
-            None,
-        )
-        .await;
+    let r = get_as(&gw, &format!("{history}?limit=0"), &gw.token(1, "ann")).await;
     assert_eq!(r.status, 400);
-    let r = gw
-        .http(
-            "GET",
-            "/api/rooms/abc/messages",
-            Some(&gw.token(1, "ann")),
-            None,
-        )
-        .await;
+    let r = get_as(&gw, "/api/rooms/abc/messages", &gw.token(1, "ann")).await;
     assert_eq!(r.status, 400);
 }
 dual_backend_test!(history_is_for_members_only);
@@ -249,14 +196,11 @@ dual_backend_test!(history_is_for_members_only);
 async fn files_upload_and_download(gw: TestGateway) {
     let t = gw.token(1, "ann");
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    let r = http_request(
-        "POST",
+    let r = upload_raw(
         &gw.http_url("/api/files?name=pic.png"),
-        &[
-            ("authorization".into(), format!("Bearer {t}")),
-            ("content-type".into(), "image/png".into()),
-        ],
-        bytes.clone(),
+        &t,
+        "image/png",
+        &bytes,
     )
     .await;
     assert_eq!(r.status, 201);
@@ -276,38 +220,18 @@ async fn files_upload_and_download(gw: TestGateway) {
         404
     );
     // A multipart form, as `curl -F file=@doc.txt` sends it.
+    let (files, multipart) = (
+        gw.http_url("/api/files"),
+        "multipart/form-data; boundary=bnd",
+    );
     let form = b"--bnd\r\nContent-Disposition: form-data; name=\"file\"; filename=\"doc.txt\"\r\nContent-Type: text/plain\r\n\r\nhello form\r\n--bnd--\r\n".to_vec();
-    let r = http_request(
-        "POST",
-        &gw.http_url("/api/files"),
-        &[
-            ("authorization".into(), format!("Bearer {t}")),
-            (
-                "content-type".into(),
-                "multipart/form-data; boundary=bnd".into(),
-            ),
-        ],
-        form,
-    )
-    .await;
+    let r = upload_raw(&files, &t, multipart, &form).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.json()["name"], "doc.txt");
     let got = http_request("GET", r.json()["url"].as_str().unwrap(), &[], vec![]).await;
     assert_eq!(got.body.as_ref(), b"hello form");
     assert_eq!(got.headers["content-type"], "text/plain");
-    let r = http_request(
-        "POST",
-        &gw.http_url("/api/files"),
-        &[
-            ("authorization".into(), format!("Bearer {t}")),
-            (
-                "content-type".into(),
-                "multipart/form-data; boundary=bnd".into(),
-            ),
-        ],
-        b"garbage".to_vec(),
-    )
-    .await;
+    let r = upload_raw(&files, &t, multipart, b"garbage").await;
     assert_eq!(r.status, 400);
     // Uploads need a token.
     let r = http_request(
@@ -323,9 +247,7 @@ dual_backend_test!(files_upload_and_download);
 
 #[tokio::test]
 async fn uploads_over_the_limit_are_refused() {
-    let mut opts = Options::default();
-    opts.limits.max_attachment_bytes = 1000;
-    let gw = TestGateway::start(opts).await.unwrap();
+    let gw = sqlite_with(|c| c.limits.max_attachment_bytes = 1000).await;
     let t = gw.token(1, "ann");
     let r = http_request(
         "POST",
@@ -422,25 +344,13 @@ dual_backend_test!(graceful_shutdown_sends_close_frames);
 async fn history_survives_a_restart(mut gw: TestGateway) {
     gw.create_user(1, "ann").await;
     gw.create_user(2, "bob").await;
-    let t = gw.token(1, "ann");
-    let mut c = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
-    c.send_json(&json!({"method": "create_chat", "access_token": t, "args": {"users": [2]}}))
-        .await;
-    let chat = c.recv_where("type", "chat_created").await["data"]["chat"]["id"]
-        .as_i64()
-        .unwrap();
+    let (mut c, chat) = open_chat(&gw, 1, "ann", 2).await;
     c.send_json(&json!({"method": "send_message", "args": {"chat": chat, "text": "kept"}}))
         .await;
     c.recv_where("type", "message_created").await;
     gw.restart().await;
-    let r = gw
-        .http(
-            "GET",
-            &format!("/api/rooms/{chat}/messages"),
-            Some(&gw.token(2, "bob")),
-            None,
-        )
-        .await;
+    let bob = gw.token(2, "bob");
+    let r = get_as(&gw, &format!("/api/rooms/{chat}/messages"), &bob).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["messages"][0]["text"], "kept");
 }
