@@ -297,7 +297,7 @@ impl Hub {
             unique = small;
             &unique[..]
         } else {
-            unique = crate::service::dedup_keep_order(recipients);
+            unique = crate::ids::dedup_keep_order(recipients);
             &unique[..]
         };
         let map = self.conns();

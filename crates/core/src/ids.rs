@@ -52,3 +52,9 @@ id_type!(
     /// One open connection of any dialect, unique within a process.
     ConnId
 );
+
+/// `list` without repeats, first occurrences kept in order; O(n).
+pub fn dedup_keep_order<T: Copy + Eq + std::hash::Hash>(list: &[T]) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    list.iter().copied().filter(|x| seen.insert(*x)).collect()
+}

@@ -44,6 +44,7 @@ pub mod blobs;
 mod bulk;
 mod db;
 mod error;
+mod note;
 pub mod outbox;
 mod query;
 mod rows;

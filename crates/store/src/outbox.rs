@@ -15,7 +15,7 @@
 //! The outbox has a pool of its own, apart from the store's: a cluster's reads and
 //! heartbeats must not queue behind a saturated request pool, nor take from it.
 
-use crate::db::{side_pool, PgPool, SqliteConn};
+use crate::db::{side_pool, PgPool};
 use crate::error::Fail;
 use crate::target::{self, Target};
 use crate::StoreSetupError;
@@ -26,14 +26,7 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use std::time::Duration;
 
-/// Shards of the outbox. The migration creates this many rows in
-/// `chat_outbox_shards` and maps rooms and users with `% 16`; the two must agree.
-pub const SHARDS: usize = 16;
-
-/// The shard of a room's events, or of the events about a user alone.
-pub fn shard_of(id: i64) -> usize {
-    id.rem_euclid(SHARDS as i64) as usize
-}
+pub use crate::note::{shard_of, SHARDS};
 
 /// Connections of the outbox pool: the reader, the writer and a spare for
 /// heartbeats and sweeps.
@@ -492,41 +485,4 @@ impl Listener {
             .map_err(db)?
             .pid)
     }
-}
-
-/// Where a new message's cluster note can be appended, inside the transaction that
-/// inserts the message.
-pub(crate) trait NoteSink {
-    async fn put_note(&mut self, room: i64, message: i64, note: &str) -> Result<(), Fail>;
-}
-
-impl NoteSink for AsyncPgConnection {
-    async fn put_note(&mut self, room: i64, message: i64, note: &str) -> Result<(), Fail> {
-        diesel::sql_query(
-            "SELECT chat_outbox_put(ARRAY[$1]::INT[], ARRAY[$2]::TEXT[], ARRAY[$3]::BIGINT[])",
-        )
-        .bind::<Integer, _>(shard_of(room) as i32)
-        .bind::<Text, _>(note)
-        .bind::<BigInt, _>(message)
-        .execute(self)
-        .await?;
-        Ok(())
-    }
-}
-
-impl NoteSink for SqliteConn {
-    async fn put_note(&mut self, _room: i64, _message: i64, _note: &str) -> Result<(), Fail> {
-        Err(Fail::Store(StoreError::Backend(
-            "a cluster note on SQLite, which is single-node".into(),
-        )))
-    }
-}
-
-pub(crate) async fn put_note<C: NoteSink>(
-    conn: &mut C,
-    room: i64,
-    message: i64,
-    note: &str,
-) -> Result<(), Fail> {
-    conn.put_note(room, message, note).await
 }

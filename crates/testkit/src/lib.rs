@@ -12,7 +12,6 @@ pub mod steps;
 pub use client::WsClient;
 pub use http::{http_request, HttpResponse};
 
-use chat_core::store::NewRoom;
 use chat_core::{ChatService, RoomId, RoomKind, User, UserId, UserProfile};
 use chat_gateway::Limits;
 use chat_gateway::{GatewayConfig, Jwt, RunningGateway, TokenSpec};
@@ -293,19 +292,7 @@ impl TestGateway {
 
     /// Create a room directly in the store (as an admin import would).
     pub async fn create_room(&self, kind: RoomKind, members: &[i64], has_business: bool) -> RoomId {
-        self.service()
-            .store()
-            .create_room(&NewRoom {
-                id: None,
-                kind,
-                title: String::new(),
-                has_business,
-                created_by: None,
-                members: members.iter().copied().map(UserId).collect(),
-            })
-            .await
-            .expect("room created")
-            .id
+        crate::steps::store_room(&**self.service().store(), kind, members, has_business).await
     }
 
     /// Wait until `user` has at least `n` signed-in connections (a WebSocket upgrade

@@ -100,11 +100,7 @@ impl Default for Caps {
     }
 }
 
-/// `list` without repeats, first occurrences kept in order; O(n).
-pub fn dedup_keep_order<T: Copy + Eq + std::hash::Hash>(list: &[T]) -> Vec<T> {
-    let mut seen = std::collections::HashSet::with_capacity(list.len());
-    list.iter().copied().filter(|x| seen.insert(*x)).collect()
-}
+pub use crate::ids::dedup_keep_order;
 
 /// Refuse a list longer than `limit`, or a size above it (before any work is done
 /// on it).

@@ -12,7 +12,7 @@ use super::messages::MessageConn;
 use super::rooms::RoomConn;
 use crate::db::Db;
 use crate::error::Fail;
-use crate::outbox::put_note;
+use crate::note::put_note;
 use crate::query::with_tx;
 use crate::rows::{now_micros, MessageRow, NewMessageRow};
 use crate::schema::{attachments, messages};
