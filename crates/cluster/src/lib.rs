@@ -39,6 +39,7 @@
 
 mod backoff;
 mod config;
+pub mod meter;
 mod node;
 mod state;
 mod wire;

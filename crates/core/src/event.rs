@@ -137,6 +137,8 @@ pub struct Published {
     cache: [OnceLock<Arc<str>>; RENDER_SLOTS],
     /// Renderings of other types (see [`Published::shared`]), one slot per dialect.
     shared: [OnceLock<Arc<dyn Any + Send + Sync>>; RENDER_SLOTS],
+    /// When it was published on this node (delivery latency is measured from here).
+    at: std::time::Instant,
 }
 
 impl Published {
@@ -146,7 +148,13 @@ impl Published {
             origin,
             cache: Default::default(),
             shared: Default::default(),
+            at: std::time::Instant::now(),
         }
+    }
+
+    /// When the event was published on this node.
+    pub fn published_at(&self) -> std::time::Instant {
+        self.at
     }
 
     /// True when this connection sent the command that caused the event.

@@ -281,6 +281,19 @@ impl Hub {
         self.conns().values().map(Vec::len).sum()
     }
 
+    /// Events waiting in the queues of the signed-in connections: in all, and in
+    /// the deepest queue (a slow consumer is closed when one reaches its bound).
+    pub fn queue_depths(&self) -> (usize, usize) {
+        let mut total = 0;
+        let mut deepest = 0;
+        for e in self.conns().values().flatten() {
+            let queued = e.tx.max_capacity() - e.tx.capacity();
+            total += queued;
+            deepest = deepest.max(queued);
+        }
+        (total, deepest)
+    }
+
     /// Enqueue `event` for every connection of every user in `recipients` (each user
     /// once, even if listed twice). Never blocks.
     pub fn publish(&self, recipients: &[UserId], event: Arc<Published>) {

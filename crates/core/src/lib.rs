@@ -18,6 +18,7 @@ pub mod event;
 pub mod files;
 pub mod hub;
 pub mod ids;
+pub mod meter;
 pub mod model;
 pub mod policy;
 pub mod service;

@@ -105,6 +105,8 @@ pub struct ConnCtx {
     pub principal: Option<Principal>,
     pub subscription: Option<Subscription>,
     pub kill: Arc<KillSwitch>,
+    /// The dialect's counters, when the connection is metered (the gateway's are).
+    pub meter: Option<Arc<crate::meter::DialectMeter>>,
     out: Vec<Outgoing>,
 }
 
@@ -116,8 +118,28 @@ impl ConnCtx {
             principal: None,
             subscription: None,
             kill: Arc::new(KillSwitch::default()),
+            meter: None,
             out: Vec::new(),
         }
+    }
+
+    /// Count one command of this connection under `name` (the dialect's own name for
+    /// it) with its outcome; a no-op when the connection is not metered.
+    pub fn count_command<T>(&self, name: &'static str, result: &crate::Result<T>) {
+        self.count_outcome(name, result.as_ref().map_or_else(|e| e.code(), |_| "ok"));
+    }
+
+    /// [`ConnCtx::count_command`] with the outcome already a code: `ok` or a
+    /// [`crate::ChatError::code`].
+    pub fn count_outcome(&self, name: &'static str, code: &'static str) {
+        if let Some(m) = &self.meter {
+            m.command(name, code);
+        }
+    }
+
+    /// Frames queued and not yet taken.
+    pub fn queued(&self) -> usize {
+        self.out.len()
     }
 
     /// Queue a text frame.

@@ -71,6 +71,19 @@ pub struct NewAttachment {
     pub token: String,
 }
 
+/// One connection pool of a store, at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    /// Which pool (`read`, `write`, or `main` where one pool does both).
+    pub name: &'static str,
+    /// Connections open, and of those idle (the rest are in use).
+    pub open: u32,
+    pub idle: u32,
+    /// Checkouts that had to wait for a connection, and that gave up waiting.
+    pub waits: u64,
+    pub timeouts: u64,
+}
+
 /// Persistent state of the chat domain.
 ///
 /// Every method is one atomic change or one consistent read. Methods that change a
@@ -80,6 +93,12 @@ pub struct NewAttachment {
 pub trait Store: Send + Sync + 'static {
     /// A cheap round trip to the database (health checks).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The state of the store's connection pools, for the operator's metrics (none
+    /// for a store without pools).
+    fn pools(&self) -> Vec<PoolState> {
+        Vec::new()
+    }
 
     // ---- users
     /// Create a user, or refresh the given fields of an existing one. Matching is by

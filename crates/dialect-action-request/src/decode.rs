@@ -42,6 +42,22 @@ pub enum Command {
     CurrentRoomInfo,
 }
 
+impl Command {
+    /// The action's wire name.
+    pub fn name(&self) -> &'static str {
+        use crate::wire::actions;
+        match self {
+            Command::List => actions::LIST,
+            Command::JoinRoom { .. } => actions::JOIN_ROOM,
+            Command::LeaveRoom => actions::LEAVE_ROOM,
+            Command::CreateMessage { .. } => actions::CREATE_MESSAGE,
+            Command::EditMessage { .. } => actions::EDIT_MESSAGE,
+            Command::DeleteMessages { .. } => actions::DELETE_MESSAGES,
+            Command::CurrentRoomInfo => actions::CURRENT_ROOM_INFO,
+        }
+    }
+}
+
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {

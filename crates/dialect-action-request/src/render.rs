@@ -38,13 +38,22 @@ const FALLBACK: &str = r#"{"errors":["A server error occurred."],"data":null,"ac
 pub struct Failure {
     pub status: u16,
     pub errors: Vec<Value>,
+    /// The core error code it stands for, for the command counters (not sent).
+    pub code: &'static str,
 }
 
 impl Failure {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
+        let code = match status {
+            403 => "forbidden",
+            404 => "not_found",
+            500 => "server_error",
+            _ => "invalid",
+        };
         Failure {
             status,
             errors: vec![Value::String(message.into())],
+            code,
         }
     }
 
@@ -57,6 +66,7 @@ impl Failure {
         Failure {
             status: 400,
             errors: vec![Value::Object(fields)],
+            code: "invalid",
         }
     }
 
@@ -90,6 +100,12 @@ impl Failure {
 
     /// Map a domain error for `action` (a name from [`actions`]).
     pub fn from_chat(err: &ChatError, action: &str) -> Self {
+        let mut failure = Self::from_chat_error(err, action);
+        failure.code = err.code();
+        failure
+    }
+
+    fn from_chat_error(err: &ChatError, action: &str) -> Self {
         match err {
             ChatError::Unauthenticated(TokenError::Missing) => {
                 Failure::new(403, "Authentication credentials were not provided.")

@@ -49,7 +49,10 @@ impl ActionSession {
 
     /// Run one decoded request; the reply frame, success or failure.
     async fn handle(&mut self, cx: &mut ConnCtx, f: &Frame) -> String {
-        match self.run(cx, f).await {
+        let result = self.run(cx, f).await;
+        let code = result.as_ref().map_or_else(|e| e.code, |_| "ok");
+        cx.count_outcome(f.command.name(), code);
+        match result {
             Ok(reply) => reply,
             Err(failure) => render::failure(&failure, &f.action, &f.request_id),
         }
@@ -158,7 +161,10 @@ impl Session for ActionSession {
     async fn on_text(&mut self, cx: &mut ConnCtx, text: &str) {
         let reply = match decode::decode(text, self.endpoint) {
             Ok(frame) => self.handle(cx, &frame).await,
-            Err(r) => render::failure(&r.failure, &r.action, &r.request_id),
+            Err(r) => {
+                cx.count_outcome(chat_core::meter::UNDECODABLE, r.failure.code);
+                render::failure(&r.failure, &r.action, &r.request_id)
+            }
         };
         cx.send(reply);
     }

@@ -111,6 +111,7 @@ impl MethodArgsSession {
         let key = call.event_response_key().clone();
         let origin = Some(cx.origin(NAME, tag(&key)));
         let service = cx.service.clone();
+        let name = call.method();
         let result: Result<Vec<Outbound>, ChatError> = match call {
             Call::Auth(_) => Ok(vec![Outbound::Authenticated {
                 event_response_key: key.clone(),
@@ -219,6 +220,7 @@ impl MethodArgsSession {
                     })
             }
         };
+        cx.count_command(name, &result);
         result.unwrap_or_else(|e| vec![failure(&e, key)])
     }
 }
@@ -257,7 +259,10 @@ impl Session for MethodArgsSession {
             call,
         } = match decode(text) {
             Ok(envelope) => envelope,
-            Err(e) => return send(cx, &error(e.kind, e.detail, e.key)),
+            Err(e) => {
+                cx.count_outcome(chat_core::meter::UNDECODABLE, "invalid");
+                return send(cx, &error(e.kind, e.detail, e.key));
+            }
         };
         if let Some(token) = access_token {
             if let Err(out) = self.authorize(cx, &token, &key).await {
@@ -276,7 +281,10 @@ impl Session for MethodArgsSession {
         };
         let call = match call {
             Ok(call) => call,
-            Err(e) => return send(cx, &error(e.kind, e.detail, e.key)),
+            Err(e) => {
+                cx.count_outcome(chat_core::meter::UNDECODABLE, "invalid");
+                return send(cx, &error(e.kind, e.detail, e.key));
+            }
         };
         for out in self.dispatch(cx, &actor, call).await {
             send(cx, &out);

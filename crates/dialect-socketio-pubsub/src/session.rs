@@ -387,6 +387,7 @@ impl SioSession for PubsubSession {
             "stop-waiting-for-user" => self.wait(cx, &event, &payload, false).await,
             other => Err(WireError::unknown_event(other, EVENTS)),
         };
+        cx.count(&event, EVENTS, &reply);
         match reply {
             Ok(v) => {
                 cx.ack(&mut req, &v);

@@ -323,6 +323,7 @@ impl SioSession for RoomsSession {
             "new-message" => self.new_message(cx, &event, &req.payload).await,
             other => Err(WireError::unknown_event(other, EVENTS)),
         };
+        cx.count(&event, EVENTS, &reply);
         match reply {
             Ok(v) => {
                 cx.emit(&event, &v);

@@ -132,12 +132,15 @@ impl Session for TypeContentSession {
         let req = match decode(text) {
             Ok(req) => req,
             Err(e) => {
+                cx.count_outcome(chat_core::meter::UNDECODABLE, "invalid");
                 cx.send(encode::error_frame(e.to_string()));
                 return;
             }
         };
         let event = req.event();
-        if let Err(e) = self.handle(cx, req).await {
+        let result = self.handle(cx, req).await;
+        cx.count_command(event, &result);
+        if let Err(e) = result {
             cx.send(encode::error_frame(describe(event, &e)));
         }
     }

@@ -221,6 +221,10 @@ pub struct ServeArgs {
     /// closed, so a load balancer stops sending new ones here first.
     #[arg(long, env = "CHAT_GATEWAY_DRAIN_GRACE", default_value_t = 0)]
     pub drain_grace: u64,
+    /// Serve `/metrics` on this address alone (e.g. a private interface for the
+    /// scraper) instead of on the main listener.
+    #[arg(long, env = "CHAT_GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `--log-format`.
@@ -440,6 +444,7 @@ impl ServeArgs {
             close_on_token_expiry: self.close_on_token_expiry,
             max_upload_bytes_per_user: self.max_upload_bytes_per_user,
             unattached_upload_ttl: Duration::from_secs(self.unattached_upload_ttl_secs),
+            metrics_listen: self.metrics_listen,
         })
     }
 }

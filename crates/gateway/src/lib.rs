@@ -9,6 +9,7 @@ pub mod admission;
 pub mod cli;
 pub mod http_util;
 pub mod jwt;
+pub mod metrics;
 pub mod mounts;
 pub mod multipart;
 pub mod origin;
@@ -63,6 +64,8 @@ pub struct GatewayConfig {
     pub max_upload_bytes_per_user: u64,
     /// Uploads no message took are deleted this long after upload; zero: never.
     pub unattached_upload_ttl: Duration,
+    /// Serve `/metrics` here alone rather than on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl GatewayConfig {
@@ -94,6 +97,7 @@ impl GatewayConfig {
             close_on_token_expiry: false,
             max_upload_bytes_per_user: chat_core::service::DEFAULT_MAX_UPLOAD_BYTES_PER_USER,
             unattached_upload_ttl: chat_core::service::DEFAULT_UNATTACHED_UPLOAD_TTL,
+            metrics_listen: None,
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct RunningGateway {
     pub app: Arc<App>,
     /// This node's place in the cluster, when the database is PostgreSQL.
     pub cluster: Option<Arc<chat_cluster::Cluster>>,
+    /// The `--metrics-listen` listener's address, when there is one.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -291,9 +297,22 @@ pub async fn start(
             config.limits.max_connections,
             config.limits.max_connections_per_ip,
         ),
+        metrics_on_main: config.metrics_listen.is_none(),
     });
-    let mut addrs = Vec::new();
     let mut tasks = Vec::new();
+    let mut metrics_addr = None;
+    if let Some(addr) = config.metrics_listen {
+        let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
+        let local = listener.local_addr()?;
+        tracing::info!("metrics on http://{local}/metrics");
+        metrics_addr = Some(local);
+        tasks.push(tokio::spawn(metrics::serve(
+            listener,
+            app.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let mut addrs = Vec::new();
     for (addr, listener, planned) in bound {
         let routes = mounts::instantiate(&planned, &service, &config);
         for r in &routes {
@@ -320,6 +339,7 @@ pub async fn start(
         service,
         app,
         cluster,
+        metrics_addr,
         shutdown,
         tasks,
     })

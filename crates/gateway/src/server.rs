@@ -5,6 +5,7 @@
 use crate::http_util::{self, Body};
 use crate::state::App;
 use crate::ws::{run_connection, Budgeted, LoopConfig, ReadBudget};
+use chat_core::meter::RefuseKind;
 use chat_core::{ConnCtx, Handshake, WsDialect};
 use dialect_kit::http::normalize_path;
 use dialect_kit::HttpMount;
@@ -188,6 +189,7 @@ async fn route(
                     .get(header::ORIGIN)
                     .and_then(|v| v.to_str().ok());
                 if origin.is_some() && app.trusted.contains(&m.name()) {
+                    refused(&app, m.name(), RefuseKind::Origin);
                     return http_util::error(
                         StatusCode::FORBIDDEN,
                         "refused",
@@ -198,6 +200,7 @@ async fn route(
                     );
                 }
                 if app.origins.refuses_browser(origin) {
+                    refused(&app, m.name(), RefuseKind::Origin);
                     return http_util::error(
                         StatusCode::FORBIDDEN,
                         "refused",
@@ -223,10 +226,16 @@ async fn route(
                 &serde_json::json!({"status": "unavailable", "detail": detail}),
             ),
         },
+        "/metrics" if app.metrics_on_main => crate::metrics::response(&app),
         p if p.starts_with("/files/") => crate::rest::serve_file(req, &app).await,
         p if p == "/api" || p.starts_with("/api/") => crate::rest::handle(req, &app).await,
         _ => http_util::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
     }
+}
+
+/// Count a refused handshake of `dialect`.
+fn refused(app: &App, dialect: &'static str, why: RefuseKind) {
+    app.service.meter().dialect(dialect).refused(why);
 }
 
 fn header_has_token(v: Option<&HeaderValue>, token: &str) -> bool {
@@ -245,6 +254,7 @@ async fn upgrade(
     let is_upgrade = header_has_token(headers.get(header::CONNECTION), "upgrade")
         && header_has_token(headers.get(header::UPGRADE), "websocket");
     if !is_upgrade {
+        refused(&app, dialect.name(), RefuseKind::Handshake);
         return http_util::error(
             StatusCode::UPGRADE_REQUIRED,
             "upgrade_required",
@@ -259,6 +269,7 @@ async fn upgrade(
         .map(|v| v.as_bytes())
         != Some(b"13")
     {
+        refused(&app, dialect.name(), RefuseKind::Handshake);
         return http_util::error(
             StatusCode::BAD_REQUEST,
             "bad_handshake",
@@ -266,6 +277,7 @@ async fn upgrade(
         );
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        refused(&app, dialect.name(), RefuseKind::Handshake);
         return http_util::error(
             StatusCode::BAD_REQUEST,
             "bad_handshake",
@@ -280,6 +292,7 @@ async fn upgrade(
         .map(str::to_owned);
     if app.origins.refuses_browser(origin.as_deref()) {
         tracing::debug!(%peer, dialect = dialect.name(), "upgrade refused: origin not allowed");
+        refused(&app, dialect.name(), RefuseKind::Origin);
         return http_util::error(StatusCode::FORBIDDEN, "refused", "origin not allowed");
     }
     let mut hs = Handshake {
@@ -305,6 +318,7 @@ async fn upgrade(
         Ok(s) => s,
         Err(refusal) => {
             tracing::debug!(%peer, dialect = dialect.name(), reason = %refusal.reason, "upgrade refused");
+            refused(&app, dialect.name(), RefuseKind::Auth);
             let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
             return http_util::error(status, "refused", refusal.reason);
         }
@@ -354,6 +368,7 @@ async fn upgrade(
         // instead of one per frame, without holding anything back.
         .write_buffer_size(16 * 1024);
     let service = app.service.clone();
+    let meter = service.meter().dialect(dialect.name());
     app.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -363,7 +378,8 @@ async fn upgrade(
                     Some(ws_config),
                 )
                 .await;
-                let cx = ConnCtx::new(service);
+                let mut cx = ConnCtx::new(service);
+                cx.meter = Some(meter);
                 run_connection(ws, session, cx, shutdown, cfg, budget).await;
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),

@@ -83,6 +83,9 @@ pub struct App {
     pub cluster: Option<Arc<chat_cluster::Cluster>>,
     /// Open connections, capped in total and per source address (all listeners).
     pub admission: Arc<crate::admission::Admission>,
+    /// `/metrics` is served on the main listener (not when `--metrics-listen`
+    /// gives it a listener of its own).
+    pub metrics_on_main: bool,
 }
 
 impl App {

@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 use chat_core::hub::{CloseReason, KillSwitch};
+use chat_core::meter::{CloseKind, OpenConnection};
 use chat_core::throttle::{Bucket, Rate};
 use chat_core::{ConnCtx, Outgoing, Session};
 use futures_util::{SinkExt, StreamExt};
@@ -194,8 +195,11 @@ pub async fn run_connection<S>(
     // One token to wait on for both the kill switch and server shutdown (set before
     // the session can sign in, which hands the switch to the hub).
     cx.kill = Arc::new(KillSwitch::linked_to(&shutdown));
+    // Counted open until this task ends, whichever way it ends.
+    let mut tally = cx.meter.as_ref().map(|m| m.open_connection());
+    let mut batch = Batch::default();
     session.on_open(&mut cx).await;
-    let mut open = flush(&mut ws, &mut cx, &cfg).await;
+    let mut open = flush(&mut ws, &mut cx, &cfg, &mut batch).await;
     let mut ping = tokio::time::interval(cfg.ping_interval);
     ping.tick().await;
     // Anything from the peer (a pong included) proves it is there.
@@ -231,12 +235,14 @@ pub async fn run_connection<S>(
         tokio::select! {
             biased;
             _ = &mut killed => {
-                let (code, reason) = match kill.reason() {
-                    Some(CloseReason::Shutdown) => (1001, CloseReason::Shutdown.text()),
-                    Some(r @ (CloseReason::SlowConsumer | CloseReason::TokenExpired)) => (CLOSE_POLICY, r.text()),
-                    None if shutdown.is_cancelled() => (1001, CloseReason::Shutdown.text()),
-                    None => (CLOSE_POLICY, "closed by the server"),
+                let (code, reason, kind) = match kill.reason() {
+                    Some(CloseReason::Shutdown) => (1001, CloseReason::Shutdown.text(), CloseKind::Shutdown),
+                    Some(r @ CloseReason::SlowConsumer) => (CLOSE_POLICY, r.text(), CloseKind::SlowConsumer),
+                    Some(r @ CloseReason::TokenExpired) => (CLOSE_POLICY, r.text(), CloseKind::TokenExpired),
+                    None if shutdown.is_cancelled() => (1001, CloseReason::Shutdown.text(), CloseKind::Shutdown),
+                    None => (CLOSE_POLICY, "closed by the server", CloseKind::Protocol),
                 };
+                closing(&mut tally, kind);
                 let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(code, reason))).await;
                 break;
             }
@@ -245,6 +251,7 @@ pub async fn run_connection<S>(
             // read buffer), and pacing already keeps events from starving client
             // frames — after an event is rendered the next ones wait for the timer.
             _ = &mut auth_deadline, if !signed_in => {
+                closing(&mut tally, CloseKind::AuthTimeout);
                 let reason = format!("authentication timeout: no valid token within {} s", cfg.auth_timeout.as_secs());
                 let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(CLOSE_POLICY, &reason))).await;
                 break;
@@ -252,7 +259,7 @@ pub async fn run_connection<S>(
             _ = &mut pace, if pacing => pacing = false,
             _ = &mut resume_reading, if paused => paused = false,
             Some(event) = next_event => {
-                session.on_event(&mut cx, &event).await;
+                deliver(session.as_mut(), &mut cx, &event, &mut batch).await;
             }
             frame = ws.next(), if !paused => {
                 urgent = true;
@@ -265,6 +272,11 @@ pub async fn run_connection<S>(
                     true => cfg.max_frame_bytes,
                     false => cfg.max_unauthenticated_frame_bytes,
                 };
+                if let (Some(m), Some(Ok(Message::Text(t)))) = (&cx.meter, &frame) {
+                    m.read(t.len());
+                } else if let (Some(m), Some(Ok(Message::Binary(b)))) = (&cx.meter, &frame) {
+                    m.read(b.len());
+                }
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         if text.len() > limit {
@@ -284,6 +296,8 @@ pub async fn run_connection<S>(
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => {
                         tracing::debug!(conn = %cx.conn, error = %e, "websocket read failed");
+                        let too_large = budget.exhausted() || matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_));
+                        closing(&mut tally, if too_large { CloseKind::TooLarge } else { CloseKind::Client });
                         if budget.exhausted() {
                             let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(CLOSE_POLICY, "too much data before signing in"))).await;
                         } else if let tokio_tungstenite::tungstenite::Error::Capacity(_) = e {
@@ -296,6 +310,7 @@ pub async fn run_connection<S>(
             _ = ping.tick() => {
                 if last_heard.elapsed() > 2 * cfg.ping_interval {
                     tracing::debug!(conn = %cx.conn, "closing a peer silent for two ping intervals");
+                    closing(&mut tally, CloseKind::PingTimeout);
                     let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(CLOSE_POLICY, "no answer to pings"))).await;
                     break;
                 }
@@ -321,14 +336,17 @@ pub async fn run_connection<S>(
                 break;
             };
             let Ok(event) = sub.rx.try_recv() else { break };
-            session.on_event(&mut cx, &event).await;
+            deliver(session.as_mut(), &mut cx, &event, &mut batch).await;
         }
         if !cx.has_outgoing() {
             continue;
         }
         let now = Instant::now();
         if urgent || pacer.due(now) || cx.closing() {
-            open = flush(&mut ws, &mut cx, &cfg).await;
+            open = flush(&mut ws, &mut cx, &cfg, &mut batch).await;
+            if !open {
+                closing(&mut tally, CloseKind::Protocol);
+            }
             pacer.pushed(now);
             pacing = false;
         } else {
@@ -339,6 +357,36 @@ pub async fn run_connection<S>(
     session.on_close(&mut cx).await;
     cx.sign_out().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+}
+
+/// Set why the connection is ending, for its close count.
+fn closing(tally: &mut Option<OpenConnection>, kind: CloseKind) {
+    if let Some(t) = tally {
+        t.closing(kind);
+    }
+}
+
+/// The hub events rendered since the last write, for the delivery counters.
+#[derive(Default)]
+struct Batch {
+    events: u64,
+    oldest: Option<std::time::Instant>,
+}
+
+/// Hand one hub event to the session; an event it rendered (rather than dropped,
+/// as a connection drops the echo of its own command) counts as delivered.
+async fn deliver(
+    session: &mut dyn Session,
+    cx: &mut ConnCtx,
+    event: &Arc<chat_core::Published>,
+    batch: &mut Batch,
+) {
+    let before = cx.queued();
+    session.on_event(cx, event).await;
+    if cx.queued() > before {
+        batch.events += 1;
+        batch.oldest.get_or_insert(event.published_at());
+    }
 }
 
 /// A rendering shared by many recipients, as a frame payload that points at the one
@@ -358,7 +406,12 @@ fn shared_text(t: Arc<str>) -> Utf8Bytes {
 }
 
 /// Write what the session queued. Returns false when the connection must end.
-async fn flush<S>(ws: &mut WebSocketStream<S>, cx: &mut ConnCtx, cfg: &LoopConfig) -> bool
+async fn flush<S>(
+    ws: &mut WebSocketStream<S>,
+    cx: &mut ConnCtx,
+    cfg: &LoopConfig,
+    batch: &mut Batch,
+) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -367,11 +420,20 @@ where
         return true;
     }
     let mut keep_open = true;
+    let (mut frames, mut bytes) = (0u64, 0u64);
     let write = async {
         for o in out {
             match o {
-                Outgoing::Text(t) => ws.feed(Message::text(t)).await?,
-                Outgoing::Shared(t) => ws.feed(Message::Text(shared_text(t))).await?,
+                Outgoing::Text(t) => {
+                    frames += 1;
+                    bytes += t.len() as u64;
+                    ws.feed(Message::text(t)).await?
+                }
+                Outgoing::Shared(t) => {
+                    frames += 1;
+                    bytes += t.len() as u64;
+                    ws.feed(Message::Text(shared_text(t))).await?
+                }
                 Outgoing::Close { code, reason } => {
                     ws.feed(close_message(code, &reason)).await?;
                     keep_open = false;
@@ -381,8 +443,14 @@ where
         }
         ws.flush().await
     };
-    match tokio::time::timeout(cfg.write_timeout, write).await {
-        Ok(Ok(())) => keep_open,
-        _ => false,
+    let written = matches!(
+        tokio::time::timeout(cfg.write_timeout, write).await,
+        Ok(Ok(()))
+    );
+    let batch = std::mem::take(batch);
+    if let (true, Some(m)) = (written, &cx.meter) {
+        let age = batch.oldest.map(|t| t.elapsed());
+        m.wrote(frames, bytes, batch.events, age);
     }
+    written && keep_open
 }

@@ -174,7 +174,11 @@ pub fn mount<D: SioDialect>(
                     headers: parts.headers.clone(),
                 };
                 match dialect.open(&service, &hs).await {
-                    Opening::Refuse(message) => Err(message),
+                    Opening::Refuse(message) => {
+                        let meter = service.meter().dialect(dialect.name());
+                        meter.refused(chat_core::meter::RefuseKind::Auth);
+                        Err(message)
+                    }
                     opening => {
                         install::<D::Session>(&s, opening, inbox_len);
                         Ok(())
@@ -196,6 +200,8 @@ pub fn mount<D: SioDialect>(
                 match pending.opening {
                     Opening::Refuse(_) => {}
                     Opening::Reject { events } => {
+                        let meter = service.meter().dialect(name);
+                        meter.refused(chat_core::meter::RefuseKind::Auth);
                         let cx = SioCtx::new(service, Some(s.clone()), name);
                         for (event, payload) in events {
                             cx.emit(&event, &payload);

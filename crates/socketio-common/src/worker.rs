@@ -18,6 +18,7 @@ use crate::inbox::Request;
 use crate::outbox::{Item, Json, Outbox, Sent};
 use async_trait::async_trait;
 use chat_core::hub::CloseReason;
+use chat_core::meter::CloseKind;
 use chat_core::{ChatService, ConnCtx, Origin, Principal, Published};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -59,8 +60,13 @@ impl SioCtx {
         socket: Option<SocketRef>,
         dialect: &'static str,
     ) -> Self {
+        let mut conn = ConnCtx::new(service);
+        // Real sockets are counted; a context driven without one (tests) is not.
+        if socket.is_some() {
+            conn.meter = Some(conn.service.meter().dialect(dialect));
+        }
         SioCtx {
-            conn: ConnCtx::new(service),
+            conn,
             socket,
             dialect,
             outbox: Outbox::default(),
@@ -150,6 +156,21 @@ impl SioCtx {
         true
     }
 
+    /// Count the request `event` (one of the dialect's `known` events, else counted
+    /// as `unknown`) with its outcome, for the operator's command counters.
+    pub fn count(&self, event: &str, known: &[&'static str], reply: &crate::error::Reply) {
+        let name = known
+            .iter()
+            .find(|k| **k == event)
+            .copied()
+            .unwrap_or("unknown");
+        let code = match reply {
+            Ok(_) => "ok",
+            Err(e) => e.error,
+        };
+        self.conn.count_outcome(name, code);
+    }
+
     /// Queue a disconnect from the namespace (the client does not reconnect).
     pub fn disconnect(&self) {
         self.outbox.push(Sent::Disconnect, None);
@@ -169,16 +190,27 @@ impl SioCtx {
     /// Hand what was said to the socket, oldest first, without waiting. Without a
     /// socket the outbox keeps it (see [`SioCtx::take_outbox`]).
     pub fn flush(&self) {
+        self.flush_batch(0, None);
+    }
+
+    /// [`SioCtx::flush`], counting `events` hub events (the oldest published at
+    /// `oldest`) as delivered with what it writes.
+    fn flush_batch(&self, events: u64, oldest: Option<std::time::Instant>) {
         let Some(socket) = &self.socket else {
             return;
         };
+        let (mut frames, mut bytes) = (0u64, 0u64);
         for Item { sent, ack } in self.outbox.drain() {
             match sent {
                 Sent::Emit { event, data } => {
+                    frames += 1;
+                    bytes += data.raw().get().len() as u64;
                     self.check(&event, socket.emit(&event, data.raw()));
                 }
                 Sent::Ack { event, data } => {
                     if let Some(ack) = ack {
+                        frames += 1;
+                        bytes += data.raw().get().len() as u64;
                         self.check(&event, ack.send(data.raw()));
                     }
                 }
@@ -191,6 +223,17 @@ impl SioCtx {
                 }
             }
         }
+        if let Some(m) = &self.conn.meter {
+            m.wrote(frames, bytes, events, oldest.map(|t| t.elapsed()));
+        }
+    }
+
+    /// Push one hub event through the session and flush what it said; an event the
+    /// session rendered (rather than dropped) counts as delivered.
+    async fn push<S: SioSession>(&mut self, session: &mut S, event: &Arc<Published>) {
+        session.on_push(self, event).await;
+        let rendered = !self.outbox.is_empty();
+        self.flush_batch(u64::from(rendered), Some(event.published_at()));
     }
 
     fn encode<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Option<Json> {
@@ -245,6 +288,8 @@ pub(crate) async fn run<S: SioSession>(
     if let Some(p) = principal {
         cx.sign_in(*p).await;
     }
+    // Counted open until this task ends, whichever way it ends.
+    let mut tally = cx.conn.meter.as_ref().map(|m| m.open_connection());
     let kill = cx.conn.kill.clone();
     // Created once rather than per turn (each `cancelled()` future registers with the
     // token's waiter list when polled).
@@ -270,6 +315,14 @@ pub(crate) async fn run<S: SioSession>(
                 // On shutdown socketioxide closes the transport itself, which a client
                 // takes as a reason to reconnect; a namespace disconnect would not be.
                 let reason = kill.reason();
+                if let Some(t) = &mut tally {
+                    t.closing(match reason {
+                        Some(CloseReason::Shutdown) => CloseKind::Shutdown,
+                        Some(CloseReason::SlowConsumer) => CloseKind::SlowConsumer,
+                        Some(CloseReason::TokenExpired) => CloseKind::TokenExpired,
+                        None => CloseKind::Protocol,
+                    });
+                }
                 if reason != Some(CloseReason::Shutdown) {
                     let text = reason.map_or("closed by the server", CloseReason::text);
                     cx.emit("error", &WireError::new("slow_consumer", "", text));
@@ -281,6 +334,9 @@ pub(crate) async fn run<S: SioSession>(
             _ = &mut gone => break,
             req = inbox.recv() => match req {
                 Some(req) => {
+                    if let Some(m) = &cx.conn.meter {
+                        m.read(serde_json::to_vec(&req.payload).map_or(0, |v| v.len()) + req.event.len());
+                    }
                     session.on_request(&mut cx, *req).await;
                     cx.flush();
                 }
@@ -302,13 +358,11 @@ pub(crate) async fn run<S: SioSession>(
         }
         if push_now {
             if let Some(event) = held.take() {
-                session.on_push(&mut cx, &event).await;
-                cx.flush();
+                cx.push(&mut session, &event).await;
             }
             for _ in 0..COALESCE_EVENTS {
                 let Some(event) = cx.next_queued() else { break };
-                session.on_push(&mut cx, &event).await;
-                cx.flush();
+                cx.push(&mut session, &event).await;
             }
             pacer.pushed(Instant::now());
         }

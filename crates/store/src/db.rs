@@ -20,6 +20,7 @@
 
 use crate::target::Target;
 use crate::{StoreOptions, StoreSetupError};
+use chat_core::store::PoolState;
 use diesel::connection::SimpleConnection;
 use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -69,6 +70,34 @@ pub(crate) struct SqliteDb {
     /// `None` for an in-memory database, which exists only inside its one
     /// connection; reads then share the writer.
     readers: Option<SqlitePool>,
+}
+
+/// A pool's figures for the operator's metrics.
+fn pool_state<M: bb8::ManageConnection>(name: &'static str, pool: &bb8::Pool<M>) -> PoolState {
+    let s = pool.state();
+    PoolState {
+        name,
+        open: s.connections,
+        idle: s.idle_connections,
+        waits: s.statistics.get_waited,
+        timeouts: s.statistics.get_timed_out,
+    }
+}
+
+impl Db {
+    /// Every pool's state: PostgreSQL's one pool, SQLite's writer and readers.
+    pub fn pools(&self) -> Vec<PoolState> {
+        match self {
+            Db::Pg(pool) => vec![pool_state("main", pool)],
+            Db::Sqlite(db) => {
+                let mut v = vec![pool_state("write", &db.writer)];
+                if let Some(r) = &db.readers {
+                    v.push(pool_state("read", r));
+                }
+                v
+            }
+        }
+    }
 }
 
 impl SqliteDb {

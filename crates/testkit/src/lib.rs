@@ -183,6 +183,11 @@ impl TestGateway {
     }
 
     /// The database URL the gateway runs on (for other nodes of its cluster).
+    /// The `--metrics-listen` listener's address, when the test configured one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running().metrics_addr
+    }
+
     pub fn database_url(&self) -> &str {
         &self.config.database_url
     }

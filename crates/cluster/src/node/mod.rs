@@ -17,6 +17,7 @@ mod watch;
 mod writer;
 
 use crate::config::ClusterConfig;
+use crate::meter::BrokerMeter;
 use crate::state::{Pending, ReaderState};
 use crate::wire::{encode, shard_of_envelope};
 use async_trait::async_trait;
@@ -60,6 +61,7 @@ pub struct Cluster {
     redis: Option<(redis::Client, String)>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    meter: BrokerMeter,
 }
 
 pub(crate) struct Write {
@@ -125,6 +127,7 @@ impl Cluster {
             redis,
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
+            meter: BrokerMeter::default(),
         });
         service
             .join_cluster(cluster.clone(), node)
@@ -156,6 +159,16 @@ impl Cluster {
 
     pub fn node_id(&self) -> i64 {
         self.node
+    }
+
+    /// The broker's counters (see [`crate::meter`]).
+    pub fn meter(&self) -> &BrokerMeter {
+        &self.meter
+    }
+
+    /// Events this node queued for the outbox writer and not yet written.
+    pub fn pending_writes(&self) -> usize {
+        self.writes.max_capacity() - self.writes.capacity()
     }
 
     /// Ready to serve: the LISTEN session is up and the last read succeeded.

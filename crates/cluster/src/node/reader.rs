@@ -8,6 +8,7 @@
 
 use super::Cluster;
 use crate::backoff::Backoff;
+use crate::meter::BrokerOp;
 use crate::state::Pending;
 use crate::wire::Wire;
 use chat_core::cluster::{Envelope, Remote};
@@ -48,6 +49,7 @@ impl Cluster {
                 Err(e) => {
                     self.reading.store(false, Ordering::Relaxed);
                     tracing::warn!(error = %e, "cluster outbox read failed; retrying");
+                    self.meter.error(BrokerOp::Read);
                     if !backoff.wait(&self.stop).await {
                         return;
                     }
@@ -120,6 +122,7 @@ impl Cluster {
                 Ok(c) => *publisher = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot connect to Redis to publish; the other nodes will read the outbox");
+                    self.meter.error(BrokerOp::Publish);
                     return;
                 }
             }
@@ -141,6 +144,7 @@ impl Cluster {
             .await;
         if let Err(e) = sent {
             tracing::warn!(error = %e, "publishing on Redis failed; the other nodes will read the outbox");
+            self.meter.error(BrokerOp::Publish);
             *publisher = None;
         }
     }
@@ -175,6 +179,7 @@ impl Cluster {
                 local: Some(local),
                 done,
             }) => {
+                self.meter.lag.observe(local.event.published_at().elapsed());
                 service.hub().publish(&local.recipients, local.event);
                 done
             }
@@ -183,6 +188,7 @@ impl Cluster {
                 other.and_then(|p| p.done)
             }
         };
+        self.meter.events_read.fetch_add(1, Ordering::Relaxed);
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())

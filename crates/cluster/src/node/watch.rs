@@ -8,6 +8,7 @@
 
 use super::Cluster;
 use crate::backoff::Backoff;
+use crate::meter::BrokerOp;
 use crate::wire::Wire;
 use chat_store::OutboxEvent;
 use std::sync::atomic::Ordering;
@@ -44,6 +45,7 @@ impl Cluster {
                                 Ok(()) => self.reader_wake.notify_one(),
                                 Err(e) => {
                                     tracing::warn!(error = %e, "cluster LISTEN session lost; reconnecting");
+                                    self.meter.error(BrokerOp::Subscribe);
                                     break;
                                 }
                             },
@@ -53,6 +55,7 @@ impl Cluster {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot LISTEN for cluster events; retrying");
+                    self.meter.error(BrokerOp::Subscribe);
                 }
             }
             if !self.session_down(&mut backoff).await {
@@ -96,6 +99,7 @@ impl Cluster {
                                 },
                                 None => {
                                     tracing::warn!("the Redis subscription was lost; reconnecting");
+                                    self.meter.error(BrokerOp::Subscribe);
                                     break;
                                 }
                             },
@@ -105,6 +109,7 @@ impl Cluster {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot subscribe on Redis; retrying (events still arrive by the outbox poll)");
+                    self.meter.error(BrokerOp::Subscribe);
                 }
             }
             if !self.session_down(&mut backoff).await {

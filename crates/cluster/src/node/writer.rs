@@ -54,6 +54,7 @@ impl Cluster {
                     Ok(placed) => break placed,
                     Err(e) => {
                         tracing::warn!(error = %e, events = batch.len(), "cluster outbox write failed; retrying");
+                        self.meter.error(crate::meter::BrokerOp::Write);
                         if !backoff.wait(&self.stop).await {
                             return;
                         }

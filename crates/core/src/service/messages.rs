@@ -151,6 +151,7 @@ impl ChatService {
         for u in cmd.uploads {
             attachments.push(self.store_upload(actor, u).await?.id);
         }
+        let started = std::time::Instant::now();
         let message = self
             .store
             .insert_message(&NewMessage {
@@ -166,6 +167,12 @@ impl ChatService {
                     .map(|b| b.message_note(room.id(), origin.as_ref())),
             })
             .await?;
+        self.meter.commit_latency.observe(started.elapsed());
+        let from = origin.as_ref().map_or(crate::meter::HTTP, |o| o.dialect);
+        self.meter
+            .dialect(from)
+            .messages_committed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.typing.clear(room.id(), actor.id());
         let view = Arc::new(self.message_view(&room, message, Some(&actor.user)));
         let event = Event::MessageCreated {

@@ -180,6 +180,8 @@ pub struct ChatService {
     /// sweep holds it alone while it checks that no row names a blob and deletes
     /// it, so it never deletes the bytes of an upload recorded meanwhile.
     blob_gc: tokio::sync::RwLock<()>,
+    /// What the operator's `/metrics` shows (see [`crate::meter`]).
+    meter: crate::meter::Meter,
 }
 
 impl ChatService {
@@ -204,6 +206,7 @@ impl ChatService {
             conn_base: std::sync::atomic::AtomicI64::new(0),
             waiting: Default::default(),
             blob_gc: tokio::sync::RwLock::new(()),
+            meter: crate::meter::Meter::default(),
         })
     }
 
@@ -221,6 +224,10 @@ impl ChatService {
 
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    pub fn meter(&self) -> &crate::meter::Meter {
+        &self.meter
     }
 
     /// Make this service a node of a cluster: from now on every event goes through

@@ -96,6 +96,10 @@ impl Store for DieselStore {
         rooms::list(&self.db, Some(user)).await
     }
 
+    fn pools(&self) -> Vec<chat_core::store::PoolState> {
+        self.db.pools()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         with_conn!(&self.db, read, |conn| {
             diesel::sql_query("SELECT 1").execute(conn).await?;

@@ -1,0 +1,403 @@
+//! `/metrics`: the counters of [`chat_core::meter`] and the cluster's
+//! [`chat_cluster::meter`] in the Prometheus (OpenMetrics) text format.
+//!
+//! The figures are counted where they happen, in plain atomics; a scrape reads them
+//! once and encodes them with `prometheus-client` (a collector built per scrape, so
+//! nothing here is global and two gateways in one process — the tests — never share
+//! a counter). What is a state rather than a count (queue depths, pools, the
+//! broker's connection) is read from its owner at scrape time.
+
+use crate::state::App;
+use chat_core::meter::{CloseKind, HistogramSnapshot, RefuseKind};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// The `Content-Type` of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The figures of `app` as OpenMetrics text (labelled `node` in a cluster).
+pub fn render(app: &Arc<App>) -> String {
+    let node = app
+        .cluster
+        .as_ref()
+        .map(|c| (Cow::Borrowed("node"), Cow::Owned(c.node_id().to_string())));
+    let mut registry = Registry::with_labels(node.into_iter());
+    registry.register_collector(Box::new(Scrape(app.clone())));
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        tracing::error!(error = %e, "could not encode the metrics");
+    }
+    text
+}
+
+struct Scrape(Arc<App>);
+
+impl fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn dialect(name: &str) -> Labels {
+    vec![("dialect", name.to_string())]
+}
+
+/// One family of counters.
+fn counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    rows: impl IntoIterator<Item = (Labels, u64)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One family of gauges.
+fn gauges(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, i64)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One family of latency histograms (in seconds).
+fn histograms(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, HistogramSnapshot)>,
+) -> fmt::Result {
+    let mut family =
+        enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    for (labels, h) in rows {
+        // The encoder writes the last bound, `f64::MAX`, as `+Inf`.
+        let buckets: Vec<(f64, u64)> = h
+            .buckets
+            .iter()
+            .map(|(le, n)| (if le.is_finite() { *le } else { f64::MAX }, *n))
+            .collect();
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &buckets, None)?;
+    }
+    Ok(())
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let app = &self.0;
+        let service = &app.service;
+        let meters = service.meter().dialects();
+        let each = |f: &dyn Fn(&chat_core::meter::DialectMeter) -> u64| {
+            meters
+                .iter()
+                .map(|m| (dialect(m.name), f(m)))
+                .collect::<Vec<_>>()
+        };
+        gauges(
+            &mut enc,
+            "chat_build_info",
+            "The running build (always 1).",
+            [(vec![("version", env!("CARGO_PKG_VERSION").to_string())], 1)],
+        )?;
+        gauges(
+            &mut enc,
+            "chat_connections_open",
+            "Open client connections (WebSocket and Socket.IO sockets).",
+            meters
+                .iter()
+                .map(|m| (dialect(m.name), m.open.load(Relaxed))),
+        )?;
+        counters(
+            &mut enc,
+            "chat_connections_accepted",
+            "Client connections accepted.",
+            None,
+            each(&|m| m.accepted.load(Relaxed)),
+        )?;
+        let mut refused = Vec::new();
+        for m in &meters {
+            for why in RefuseKind::ALL {
+                let mut l = dialect(m.name);
+                l.push(("reason", why.label().to_string()));
+                refused.push((l, m.refused_count(why)));
+            }
+        }
+        counters(
+            &mut enc,
+            "chat_connections_refused",
+            "Handshakes answered with an error, by reason (origin, auth, handshake).",
+            None,
+            refused,
+        )?;
+        let mut closed = Vec::new();
+        for m in &meters {
+            for why in CloseKind::ALL {
+                let mut l = dialect(m.name);
+                l.push(("reason", why.label().to_string()));
+                closed.push((l, m.closed_count(why)));
+            }
+        }
+        counters(
+            &mut enc,
+            "chat_connections_closed",
+            "Client connections ended, by reason.",
+            None,
+            closed,
+        )?;
+        counters(
+            &mut enc,
+            "chat_frames_in",
+            "Frames (Socket.IO: events) read from clients.",
+            None,
+            each(&|m| m.frames_in.load(Relaxed)),
+        )?;
+        counters(
+            &mut enc,
+            "chat_frames_out",
+            "Frames (Socket.IO: events and acks) written to clients.",
+            None,
+            each(&|m| m.frames_out.load(Relaxed)),
+        )?;
+        counters(
+            &mut enc,
+            "chat_received",
+            "Payload bytes read from clients.",
+            Some(&Unit::Bytes),
+            each(&|m| m.bytes_in.load(Relaxed)),
+        )?;
+        counters(
+            &mut enc,
+            "chat_sent",
+            "Payload bytes written to clients.",
+            Some(&Unit::Bytes),
+            each(&|m| m.bytes_out.load(Relaxed)),
+        )?;
+        let mut commands = Vec::new();
+        for m in &meters {
+            for (command, result, n) in m.commands() {
+                let mut l = dialect(m.name);
+                l.push(("command", command.to_string()));
+                l.push(("result", result.to_string()));
+                commands.push((l, n));
+            }
+        }
+        counters(
+            &mut enc,
+            "chat_commands",
+            "Client commands by the dialect's name for them and result (ok or the error code).",
+            None,
+            commands,
+        )?;
+        counters(
+            &mut enc,
+            "chat_rate_limited_commands",
+            "Commands refused by the per-user rate (--user-rate).",
+            None,
+            each(&|m| m.rate_limited.load(Relaxed)),
+        )?;
+        counters(
+            &mut enc,
+            "chat_messages_committed",
+            "Messages stored, by the dialect they were sent through.",
+            None,
+            each(&|m| m.messages_committed.load(Relaxed)),
+        )?;
+        counters(
+            &mut enc,
+            "chat_events_delivered",
+            "Hub events written to clients (one per recipient connection).",
+            None,
+            each(&|m| m.events_delivered.load(Relaxed)),
+        )?;
+        counters(
+            &mut enc,
+            "chat_slow_consumer_closes",
+            "Connections closed because their outbound queue was full.",
+            None,
+            each(&|m| m.closed_count(CloseKind::SlowConsumer)),
+        )?;
+        histograms(
+            &mut enc,
+            "chat_delivery_latency",
+            "From an event's publication on this node to the write that carried it (each event at its batch's oldest age).",
+            meters
+                .iter()
+                .map(|m| (dialect(m.name), m.delivery_latency.snapshot())),
+        )?;
+        histograms(
+            &mut enc,
+            "chat_commit_latency",
+            "The store's write of one message, from call to commit.",
+            [(Labels::new(), service.meter().commit_latency.snapshot())],
+        )?;
+        let (queued, deepest) = service.hub().queue_depths();
+        gauges(
+            &mut enc,
+            "chat_outbound_queued_events",
+            "Events waiting in connection queues, in all.",
+            [(Labels::new(), to_i64(queued))],
+        )?;
+        gauges(
+            &mut enc,
+            "chat_outbound_queue_deepest",
+            "Events waiting in the deepest connection queue (closed as a slow consumer at --outbound-queue).",
+            [(Labels::new(), to_i64(deepest))],
+        )?;
+        let pools = service.store().pools();
+        let mut conns = Vec::new();
+        for p in &pools {
+            let in_use = p.open.saturating_sub(p.idle);
+            conns.push((
+                vec![("pool", p.name.to_string()), ("state", "in_use".into())],
+                i64::from(in_use),
+            ));
+            conns.push((
+                vec![("pool", p.name.to_string()), ("state", "idle".into())],
+                i64::from(p.idle),
+            ));
+        }
+        gauges(
+            &mut enc,
+            "chat_db_pool_connections",
+            "Database connections by pool and state (in_use, idle).",
+            conns,
+        )?;
+        counters(
+            &mut enc,
+            "chat_db_pool_waits",
+            "Checkouts that waited for a free database connection.",
+            None,
+            pools
+                .iter()
+                .map(|p| (vec![("pool", p.name.to_string())], p.waits)),
+        )?;
+        counters(
+            &mut enc,
+            "chat_db_pool_timeouts",
+            "Checkouts that gave up waiting for a database connection.",
+            None,
+            pools
+                .iter()
+                .map(|p| (vec![("pool", p.name.to_string())], p.timeouts)),
+        )?;
+        if let Some(cluster) = &app.cluster {
+            let b = cluster.meter();
+            gauges(
+                &mut enc,
+                "chat_broker_connected",
+                "1 while the broker subscription is up and the last outbox read succeeded.",
+                [(Labels::new(), i64::from(cluster.is_healthy()))],
+            )?;
+            counters(
+                &mut enc,
+                "chat_broker_errors",
+                "Broker failures this node retried, by operation.",
+                None,
+                chat_cluster::meter::BrokerOp::ALL
+                    .iter()
+                    .map(|op| (vec![("op", op.label().to_string())], b.errors(*op))),
+            )?;
+            counters(
+                &mut enc,
+                "chat_broker_events_read",
+                "Cluster events delivered on this node.",
+                None,
+                [(Labels::new(), b.events_read.load(Relaxed))],
+            )?;
+            gauges(
+                &mut enc,
+                "chat_broker_pending_writes",
+                "Events queued for the outbox writer.",
+                [(Labels::new(), to_i64(cluster.pending_writes()))],
+            )?;
+            histograms(
+                &mut enc,
+                "chat_broker_lag",
+                "This node's own events, from commit to their delivery back through the broker.",
+                [(Labels::new(), b.lag.snapshot())],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer to `GET /metrics`.
+pub fn response(app: &Arc<App>) -> http::Response<crate::http_util::Body> {
+    http::Response::builder()
+        .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+        .body(crate::http_util::full(render(app)))
+        .unwrap_or_else(|_| http::Response::new(crate::http_util::empty()))
+}
+
+/// Serve `/metrics` (and `/livez`) alone on `listener` (`--metrics-listen`), until
+/// `shutdown`: a scraper on a private address, the API not exposed there.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(error = %e, "metrics listener: accept failed");
+                    continue;
+                }
+            },
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let app = app.clone();
+                    async move {
+                        let resp = match req.uri().path() {
+                            "/metrics" => response(&app),
+                            "/livez" => crate::http_util::json(
+                                http::StatusCode::OK,
+                                &serde_json::json!({"status": "alive"}),
+                            ),
+                            _ => crate::http_util::error(
+                                http::StatusCode::NOT_FOUND,
+                                "not_found",
+                                "this listener serves /metrics only",
+                            ),
+                        };
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,275 @@
+//! `/metrics` counts exactly: N messages sent → the committed, command and delivery
+//! counters rise by N; the open-connections gauge follows connections up and down;
+//! refusals and slow-consumer closes are counted by reason; `--metrics-listen`
+//! moves the endpoint off the main listener.
+
+use chat_core::{Event, Published, RoomKind, UserId};
+use chat_testkit::{dual_backend_test, http_request, Options, TestGateway, WsClient};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PROJECT: i64 = 700;
+
+/// Every sample of a scrape, `name{labels}` → value, the labels sorted by name and
+/// the `node` label (a cluster's, PostgreSQL) left out.
+fn parse(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let (name, labels) = key.split_once('{')?;
+            let mut labels: Vec<&str> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty() && !l.starts_with("node="))
+                .collect();
+            labels.sort_unstable();
+            let key = format!("{name}{{{}}}", labels.join(","));
+            Some((key, value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(gw: &TestGateway) -> HashMap<String, f64> {
+    let r = gw.http("GET", "/metrics", None, None).await;
+    assert_eq!(r.status, 200);
+    let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok());
+    assert_eq!(ct, Some(chat_gateway::metrics::CONTENT_TYPE));
+    let text = r.text();
+    assert!(
+        text.ends_with("# EOF\n"),
+        "an OpenMetrics exposition ends with # EOF"
+    );
+    parse(&text)
+}
+
+fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
+    m.get(key).copied().unwrap_or(0.0)
+}
+
+/// Scrape until `key` reads `want` (a connection's end is counted by its task).
+async fn wait_for(gw: &TestGateway, key: &str, want: f64) -> HashMap<String, f64> {
+    for _ in 0..200 {
+        let m = scrape(gw).await;
+        if get(&m, key) == want {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{key} never reached {want}");
+}
+
+async fn counts_are_exact(gw: TestGateway) {
+    gw.create_user(1, "ma").await;
+    gw.create_user(2, "tc").await;
+    let room = gw
+        .create_room(
+            RoomKind::Project {
+                project_id: PROJECT,
+            },
+            &[1, 2],
+            false,
+        )
+        .await
+        .0;
+    let mut tc = WsClient::connect_with_headers(
+        &gw.ws_url("/ws/chats/"),
+        &[("authorization", &format!("Bearer {}", gw.token(2, "tc")))],
+    )
+    .await
+    .expect("type-content upgrade");
+    gw.wait_connections(2, 1).await;
+    let mut ma = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
+    ma.send_json(&json!({"method": "auth", "access_token": gw.token(1, "ma")}))
+        .await;
+    assert_eq!(ma.recv_json().await["type"], "authenticated");
+    gw.wait_connections(1, 1).await;
+    // The type-content client hears that user 1 came online.
+    let online = tc.recv_json().await;
+    assert_eq!(online["type"], "set_online", "{online}");
+
+    let before = scrape(&gw).await;
+    assert_eq!(
+        get(&before, r#"chat_connections_open{dialect="method-args"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(&before, r#"chat_connections_open{dialect="type-content"}"#),
+        1.0
+    );
+
+    const N: usize = 7;
+    for i in 0..N {
+        ma.send_json(
+            &json!({"method": "send_message", "args": {"chat": room, "text": format!("m{i}")}}),
+        )
+        .await;
+        ma.recv_where("type", "message_created").await;
+        let got = tc.recv_json().await;
+        assert_eq!(got["type"], "new_message", "{got}");
+    }
+    // A refused command is counted under its error code.
+    ma.send_json(&json!({"method": "send_message", "args": {"chat": 999_999, "text": "x"}}))
+        .await;
+    ma.recv_where("type", "error").await;
+
+    let after = scrape(&gw).await;
+    let rose = |key: &str| get(&after, key) - get(&before, key);
+    let n = N as f64;
+    assert_eq!(
+        rose(r#"chat_messages_committed_total{dialect="method-args"}"#),
+        n
+    );
+    assert_eq!(
+        rose(r#"chat_commands_total{command="send_message",dialect="method-args",result="ok"}"#),
+        n
+    );
+    assert_eq!(
+        rose(
+            r#"chat_commands_total{command="send_message",dialect="method-args",result="not_found"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        rose(r#"chat_events_delivered_total{dialect="type-content"}"#),
+        n
+    );
+    assert_eq!(rose(r#"chat_frames_out_total{dialect="type-content"}"#), n);
+    // The sender's answers are replies (its own hub echo is dropped, not delivered).
+    assert_eq!(
+        rose(r#"chat_frames_in_total{dialect="method-args"}"#),
+        n + 1.0
+    );
+    assert_eq!(
+        rose(r#"chat_frames_out_total{dialect="method-args"}"#),
+        n + 1.0
+    );
+    assert_eq!(
+        rose(r#"chat_events_delivered_total{dialect="method-args"}"#),
+        0.0
+    );
+    assert!(rose(r#"chat_sent_bytes_total{dialect="type-content"}"#) > 0.0);
+    assert_eq!(rose("chat_commit_latency_seconds_count{}"), n);
+    assert_eq!(
+        rose(r#"chat_delivery_latency_seconds_count{dialect="type-content"}"#),
+        n
+    );
+    assert_eq!(
+        get(
+            &after,
+            r#"chat_delivery_latency_seconds_bucket{dialect="type-content",le="+Inf"}"#
+        ),
+        get(
+            &after,
+            r#"chat_delivery_latency_seconds_count{dialect="type-content"}"#
+        )
+    );
+
+    ma.close().await;
+    tc.close().await;
+    let end = wait_for(&gw, r#"chat_connections_open{dialect="method-args"}"#, 0.0).await;
+    let end = match get(&end, r#"chat_connections_open{dialect="type-content"}"#) {
+        0.0 => end,
+        _ => wait_for(&gw, r#"chat_connections_open{dialect="type-content"}"#, 0.0).await,
+    };
+    for d in ["method-args", "type-content"] {
+        assert_eq!(
+            get(
+                &end,
+                &format!(r#"chat_connections_accepted_total{{dialect="{d}"}}"#)
+            ),
+            1.0
+        );
+        assert_eq!(
+            get(
+                &end,
+                &format!(r#"chat_connections_closed_total{{dialect="{d}",reason="client"}}"#)
+            ),
+            1.0
+        );
+    }
+}
+dual_backend_test!(counts_are_exact);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_slow_consumers_are_counted_by_reason() {
+    let mut opts = Options::default();
+    opts.limits.outbound_queue = 2;
+    let gw = TestGateway::start(opts).await.expect("SQLite");
+    let user = gw.create_user(2, "tc").await;
+    // No token: type-content refuses the upgrade.
+    assert!(
+        WsClient::connect_with_headers(&gw.ws_url("/ws/chats/"), &[])
+            .await
+            .is_err()
+    );
+    let m = scrape(&gw).await;
+    assert_eq!(
+        get(
+            &m,
+            r#"chat_connections_refused_total{dialect="type-content",reason="auth"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            &m,
+            r#"chat_connections_accepted_total{dialect="type-content"}"#
+        ),
+        0.0
+    );
+
+    let mut tc = WsClient::connect_with_headers(
+        &gw.ws_url("/ws/chats/"),
+        &[("authorization", &format!("Bearer {}", gw.token(2, "tc")))],
+    )
+    .await
+    .expect("type-content upgrade");
+    gw.wait_connections(2, 1).await;
+    // Far more events at once than its queue of 2 holds: closed as a slow consumer.
+    let hub = gw.service().hub().clone();
+    for _ in 0..10_000 {
+        let ev = Event::Presence {
+            user: user.clone(),
+            online: true,
+        };
+        hub.publish(&[UserId(2)], Arc::new(Published::new(ev, None)));
+    }
+    let (code, _) = tc.recv_close().await.expect("a close frame");
+    assert_eq!(code, 1008);
+    let m = wait_for(&gw, r#"chat_connections_open{dialect="type-content"}"#, 0.0).await;
+    assert_eq!(
+        get(
+            &m,
+            r#"chat_connections_closed_total{dialect="type-content",reason="slow_consumer"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            &m,
+            r#"chat_slow_consumer_closes_total{dialect="type-content"}"#
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_listen_moves_the_endpoint() {
+    let gw = TestGateway::start(Options {
+        tweak: |c| c.metrics_listen = Some("127.0.0.1:0".parse().expect("address")),
+        ..Options::default()
+    })
+    .await
+    .expect("SQLite");
+    let main = gw.http("GET", "/metrics", None, None).await;
+    assert_eq!(main.status, 404, "not on the main listener any more");
+    let addr = gw.metrics_addr().expect("a metrics listener");
+    let r = http_request("GET", &format!("http://{addr}/metrics"), &[], Vec::new()).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("chat_build_info"));
+    let api = http_request("GET", &format!("http://{addr}/api/users"), &[], Vec::new()).await;
+    assert_eq!(api.status, 404, "the API is not served there");
+}
