@@ -26,6 +26,20 @@ else
   echo "!!!! npm not found: the socket.io-client tests will be SKIPPED (they fail under CI=true)"
 fi
 
+echo "== Chromium and playwright-core for the console's browser test (tests/browser)"
+# crates/gateway/tests/console.rs drives /console in Debian's Chromium. Without it the
+# test prints SKIPPED (under CI=true it fails).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "!!!! chromium not found: the console browser test will be SKIPPED (it fails under CI=true)"
+  fi
+fi
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
+
 echo "== redis-server for the cluster tests with the Redis broker"
 # The cluster tests start redis-servers of their own on free ports (one is restarted
 # mid-test). Without the binary they print SKIPPED (under CI=true they fail).

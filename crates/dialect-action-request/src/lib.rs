@@ -28,7 +28,7 @@ pub mod session;
 pub mod wire;
 
 use chat_core::{Handshake, Refusal, RenderSlot, Session, TokenError, WsDialect};
-use dialect_kit::Descriptor;
+use dialect_kit::{Descriptor, Sample, Transport, TryIt};
 pub use session::ActionSession;
 use std::sync::{Arc, LazyLock};
 
@@ -49,14 +49,35 @@ pub const DESCRIPTORS: &[Descriptor] = &[
         &[USER_PATH],
         || Arc::new(ActionRequest::user()),
         fuzz::TARGETS,
-    ),
+    )
+    .with_try_it(TRY_IT),
     Descriptor::ws(
         ADMIN_NAME,
         &[ADMIN_PATH],
         || Arc::new(ActionRequest::admin()),
         &[],
-    ),
+    )
+    .with_try_it(TRY_IT),
 ];
+
+/// The console's frames for both endpoints.
+const TRY_IT: TryIt = TryIt {
+    transport: Transport::WebSocket,
+    samples: &[
+        Sample {
+            label: "list rooms",
+            frame: r#"{"action": "list", "request_id": 1}"#,
+        },
+        Sample {
+            label: "join a room",
+            frame: r#"{"action": "join_room", "room_pk": {{room}}, "request_id": 2}"#,
+        },
+        Sample {
+            label: "send a message (after joining)",
+            frame: r#"{"action": "create_message", "msg_text": "hello from the console", "request_id": 3}"#,
+        },
+    ],
+};
 
 /// The dialect's place in every event's render cache (both endpoints render alike).
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

@@ -21,6 +21,8 @@ pub struct Descriptor {
     pub trusted_mode: Option<TrustedMode>,
     /// Its decoders, for the fuzzer: every path raw client bytes take into the dialect.
     pub fuzz: &'static [FuzzTarget],
+    /// How the console's "try it" pane talks to it (none: not offered there).
+    pub try_it: Option<TryIt>,
 }
 
 impl Descriptor {
@@ -37,6 +39,7 @@ impl Descriptor {
             serve: Serve::Ws(make),
             trusted_mode: None,
             fuzz,
+            try_it: None,
         }
     }
 
@@ -53,7 +56,14 @@ impl Descriptor {
             serve: Serve::Http(serve),
             trusted_mode: None,
             fuzz,
+            try_it: None,
         }
+    }
+
+    /// The same dialect offered in the console's "try it" pane.
+    pub const fn with_try_it(mut self, try_it: TryIt) -> Self {
+        self.try_it = Some(try_it);
+        self
     }
 
     /// The same dialect with a trusted mode.
@@ -97,4 +107,45 @@ pub struct TrustedMode {
     pub flag: &'static str,
     /// The flag's help text.
     pub help: &'static str,
+}
+
+/// What a browser needs to talk to a dialect from the console: the transport, and
+/// frames to start from (the admin edits them before sending).
+///
+/// In a sample, `{{token}}` stands for the token typed in the console and `{{room}}`
+/// for the room id typed there. The console sends the token where every dialect
+/// finds it at the handshake — the `token` query parameter of a WebSocket upgrade,
+/// the `auth` payload of a Socket.IO connect — so a sample only carries it where the
+/// dialect's own frames do.
+#[derive(Clone, Copy, Debug)]
+pub struct TryIt {
+    pub transport: Transport,
+    pub samples: &'static [Sample],
+}
+
+/// How a browser connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A plain WebSocket; a sample is one text frame.
+    WebSocket,
+    /// Socket.IO (the npm `socket.io-client`) on `namespace`; a sample is a JSON
+    /// array, the event name then its argument, emitted with an ack.
+    SocketIo { namespace: &'static str },
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::SocketIo { .. } => "socket.io",
+        }
+    }
+}
+
+/// A frame to start from.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// What it does, in a few words.
+    pub label: &'static str,
+    pub frame: &'static str,
 }

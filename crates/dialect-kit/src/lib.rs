@@ -18,7 +18,7 @@ pub mod json;
 pub mod time;
 pub mod token;
 
-pub use descriptor::{Descriptor, MountParams, Serve, TrustedMode};
+pub use descriptor::{Descriptor, MountParams, Sample, Serve, Transport, TrustedMode, TryIt};
 pub use fuzz::FuzzTarget;
 pub use http::{Body, BoxError, BoxFuture, HttpMount};
 pub use id::{parse_decimal, LenientId};

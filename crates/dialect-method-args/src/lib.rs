@@ -29,7 +29,7 @@ pub mod wire;
 pub use session::{MethodArgs, MethodArgsSession, NAME};
 
 use chat_core::RenderSlot;
-use dialect_kit::Descriptor;
+use dialect_kit::{Descriptor, Sample, Transport, TryIt};
 use std::sync::{Arc, LazyLock};
 
 /// Where the dialect is mounted unless configured otherwise.
@@ -41,7 +41,24 @@ pub const DESCRIPTORS: &[Descriptor] = &[Descriptor::ws(
     &[DEFAULT_PATH],
     || Arc::new(MethodArgs),
     fuzz::TARGETS,
-)];
+)
+.with_try_it(TryIt {
+    transport: Transport::WebSocket,
+    samples: &[
+        Sample {
+            label: "sign in",
+            frame: r#"{"method": "auth", "access_token": "{{token}}"}"#,
+        },
+        Sample {
+            label: "send a message",
+            frame: r#"{"method": "send_message", "args": {"chat": {{room}}, "text": "hello from the console"}, "event_response_key": 1}"#,
+        },
+        Sample {
+            label: "create a chat",
+            frame: r#"{"method": "create_chat", "args": {"users": [1], "title": "from the console"}, "event_response_key": 2}"#,
+        },
+    ],
+})];
 
 /// This dialect's place in every event's render cache.
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

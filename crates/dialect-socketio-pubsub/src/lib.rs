@@ -24,7 +24,7 @@ pub mod wire;
 pub use session::{PubsubDialect, NAME};
 
 use chat_core::{ChatService, RenderSlot};
-use dialect_kit::{Descriptor, HttpMount, MountParams};
+use dialect_kit::{Descriptor, HttpMount, MountParams, Sample, Transport, TryIt};
 use std::sync::{Arc, LazyLock};
 
 /// The namespace of this dialect.
@@ -35,12 +35,24 @@ pub const NAMESPACE: &str = "/chat";
 pub const DEFAULT_PATH: &str = "/ws/";
 
 /// The dialect as the gateway mounts it.
-pub const DESCRIPTORS: &[Descriptor] = &[Descriptor::http(
-    NAME,
-    &[DEFAULT_PATH],
-    serve,
-    fuzz::TARGETS,
-)];
+pub const DESCRIPTORS: &[Descriptor] =
+    &[
+        Descriptor::http(NAME, &[DEFAULT_PATH], serve, fuzz::TARGETS).with_try_it(TryIt {
+            transport: Transport::SocketIo {
+                namespace: NAMESPACE,
+            },
+            samples: &[
+                Sample {
+                    label: "list users",
+                    frame: r#"["fetch-users", {}]"#,
+                },
+                Sample {
+                    label: "send a direct message",
+                    frame: r#"["send-message", {"user": "<a username>", "message": "hello from the console"}]"#,
+                },
+            ],
+        }),
+    ];
 
 /// This dialect's place in every event's render cache.
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

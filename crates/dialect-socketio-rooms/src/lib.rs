@@ -22,7 +22,7 @@ pub mod wire;
 pub use session::{RoomsDialect, NAME};
 
 use chat_core::{ChatService, RenderSlot};
-use dialect_kit::{Descriptor, HttpMount, MountParams, TrustedMode};
+use dialect_kit::{Descriptor, HttpMount, MountParams, Sample, Transport, TrustedMode, TryIt};
 use std::sync::{Arc, LazyLock};
 
 /// The namespace of this dialect.
@@ -41,6 +41,21 @@ pub const DESCRIPTORS: &[Descriptor] =
                 "Serve socketio-rooms without tokens, trusting the ids in request bodies (only for \
                a deployment behind a trusted network; any request with an Origin header is \
                refused while it is on)",
+        })
+        .with_try_it(TryIt {
+            transport: Transport::SocketIo {
+                namespace: NAMESPACE,
+            },
+            samples: &[
+                Sample {
+                    label: "list chats",
+                    frame: r#"["list-chats", {}]"#,
+                },
+                Sample {
+                    label: "send a message",
+                    frame: r#"["new-message", {"chat": {"id": "{{room}}"}, "message": {"value": "hello from the console", "type": "text"}}]"#,
+                },
+            ],
         }),
     ];
 

@@ -33,7 +33,7 @@ pub mod wire;
 mod tests;
 
 use chat_core::{Handshake, Refusal, RenderSlot, Session, WsDialect};
-use dialect_kit::Descriptor;
+use dialect_kit::{Descriptor, Sample, Transport, TryIt};
 use std::sync::{Arc, LazyLock};
 
 /// The dialect's CLI name, also used as the origin of its commands.
@@ -48,7 +48,20 @@ pub const DESCRIPTORS: &[Descriptor] = &[Descriptor::ws(
     &[DEFAULT_PATH],
     || Arc::new(TypeContent),
     fuzz::TARGETS,
-)];
+)
+.with_try_it(TryIt {
+    transport: Transport::WebSocket,
+    samples: &[
+        Sample {
+            label: "send to a project chat",
+            frame: r#"{"type": "new_message", "content": {"chat_type": "project", "chat_id": 1, "message": "hello from the console", "reply_to": null}}"#,
+        },
+        Sample {
+            label: "typing",
+            frame: r#"{"type": "user_typing", "content": {"chat_type": "project", "chat_id": 1}}"#,
+        },
+    ],
+})];
 
 /// This dialect's place in every event's render cache.
 static SLOT: LazyLock<RenderSlot> = LazyLock::new(RenderSlot::claim);

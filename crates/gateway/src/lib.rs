@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod cli;
+pub mod console;
 pub mod http_util;
 pub mod jwt;
 pub mod metrics;
@@ -219,6 +220,11 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, GatewayError> {
     let plan = mounts::plan(&config)?;
+    let console_dialects = console::dialects(&config.registry, &plan);
+    let mounted: Vec<&'static str> = plan
+        .iter()
+        .flat_map(|(_, routes)| routes.iter().map(|r| r.dialect))
+        .collect();
     let redis = broker_choice(&config)?;
     let mut bound = Vec::new();
     for (addr, routes) in plan {
@@ -264,6 +270,10 @@ pub async fn start(
     );
     // On PostgreSQL every node is a node of the cluster of that database, one alone
     // included: its events go through the outbox (see chat-cluster).
+    // Every mounted dialect is in the metrics from the start, at zero.
+    for name in mounted {
+        service.meter().dialect(name);
+    }
     let cluster = match chat_store::Outbox::open(&config.database_url).await? {
         Some(outbox) => {
             let mut cluster_config = chat_cluster::ClusterConfig::named(format!(
@@ -298,6 +308,7 @@ pub async fn start(
             config.limits.max_connections_per_ip,
         ),
         metrics_on_main: config.metrics_listen.is_none(),
+        console_dialects,
     });
     let mut tasks = Vec::new();
     let mut metrics_addr = None;

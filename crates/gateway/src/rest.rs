@@ -145,7 +145,7 @@ impl ApiUser {
     }
 }
 
-fn api_room(app: &App, r: &RoomView) -> ApiRoom {
+pub(crate) fn api_room(app: &App, r: &RoomView) -> ApiRoom {
     ApiRoom {
         id: r.room.id.0,
         kind: r.room.kind.name(),

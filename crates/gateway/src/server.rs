@@ -227,6 +227,9 @@ async fn route(
             ),
         },
         "/metrics" if app.metrics_on_main => crate::metrics::response(&app),
+        p if p == "/console" || p.starts_with("/console/") => {
+            crate::console::handle(req, &app, p).await
+        }
         p if p.starts_with("/files/") => crate::rest::serve_file(req, &app).await,
         p if p == "/api" || p.starts_with("/api/") => crate::rest::handle(req, &app).await,
         _ => http_util::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

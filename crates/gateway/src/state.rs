@@ -86,6 +86,8 @@ pub struct App {
     /// `/metrics` is served on the main listener (not when `--metrics-listen`
     /// gives it a listener of its own).
     pub metrics_on_main: bool,
+    /// What the console's "try it" pane may open.
+    pub console_dialects: Vec<crate::console::ConsoleDialect>,
 }
 
 impl App {
