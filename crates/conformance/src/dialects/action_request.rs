@@ -9,6 +9,7 @@
 
 use super::{bearer_peers, ensure, int, marker, refused_with_403, users_or_record};
 use crate::case;
+use crate::peer::Expect;
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{Config, Report};

@@ -7,7 +7,7 @@
 
 use super::{ensure, int, marker, users_or_record};
 use crate::case;
-use crate::peer::WsPeer;
+use crate::peer::{Expect, WsPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{header_refs, Config, Report};

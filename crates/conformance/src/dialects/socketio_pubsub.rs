@@ -10,7 +10,7 @@
 
 use super::{ensure, int, marker, users_or_record};
 use crate::case;
-use crate::peer::SioPeer;
+use crate::peer::{Expect, SioPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{header_refs, Config, Report};

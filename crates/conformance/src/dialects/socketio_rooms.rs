@@ -6,7 +6,7 @@
 
 use super::{ensure, marker, users_or_record};
 use crate::case;
-use crate::peer::SioPeer;
+use crate::peer::{Expect, SioPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{Config, Report};

@@ -10,7 +10,7 @@
 use super::{no_room, reply, request, ADMIN_PATH};
 use crate::case;
 use crate::dialects::{int, marker, refused_with_403};
-use crate::peer::WsPeer;
+use crate::peer::{Expect, WsPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{header_refs, Config, Report, User};
