@@ -7,14 +7,15 @@
 //! user); whether the admin may write there depends on the room's `has_business`,
 //! which the run reads from the `join_room` reply and expects accordingly.
 
-use super::{bearer_peers, ensure, int, marker, refused_with_403, users_or_record};
+use super::{bearer_peers, ensure, handshake_refused, int, lists, marker, users_or_record};
 use crate::case;
-use crate::peer::Expect;
-use crate::report::{need, CaseError};
+use crate::peer::{Expect, Outgoing, WsPeer};
+use crate::report::{need, CaseError, CaseResult};
 use crate::spec::Spec;
 use crate::{Config, Report};
 use chat_client::dialects::action_request::{request, ADMIN_PATH};
 use serde_json::{json, Value};
+use Outgoing::{Checked, Unchecked};
 
 mod admin;
 
@@ -29,41 +30,71 @@ fn reply(code: i64, request_id: Value) -> impl Fn(&Value) -> bool {
     }
 }
 
+/// Send `action` as request `id` with `data`, checked against the spec, and return
+/// the `<action>_ok` reply with `code` (`what` describes a wrong one).
+async fn answered(
+    p: &mut WsPeer<'_>,
+    what: &str,
+    code: i64,
+    action: &str,
+    id: Value,
+    data: Value,
+) -> Result<Value, CaseError> {
+    p.send_as(action, &request(action, id.clone(), data))
+        .await?;
+    p.expect_where(&format!("{action}_ok"), what, reply(code, id))
+        .await
+}
+
+/// Send `action` as request `id` with `data` (`how`: checked against the spec, or
+/// malformed and sent as it is) and expect the `error` reply with `code`, its
+/// `errors` naming each of `fields`.
+async fn refused(
+    p: &mut WsPeer<'_>,
+    how: Outgoing,
+    code: i64,
+    fields: &[&str],
+    action: &str,
+    id: Value,
+    data: Value,
+) -> CaseResult {
+    p.send_outgoing(how, action, &request(action, id.clone(), data))
+        .await?;
+    let what = match fields {
+        [] => format!("it is not a {code}"),
+        _ => format!("it is not a {code} naming {}", fields.join(" and ")),
+    };
+    let named = |v: &Value| {
+        fields
+            .iter()
+            .all(|f| v.pointer(&format!("/errors/0/{f}")).is_some())
+    };
+    p.expect_where("error", &what, |v| reply(code, id.clone())(v) && named(v))
+        .await?;
+    Ok(())
+}
+
 /// The skip of a case that needs `--room`.
 fn no_room() -> CaseError {
     CaseError::Skip("pass --room PK (a room of A and B, without C)".into())
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let Some(users) = users_or_record(cfg, 3, report) else {
+    let Some([ua, ub, uc]) = users_or_record(cfg, report) else {
         return;
     };
-    let (ua, ub, uc) = (&users[0], &users[1], &users[2]);
-
-    case!(
-        report,
-        [],
-        "(handshake)",
-        "an upgrade without a token is refused with HTTP 403",
-        { refused_with_403(cfg, &cfg.url, None).await }
-    );
-
-    let Some(mut peers) = bearer_peers(
-        cfg,
-        spec,
-        &[ua, ub, uc],
-        &[],
-        "open the user endpoint with Authorization: Bearer",
-        report,
-    )
-    .await
+    let no_token = "an upgrade without a token is refused with HTTP 403";
+    handshake_refused(cfg, report, None, no_token).await;
+    let what = "open the user endpoint with Authorization: Bearer";
+    let Some([mut a, mut b, mut c]) =
+        bearer_peers(cfg, spec, [&ua, &ub, &uc], &[], what, report).await
     else {
         return;
     };
-    let mut c = peers.pop().expect("three peers");
-    let mut b = peers.pop().expect("three peers");
-    let mut a = peers.pop().expect("three peers");
     let room = cfg.room;
+    // What earlier cases hand to later ones.
+    let mut has_business: Option<bool> = None;
+    let mut msg: Option<i64> = None;
 
     case!(
         report,
@@ -71,19 +102,10 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "list",
         "200 with the user's rooms, --room among them",
         {
-            a.send_as("list", &request("list", json!(1), json!({})))
-                .await?;
-            let v = a
-                .expect_where(
-                    "list_ok",
-                    "it is not the 200 reply to request 1",
-                    reply(200, json!(1)),
-                )
-                .await?;
+            let to_1 = "it is not the 200 reply to request 1";
+            let v = answered(&mut a, to_1, 200, "list", json!(1), json!({})).await?;
             if let Some(r) = room {
-                let listed = v["data"]
-                    .as_array()
-                    .is_some_and(|rs| rs.iter().any(|x| x.get("pk") == Some(&json!(r))));
+                let listed = lists(&v, "data", "pk", &json!(r));
                 ensure(listed, || format!("room {r} is not listed: {v}"))?;
             }
             Ok(())
@@ -95,18 +117,17 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "create_message",
         "without a joined room: 400",
         {
-            a.send_as(
+            let data = json!({"msg_text": "x"});
+            refused(
+                &mut a,
+                Checked,
+                400,
+                &[],
                 "create_message",
-                &request(
-                    "create_message",
-                    json!("r-nojoin"),
-                    json!({"msg_text": "x"}),
-                ),
+                json!("r-nojoin"),
+                data,
             )
-            .await?;
-            a.expect_where("error", "it is not a 400", reply(400, json!("r-nojoin")))
-                .await?;
-            Ok(())
+            .await
         }
     );
     case!(
@@ -115,24 +136,21 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "current_room_info",
         "without a joined room: 400",
         {
-            a.send_as(
+            refused(
+                &mut a,
+                Checked,
+                400,
+                &[],
                 "current_room_info",
-                &request("current_room_info", json!(2), json!({})),
+                json!(2),
+                json!({}),
             )
-            .await?;
-            a.expect_where("error", "it is not a 400", reply(400, json!(2)))
-                .await?;
-            Ok(())
+            .await
         }
     );
     case!(report, [a], "leave_room", "without a joined room: 400", {
-        a.send_as("leave_room", &request("leave_room", json!(3), json!({})))
-            .await?;
-        a.expect_where("error", "it is not a 400", reply(400, json!(3)))
-            .await?;
-        Ok(())
+        refused(&mut a, Checked, 400, &[], "leave_room", json!(3), json!({})).await
     });
-    let mut has_business: Option<bool> = None;
     case!(
         report,
         [a, b, c],
@@ -141,18 +159,9 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             let r = room.ok_or_else(no_room)?;
             for p in [&mut a, &mut b] {
-                p.send_as(
-                    "join_room",
-                    &request("join_room", json!(10), json!({"room_pk": r})),
-                )
-                .await?;
-                let v = p
-                    .expect_where(
-                        "join_room_ok",
-                        "it is not the 200 reply to request 10",
-                        reply(200, json!(10)),
-                    )
-                    .await?;
+                let to_10 = "it is not the 200 reply to request 10";
+                let data = json!({"room_pk": r});
+                let v = answered(p, to_10, 200, "join_room", json!(10), data).await?;
                 ensure(v.pointer("/data/pk") == Some(&json!(r)), || {
                     format!("another room: {v}")
                 })?;
@@ -168,14 +177,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a room the user is not a member of: 404",
         {
             let r = room.ok_or_else(no_room)?;
-            c.send_as(
-                "join_room",
-                &request("join_room", json!(11), json!({"room_pk": r})),
-            )
-            .await?;
-            c.expect_where("error", "it is not a 404", reply(404, json!(11)))
-                .await?;
-            Ok(())
+            let data = json!({"room_pk": r});
+            refused(&mut c, Checked, 404, &[], "join_room", json!(11), data).await
         }
     );
     case!(
@@ -193,7 +196,6 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             Ok(())
         }
     );
-    let mut msg: Option<i64> = None;
     case!(
         report,
         [a, b, c],
@@ -202,18 +204,9 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             need(&has_business, "join_room")?;
             let text = marker("action-request");
-            a.send_as(
-                "create_message",
-                &request("create_message", json!(1001), json!({"msg_text": text})),
-            )
-            .await?;
-            let v = a
-                .expect_where(
-                    "create_message_ok",
-                    "it is not the 201 reply to request 1001",
-                    reply(201, json!(1001)),
-                )
-                .await?;
+            let to_1001 = "it is not the 201 reply to request 1001";
+            let data = json!({"msg_text": text});
+            let v = answered(&mut a, to_1001, 201, "create_message", json!(1001), data).await?;
             ensure(
                 v.pointer("/data/text") == Some(&json!(text))
                     && v.pointer("/data/user/id") == Some(&json!(ua.id)),
@@ -237,17 +230,17 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "blank text: 400 field error",
         {
             need(&has_business, "join_room")?;
-            a.send(&request(
+            let blank = json!({"msg_text": "   "});
+            refused(
+                &mut a,
+                Unchecked,
+                400,
+                &["msg_text"],
                 "create_message",
                 json!(1002),
-                json!({"msg_text": "   "}),
-            ))
-            .await?;
-            a.expect_where("error", "it is not a 400 naming msg_text", |v| {
-                reply(400, json!(1002))(v) && v.pointer("/errors/0/msg_text").is_some()
-            })
-            .await?;
-            Ok(())
+                blank,
+            )
+            .await
         }
     );
     case!(
@@ -257,22 +250,9 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "the author edits: 200 to the sender, pushed to the others joined",
         {
             let m = need(&msg, "create_message")?;
-            a.send_as(
-                "edit_message",
-                &request(
-                    "edit_message",
-                    json!("e1"),
-                    json!({"msg_id": m, "edited_msg_text": "edited"}),
-                ),
-            )
-            .await?;
-            let v = a
-                .expect_where(
-                    "edit_message_ok",
-                    "it is not the 200 reply to request e1",
-                    reply(200, json!("e1")),
-                )
-                .await?;
+            let to_e1 = "it is not the 200 reply to request e1";
+            let edit = json!({"msg_id": m, "edited_msg_text": "edited"});
+            let v = answered(&mut a, to_e1, 200, "edit_message", json!("e1"), edit).await?;
             ensure(
                 v.pointer("/data/message_id") == Some(&json!(m))
                     && v.pointer("/data/message_text") == Some(&json!("edited")),
@@ -294,18 +274,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "another user's message: 403",
         {
             let m = need(&msg, "create_message")?;
-            b.send_as(
-                "edit_message",
-                &request(
-                    "edit_message",
-                    json!("e2"),
-                    json!({"msg_id": m, "edited_msg_text": "mine now"}),
-                ),
-            )
-            .await?;
-            b.expect_where("error", "it is not a 403", reply(403, json!("e2")))
-                .await?;
-            Ok(())
+            let edit = json!({"msg_id": m, "edited_msg_text": "mine now"});
+            refused(&mut b, Checked, 403, &[], "edit_message", json!("e2"), edit).await
         }
     );
     case!(
@@ -315,18 +285,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a message that does not exist: 404",
         {
             need(&has_business, "join_room")?;
-            a.send_as(
-                "edit_message",
-                &request(
-                    "edit_message",
-                    json!("e3"),
-                    json!({"msg_id": i64::MAX - 3, "edited_msg_text": "x"}),
-                ),
-            )
-            .await?;
-            a.expect_where("error", "it is not a 404", reply(404, json!("e3")))
-                .await?;
-            Ok(())
+            let edit = json!({"msg_id": i64::MAX - 3, "edited_msg_text": "x"});
+            refused(&mut a, Checked, 404, &[], "edit_message", json!("e3"), edit).await
         }
     );
     case!(
@@ -336,19 +296,17 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "fields missing: 400 naming each",
         {
             need(&has_business, "join_room")?;
-            a.send(&request("edit_message", json!("e4"), json!({})))
-                .await?;
-            a.expect_where(
-                "error",
-                "it is not a 400 naming msg_id and edited_msg_text",
-                |v| {
-                    reply(400, json!("e4"))(v)
-                        && v.pointer("/errors/0/msg_id").is_some()
-                        && v.pointer("/errors/0/edited_msg_text").is_some()
-                },
+            let both = ["msg_id", "edited_msg_text"];
+            refused(
+                &mut a,
+                Unchecked,
+                400,
+                &both,
+                "edit_message",
+                json!("e4"),
+                json!({}),
             )
-            .await?;
-            Ok(())
+            .await
         }
     );
     case!(
@@ -358,29 +316,32 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "another user's message: 403, nothing deleted",
         {
             let m = need(&msg, "create_message")?;
-            b.send_as(
+            let ids = json!({"msg_id_list": [m]});
+            refused(
+                &mut b,
+                Checked,
+                403,
+                &[],
                 "delete_messages",
-                &request("delete_messages", json!("d1"), json!({"msg_id_list": [m]})),
+                json!("d1"),
+                ids,
             )
-            .await?;
-            b.expect_where("error", "it is not a 403", reply(403, json!("d1")))
-                .await?;
-            Ok(())
+            .await
         }
     );
     case!(report, [a], "delete_messages", "an empty list: 400", {
         need(&has_business, "join_room")?;
-        a.send(&request(
+        let none = json!({"msg_id_list": []});
+        refused(
+            &mut a,
+            Unchecked,
+            400,
+            &["msg_id_list"],
             "delete_messages",
             json!("d2"),
-            json!({"msg_id_list": []}),
-        ))
-        .await?;
-        a.expect_where("error", "it is not a 400 naming msg_id_list", |v| {
-            reply(400, json!("d2"))(v) && v.pointer("/errors/0/msg_id_list").is_some()
-        })
-        .await?;
-        Ok(())
+            none,
+        )
+        .await
     });
     case!(
         report,
@@ -389,18 +350,9 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "the author deletes: 200 with messages_ids, pushed to the others joined",
         {
             let m = need(&msg, "create_message")?;
-            a.send_as(
-                "delete_messages",
-                &request("delete_messages", json!("d3"), json!({"msg_id_list": [m]})),
-            )
-            .await?;
-            let v = a
-                .expect_where(
-                    "delete_messages_ok",
-                    "it is not the 200 reply to request d3",
-                    reply(200, json!("d3")),
-                )
-                .await?;
+            let to_d3 = "it is not the 200 reply to request d3";
+            let ids = json!({"msg_id_list": [m]});
+            let v = answered(&mut a, to_d3, 200, "delete_messages", json!("d3"), ids).await?;
             ensure(v.pointer("/data/messages_ids") == Some(&json!([m])), || {
                 format!("wrong ids: {v}")
             })?;
@@ -420,20 +372,17 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a deleted message: 400 naming msg_id",
         {
             let m = need(&msg, "create_message")?;
-            a.send_as(
+            let edit = json!({"msg_id": m, "edited_msg_text": "again"});
+            refused(
+                &mut a,
+                Checked,
+                400,
+                &["msg_id"],
                 "edit_message",
-                &request(
-                    "edit_message",
-                    json!("e5"),
-                    json!({"msg_id": m, "edited_msg_text": "again"}),
-                ),
+                json!("e5"),
+                edit,
             )
-            .await?;
-            a.expect_where("error", "it is not a 400 naming msg_id", |v| {
-                reply(400, json!("e5"))(v) && v.pointer("/errors/0/msg_id").is_some()
-            })
-            .await?;
-            Ok(())
+            .await
         }
     );
     case!(
@@ -443,14 +392,17 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "every id deleted already: 404, nothing pushed",
         {
             let m = need(&msg, "create_message")?;
-            a.send_as(
+            let ids = json!({"msg_id_list": [m]});
+            refused(
+                &mut a,
+                Checked,
+                404,
+                &[],
                 "delete_messages",
-                &request("delete_messages", json!("d4"), json!({"msg_id_list": [m]})),
+                json!("d4"),
+                ids,
             )
-            .await?;
-            a.expect_where("error", "it is not a 404", reply(404, json!("d4")))
-                .await?;
-            Ok(())
+            .await
         }
     );
     case!(
@@ -461,18 +413,16 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             let r = need(&room, "--room")?;
             need(&has_business, "join_room")?;
-            a.send_as(
+            let to_20 = "it is not the 200 reply to request 20";
+            let v = answered(
+                &mut a,
+                to_20,
+                200,
                 "current_room_info",
-                &request("current_room_info", json!(20), json!({})),
+                json!(20),
+                json!({}),
             )
             .await?;
-            let v = a
-                .expect_where(
-                    "current_room_info_ok",
-                    "it is not the 200 reply to request 20",
-                    reply(200, json!(20)),
-                )
-                .await?;
             ensure(v.pointer("/data/pk") == Some(&json!(r)), || {
                 format!("another room: {v}")
             })?;
@@ -480,11 +430,16 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         }
     );
     case!(report, [a], "(unknown action)", "an unknown action: 405", {
-        a.send(&request("no_such_action", json!(21), json!({})))
-            .await?;
-        a.expect_where("error", "it is not a 405", reply(405, json!(21)))
-            .await?;
-        Ok(())
+        refused(
+            &mut a,
+            Unchecked,
+            405,
+            &[],
+            "no_such_action",
+            json!(21),
+            json!({}),
+        )
+        .await
     });
     case!(
         report,
@@ -508,15 +463,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             let r = room.ok_or_else(no_room)?;
             need(&has_business, "join_room")?;
-            a.send_as("leave_room", &request("leave_room", json!(30), json!({})))
-                .await?;
-            let v = a
-                .expect_where(
-                    "leave_room_ok",
-                    "it is not the 200 reply to request 30",
-                    reply(200, json!(30)),
-                )
-                .await?;
+            let to_30 = "it is not the 200 reply to request 30";
+            let v = answered(&mut a, to_30, 200, "leave_room", json!(30), json!({})).await?;
             ensure(
                 v.pointer("/data/response")
                     == Some(&json!(format!("leaved room {r} successfully!"))),
@@ -526,5 +474,5 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         }
     );
 
-    admin::run(cfg, spec, report, ua, [a, b, c], room, has_business).await;
+    admin::run(cfg, spec, report, &ua, [a, b, c], room, has_business).await;
 }
