@@ -32,7 +32,7 @@ fn reply(code: i64, request_id: Value) -> impl Fn(&Value) -> bool {
 
 /// Send `action` as request `id` with `data`, checked against the spec, and return
 /// the `<action>_ok` reply with `code` (`what` describes a wrong one).
-async fn answered(
+async fn answered_as(
     p: &mut WsPeer<'_>,
     what: &str,
     code: i64,
@@ -44,6 +44,43 @@ async fn answered(
         .await?;
     p.expect_where(&format!("{action}_ok"), what, reply(code, id))
         .await
+}
+
+/// [`answered_as`], a wrong reply described as not the `code` reply to request `id`.
+async fn answered(
+    p: &mut WsPeer<'_>,
+    code: i64,
+    action: &str,
+    id: Value,
+    data: Value,
+) -> Result<Value, CaseError> {
+    let shown = id.as_str().map_or_else(|| id.to_string(), str::to_string);
+    let what = format!("it is not the {code} reply to request {shown}");
+    answered_as(p, &what, code, action, id, data).await
+}
+
+/// The author `a` changes the message `m` by `action`, sent as request `id` with
+/// `data(m)`: the 200 reply must pass `check`, and `b`, who joined, gets the same
+/// envelope with `a`'s request_id.
+async fn authored(
+    a: &mut WsPeer<'_>,
+    b: &mut WsPeer<'_>,
+    m: &Result<i64, CaseError>,
+    (action, id): (&str, Value),
+    data: impl FnOnce(i64) -> Value,
+    check: impl FnOnce(&Value, i64) -> Result<(), String>,
+) -> CaseResult {
+    let m = m.clone()?;
+    let v = answered(a, 200, action, id.clone(), data(m)).await?;
+    check(&v, m)?;
+    let push = format!("{action}_ok");
+    b.expect_where(
+        &push,
+        "it is not the push with A's request_id",
+        reply(200, id),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Send `action` as request `id` with `data` (`how`: checked against the spec, or
@@ -91,10 +128,10 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
     else {
         return;
     };
-    let room = cfg.room;
-    // What earlier cases hand to later ones.
+    // What earlier cases hand to later ones, and the room they work in.
     let mut has_business: Option<bool> = None;
     let mut msg: Option<i64> = None;
+    let room = cfg.room;
 
     case!(
         report,
@@ -102,8 +139,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "list",
         "200 with the user's rooms, --room among them",
         {
-            let to_1 = "it is not the 200 reply to request 1";
-            let v = answered(&mut a, to_1, 200, "list", json!(1), json!({})).await?;
+            let v = answered(&mut a, 200, "list", json!(1), json!({})).await?;
             if let Some(r) = room {
                 let listed = lists(&v, "data", "pk", &json!(r));
                 ensure(listed, || format!("room {r} is not listed: {v}"))?;
@@ -111,46 +147,19 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             Ok(())
         }
     );
-    case!(
-        report,
-        [a],
-        "create_message",
-        "without a joined room: 400",
-        {
-            let data = json!({"msg_text": "x"});
-            refused(
-                &mut a,
-                Checked,
-                400,
-                &[],
-                "create_message",
-                json!("r-nojoin"),
-                data,
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [a],
-        "current_room_info",
-        "without a joined room: 400",
-        {
-            refused(
-                &mut a,
-                Checked,
-                400,
-                &[],
-                "current_room_info",
-                json!(2),
-                json!({}),
-            )
-            .await
-        }
-    );
-    case!(report, [a], "leave_room", "without a joined room: 400", {
-        refused(&mut a, Checked, 400, &[], "leave_room", json!(3), json!({})).await
-    });
+    for (op, id, data) in [
+        (
+            "create_message",
+            json!("r-nojoin"),
+            json!({"msg_text": "x"}),
+        ),
+        ("current_room_info", json!(2), json!({})),
+        ("leave_room", json!(3), json!({})),
+    ] {
+        case!(report, [a], op, "without a joined room: 400", {
+            refused(&mut a, Checked, 400, &[], op, id, data).await
+        });
+    }
     case!(
         report,
         [a, b, c],
@@ -159,9 +168,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             let r = room.ok_or_else(no_room)?;
             for p in [&mut a, &mut b] {
-                let to_10 = "it is not the 200 reply to request 10";
                 let data = json!({"room_pk": r});
-                let v = answered(p, to_10, 200, "join_room", json!(10), data).await?;
+                let v = answered(p, 200, "join_room", json!(10), data).await?;
                 ensure(v.pointer("/data/pk") == Some(&json!(r)), || {
                     format!("another room: {v}")
                 })?;
@@ -187,13 +195,13 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "join_room",
         "room_pk not an integer: 400 field error",
         {
+            // Only the status and the field: this refusal is not held to the request_id.
+            let naming = |v: &Value| status(400)(v) && v.pointer("/errors/0/room_pk").is_some();
             c.send(&request("join_room", json!(12), json!({"room_pk": "x"})))
                 .await?;
-            c.expect_where("error", "it is not a 400 naming room_pk", |v| {
-                status(400)(v) && v.pointer("/errors/0/room_pk").is_some()
-            })
-            .await?;
-            Ok(())
+            c.expect_where("error", "it is not a 400 naming room_pk", naming)
+                .await
+                .map(drop)
         }
     );
     case!(
@@ -204,9 +212,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             need(&has_business, "join_room")?;
             let text = marker("action-request");
-            let to_1001 = "it is not the 201 reply to request 1001";
             let data = json!({"msg_text": text});
-            let v = answered(&mut a, to_1001, 201, "create_message", json!(1001), data).await?;
+            let v = answered(&mut a, 201, "create_message", json!(1001), data).await?;
             ensure(
                 v.pointer("/data/text") == Some(&json!(text))
                     && v.pointer("/data/user/id") == Some(&json!(ua.id)),
@@ -231,11 +238,12 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             need(&has_business, "join_room")?;
             let blank = json!({"msg_text": "   "});
+            let naming = ["msg_text"];
             refused(
                 &mut a,
                 Unchecked,
                 400,
-                &["msg_text"],
+                &naming,
                 "create_message",
                 json!(1002),
                 blank,
@@ -243,168 +251,140 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             .await
         }
     );
+    // The message the later cases edit and delete; a skip naming the case that failed.
+    let sent = need(&msg, "create_message");
+    let joined = need(&has_business, "join_room");
     case!(
         report,
         [a, b, c],
         "edit_message",
         "the author edits: 200 to the sender, pushed to the others joined",
         {
-            let m = need(&msg, "create_message")?;
-            let to_e1 = "it is not the 200 reply to request e1";
-            let edit = json!({"msg_id": m, "edited_msg_text": "edited"});
-            let v = answered(&mut a, to_e1, 200, "edit_message", json!("e1"), edit).await?;
-            ensure(
-                v.pointer("/data/message_id") == Some(&json!(m))
-                    && v.pointer("/data/message_text") == Some(&json!("edited")),
-                || format!("wrong data: {v}"),
-            )?;
-            b.expect_where(
-                "edit_message_ok",
-                "it is not the push with A's request_id",
-                reply(200, json!("e1")),
-            )
-            .await?;
-            Ok(())
-        }
-    );
-    case!(
-        report,
-        [b],
-        "edit_message",
-        "another user's message: 403",
-        {
-            let m = need(&msg, "create_message")?;
-            let edit = json!({"msg_id": m, "edited_msg_text": "mine now"});
-            refused(&mut b, Checked, 403, &[], "edit_message", json!("e2"), edit).await
-        }
-    );
-    case!(
-        report,
-        [a],
-        "edit_message",
-        "a message that does not exist: 404",
-        {
-            need(&has_business, "join_room")?;
-            let edit = json!({"msg_id": i64::MAX - 3, "edited_msg_text": "x"});
-            refused(&mut a, Checked, 404, &[], "edit_message", json!("e3"), edit).await
-        }
-    );
-    case!(
-        report,
-        [a],
-        "edit_message",
-        "fields missing: 400 naming each",
-        {
-            need(&has_business, "join_room")?;
-            let both = ["msg_id", "edited_msg_text"];
-            refused(
+            authored(
                 &mut a,
-                Unchecked,
-                400,
-                &both,
-                "edit_message",
-                json!("e4"),
-                json!({}),
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [b],
-        "delete_messages",
-        "another user's message: 403, nothing deleted",
-        {
-            let m = need(&msg, "create_message")?;
-            let ids = json!({"msg_id_list": [m]});
-            refused(
                 &mut b,
-                Checked,
-                403,
-                &[],
-                "delete_messages",
-                json!("d1"),
-                ids,
+                &sent,
+                ("edit_message", json!("e1")),
+                |m| json!({"msg_id": m, "edited_msg_text": "edited"}),
+                |v, m| {
+                    ensure(
+                        v.pointer("/data/message_id") == Some(&json!(m))
+                            && v.pointer("/data/message_text") == Some(&json!("edited")),
+                        || format!("wrong data: {v}"),
+                    )
+                },
             )
             .await
         }
     );
-    case!(report, [a], "delete_messages", "an empty list: 400", {
-        need(&has_business, "join_room")?;
-        let none = json!({"msg_id_list": []});
-        refused(
-            &mut a,
+    // Refused edits and deletes: (operation, case, sent by B, how, status, the fields the
+    // errors name, request id, the request's fields).
+    for (op, case_name, by_b, how, code, naming, id, data) in [
+        (
+            "edit_message",
+            "another user's message: 403",
+            true,
+            Checked,
+            403,
+            &[][..],
+            json!("e2"),
+            sent.clone()
+                .map(|m| json!({"msg_id": m, "edited_msg_text": "mine now"})),
+        ),
+        (
+            "edit_message",
+            "a message that does not exist: 404",
+            false,
+            Checked,
+            404,
+            &[][..],
+            json!("e3"),
+            joined
+                .clone()
+                .map(|_| json!({"msg_id": i64::MAX - 3, "edited_msg_text": "x"})),
+        ),
+        (
+            "edit_message",
+            "fields missing: 400 naming each",
+            false,
             Unchecked,
             400,
-            &["msg_id_list"],
+            &["msg_id", "edited_msg_text"][..],
+            json!("e4"),
+            joined.clone().map(|_| json!({})),
+        ),
+        (
             "delete_messages",
+            "another user's message: 403, nothing deleted",
+            true,
+            Checked,
+            403,
+            &[][..],
+            json!("d1"),
+            sent.clone().map(|m| json!({"msg_id_list": [m]})),
+        ),
+        (
+            "delete_messages",
+            "an empty list: 400",
+            false,
+            Unchecked,
+            400,
+            &["msg_id_list"][..],
             json!("d2"),
-            none,
-        )
-        .await
-    });
+            joined.clone().map(|_| json!({"msg_id_list": []})),
+        ),
+    ] {
+        let p = if by_b { &mut b } else { &mut a };
+        case!(report, [p], op, case_name, {
+            refused(p, how, code, naming, op, id, data?).await
+        });
+    }
     case!(
         report,
         [a, b, c],
         "delete_messages",
         "the author deletes: 200 with messages_ids, pushed to the others joined",
         {
-            let m = need(&msg, "create_message")?;
-            let to_d3 = "it is not the 200 reply to request d3";
-            let ids = json!({"msg_id_list": [m]});
-            let v = answered(&mut a, to_d3, 200, "delete_messages", json!("d3"), ids).await?;
-            ensure(v.pointer("/data/messages_ids") == Some(&json!([m])), || {
-                format!("wrong ids: {v}")
-            })?;
-            b.expect_where(
-                "delete_messages_ok",
-                "it is not the push with A's request_id",
-                reply(200, json!("d3")),
-            )
-            .await?;
-            Ok(())
-        }
-    );
-    case!(
-        report,
-        [a, b, c],
-        "edit_message",
-        "a deleted message: 400 naming msg_id",
-        {
-            let m = need(&msg, "create_message")?;
-            let edit = json!({"msg_id": m, "edited_msg_text": "again"});
-            refused(
+            authored(
                 &mut a,
-                Checked,
-                400,
-                &["msg_id"],
-                "edit_message",
-                json!("e5"),
-                edit,
+                &mut b,
+                &sent,
+                ("delete_messages", json!("d3")),
+                |m| json!({"msg_id_list": [m]}),
+                |v, m| {
+                    ensure(v.pointer("/data/messages_ids") == Some(&json!([m])), || {
+                        format!("wrong ids: {v}")
+                    })
+                },
             )
             .await
         }
     );
-    case!(
-        report,
-        [a, b, c],
-        "delete_messages",
-        "every id deleted already: 404, nothing pushed",
-        {
-            let m = need(&msg, "create_message")?;
-            let ids = json!({"msg_id_list": [m]});
-            refused(
-                &mut a,
-                Checked,
-                404,
-                &[],
-                "delete_messages",
-                json!("d4"),
-                ids,
-            )
-            .await
-        }
-    );
+    // What the deleted message still gets: (operation, case, status, the fields the
+    // errors name, request id, the request's fields).
+    for (op, case_name, code, naming, id, data) in [
+        (
+            "edit_message",
+            "a deleted message: 400 naming msg_id",
+            400,
+            &["msg_id"][..],
+            json!("e5"),
+            sent.clone()
+                .map(|m| json!({"msg_id": m, "edited_msg_text": "again"})),
+        ),
+        (
+            "delete_messages",
+            "every id deleted already: 404, nothing pushed",
+            404,
+            &[][..],
+            json!("d4"),
+            sent.clone().map(|m| json!({"msg_id_list": [m]})),
+        ),
+    ] {
+        case!(report, [a, b, c], op, case_name, {
+            refused(&mut a, Checked, code, naming, op, id, data?).await
+        });
+    }
     case!(
         report,
         [a],
@@ -412,17 +392,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "200 with the joined room",
         {
             let r = need(&room, "--room")?;
-            need(&has_business, "join_room")?;
-            let to_20 = "it is not the 200 reply to request 20";
-            let v = answered(
-                &mut a,
-                to_20,
-                200,
-                "current_room_info",
-                json!(20),
-                json!({}),
-            )
-            .await?;
+            joined.clone()?;
+            let v = answered(&mut a, 200, "current_room_info", json!(20), json!({})).await?;
             ensure(v.pointer("/data/pk") == Some(&json!(r)), || {
                 format!("another room: {v}")
             })?;
@@ -462,9 +433,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "200 `leaved room <pk> successfully!`",
         {
             let r = room.ok_or_else(no_room)?;
-            need(&has_business, "join_room")?;
-            let to_30 = "it is not the 200 reply to request 30";
-            let v = answered(&mut a, to_30, 200, "leave_room", json!(30), json!({})).await?;
+            joined.clone()?;
+            let v = answered(&mut a, 200, "leave_room", json!(30), json!({})).await?;
             ensure(
                 v.pointer("/data/response")
                     == Some(&json!(format!("leaved room {r} successfully!"))),

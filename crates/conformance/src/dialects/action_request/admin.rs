@@ -7,10 +7,11 @@
 //! it learned about the room (`has_business`) over to [`run`], which closes them.
 //! Consequence: the admin's writes are judged against the same room state.
 
-use super::{answered, no_room, refused, reply, request, ADMIN_PATH};
+use super::{answered_as, no_room, refused, reply, request, ADMIN_PATH};
 use crate::case;
 use crate::dialects::{int, marker, refused_with_403};
-use crate::peer::{Expect, Outgoing, WsPeer};
+use crate::peer::Outgoing::Unchecked;
+use crate::peer::{Expect, WsPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{header_refs, Config, Report, User};
@@ -75,7 +76,7 @@ pub(super) async fn run(
     };
     let not_200 = "it is not the 200 reply";
     case!(report, [d], "list", "admin endpoint: 200 with rooms", {
-        answered(&mut d, not_200, 200, "list", json!("adm-1"), json!({})).await?;
+        answered_as(&mut d, not_200, 200, "list", json!("adm-1"), json!({})).await?;
         Ok(())
     });
     case!(
@@ -85,7 +86,7 @@ pub(super) async fn run(
         "admin endpoint: an admin joins any room: 200",
         {
             let data = json!({"room_pk": room.ok_or_else(no_room)?});
-            answered(&mut d, not_200, 200, "join_room", json!("adm-2"), data).await?;
+            answered_as(&mut d, not_200, 200, "join_room", json!("adm-2"), data).await?;
             Ok(())
         }
     );
@@ -135,7 +136,7 @@ pub(super) async fn run(
             let text = marker("watched");
             let data = json!({"msg_text": text});
             let not_201 = "it is not the 201 reply";
-            answered(&mut b, not_201, 201, "create_message", json!("w-1"), data).await?;
+            answered_as(&mut b, not_201, 201, "create_message", json!("w-1"), data).await?;
             d.expect_where(
                 "create_message_ok",
                 "it is not B's message with B's request_id",
@@ -146,10 +147,9 @@ pub(super) async fn run(
         }
     );
     case!(report, [d], "current_room_info", "admin endpoint: 405", {
-        let unchecked = Outgoing::Unchecked;
         refused(
             &mut d,
-            unchecked,
+            Unchecked,
             405,
             &[],
             "current_room_info",
