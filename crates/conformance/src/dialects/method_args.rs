@@ -116,36 +116,22 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
     let mut text_msg: Option<i64> = None;
 
     // ------------------------------------------------------------ authorization
-    case!(
-        report,
-        [x],
-        "auth",
-        "a request on an unauthorized channel: error authorization_error with the key",
-        {
-            let args = json!({"chat": 1, "text": "x", "event_response_key": "k-unauthorized"});
-            refused(
-                &mut x,
-                Unchecked,
-                "authorization_error",
-                &call("send_message", None, args),
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [x],
-        "auth",
-        "an invalid access_token: error authorization_error",
-        {
-            let bad = call(
-                "auth",
-                Some("not.a.token"),
-                json!({"event_response_key": {"k": "bad-token"}}),
-            );
-            refused(&mut x, Unchecked, "authorization_error", &bad).await
-        }
-    );
+    let unauthorized = json!({"chat": 1, "text": "x", "event_response_key": "k-unauthorized"});
+    let bad_token = json!({"event_response_key": {"k": "bad-token"}});
+    for (case_name, frame) in [
+        (
+            "a request on an unauthorized channel: error authorization_error with the key",
+            call("send_message", None, unauthorized),
+        ),
+        (
+            "an invalid access_token: error authorization_error",
+            call("auth", Some("not.a.token"), bad_token),
+        ),
+    ] {
+        case!(report, [x], "auth", case_name, {
+            refused(&mut x, Unchecked, "authorization_error", &frame).await
+        });
+    }
     case!(
         report,
         [x],
@@ -393,56 +379,37 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             Ok(())
         }
     );
-    case!(
-        report,
-        [a],
-        "send_message",
-        "neither text nor files: error field_error",
-        {
-            let g = need(&group, "create_chat group")?;
-            let args = json!({"chat": g, "text": "", "event_response_key": "k-blank"});
-            refused(
-                &mut a,
-                Checked,
-                "field_error",
-                &call("send_message", None, args),
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [a],
-        "send_message",
-        "args.chat missing: error field_error",
-        {
-            let args = json!({"text": "x", "event_response_key": "k-nochat"});
-            refused(
-                &mut a,
-                Unchecked,
-                "field_error",
-                &call("send_message", None, args),
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [c],
-        "send_message",
-        "a chat the caller is not in: error access_error",
-        {
-            let dm = need(&direct, "create_chat direct")?;
-            let args = json!({"chat": dm, "text": "intruder", "event_response_key": "k-out"});
-            refused(
-                &mut c,
-                Checked,
-                "access_error",
-                &call("send_message", None, args),
-            )
-            .await
-        }
-    );
+    // Refused messages: (case, sent by C, how, the error, the request's args).
+    for (case_name, by_c, how, kind, args) in [
+        (
+            "neither text nor files: error field_error",
+            false,
+            Checked,
+            "field_error",
+            need(&group, "create_chat group")
+                .map(|g| json!({"chat": g, "text": "", "event_response_key": "k-blank"})),
+        ),
+        (
+            "args.chat missing: error field_error",
+            false,
+            Unchecked,
+            "field_error",
+            Ok(json!({"text": "x", "event_response_key": "k-nochat"})),
+        ),
+        (
+            "a chat the caller is not in: error access_error",
+            true,
+            Checked,
+            "access_error",
+            need(&direct, "create_chat direct")
+                .map(|dm| json!({"chat": dm, "text": "intruder", "event_response_key": "k-out"})),
+        ),
+    ] {
+        let p = if by_c { &mut c } else { &mut a };
+        case!(report, [p], "send_message", case_name, {
+            refused(p, how, kind, &call("send_message", None, args?)).await
+        });
+    }
     case!(
         report,
         [a, b, c],
@@ -542,40 +509,27 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             told_of_chat(&mut c, g).await
         }
     );
-    case!(
-        report,
-        [a],
-        "add_to_chat",
-        "a direct chat's users cannot change: error access_error",
-        {
-            let dm = need(&direct, "create_chat direct")?;
-            let args = json!({"users": [uc.id], "chat": dm, "event_response_key": "k-add-dm"});
-            refused(
-                &mut a,
-                Checked,
-                "access_error",
-                &call("add_to_chat", None, args),
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [a],
-        "add_to_chat",
-        "users missing: error field_error",
-        {
-            let g = need(&group, "create_chat group")?;
-            let args = json!({"chat": g, "event_response_key": "k-add-nousers"});
-            refused(
-                &mut a,
-                Unchecked,
-                "field_error",
-                &call("add_to_chat", None, args),
-            )
-            .await
-        }
-    );
+    // Refused member changes: (case, how, the error, the request's args).
+    for (case_name, how, kind, args) in [
+        (
+            "a direct chat's users cannot change: error access_error",
+            Checked,
+            "access_error",
+            need(&direct, "create_chat direct")
+                .map(|dm| json!({"users": [uc.id], "chat": dm, "event_response_key": "k-add-dm"})),
+        ),
+        (
+            "users missing: error field_error",
+            Unchecked,
+            "field_error",
+            need(&group, "create_chat group")
+                .map(|g| json!({"chat": g, "event_response_key": "k-add-nousers"})),
+        ),
+    ] {
+        case!(report, [a], "add_to_chat", case_name, {
+            refused(&mut a, how, kind, &call("add_to_chat", None, args?)).await
+        });
+    }
     report.notes.push(
         "method-args: system_error (the store failing) cannot be provoked from the wire; messages_updated for edits and deletions needs another dialect".into(),
     );
