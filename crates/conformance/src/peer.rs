@@ -12,7 +12,7 @@
 //! because of things outside the scenario's control (presence of users connecting,
 //! typing). They are still validated, then skipped.
 
-use crate::report::CaseError;
+use crate::report::{CaseError, CaseResult};
 use crate::spec::Spec;
 use chat_client::{Incoming, SioClient, SioPacket, WsConn};
 use serde_json::Value;
@@ -44,6 +44,74 @@ pub fn show(v: &Value) -> String {
 fn check_outgoing(spec: &Spec, key: &str, name: Option<&str>, v: &Value) -> Result<(), String> {
     spec.check(key, name, v)
         .map_err(|e| format!("the runner's own `{key}` request does not match the spec: {e}"))
+}
+
+/// How a request goes out: checked against the spec first, or sent as it is (an
+/// error case's malformed request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    Checked,
+    Unchecked,
+}
+
+/// Why waiting for `key` failed: nothing came within `timeout` (`kind`: what the
+/// message is called, when more than its name), or the connection failed.
+fn wait_failed(
+    label: &str,
+    key: &str,
+    kind: &str,
+    timeout: Duration,
+    e: chat_client::Error,
+) -> CaseError {
+    CaseError::Fail(match e {
+        chat_client::Error::Timeout => format!("{label}: no `{key}`{kind} within {timeout:?}"),
+        e => format!("{label}: waiting for `{key}`: {e}"),
+    })
+}
+
+/// What is left of a quiet period that ends at `deadline`; `None` once it is over.
+fn time_left(deadline: tokio::time::Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+/// The end of a quiet period that a receive error cut short: `extra`, plus the error
+/// unless it is the period running out.
+fn quiet_ended(mut extra: Vec<String>, label: &str, e: chat_client::Error) -> Vec<String> {
+    if !matches!(e, chat_client::Error::Timeout) {
+        extra.push(format!("{label}: {e}"));
+    }
+    extra
+}
+
+/// What a scenario waits for besides the message: `pred` accepts it, `what` says what
+/// is wrong with a frame it refuses.
+pub struct Want<'a> {
+    pub what: &'a str,
+    pub pred: &'a dyn Fn(&Value) -> bool,
+}
+
+/// Waiting for the spec's server messages, the same for both kinds of peer.
+pub(crate) trait Expect {
+    /// The next frame that is the message `key` (ignorable ones skipped), validated;
+    /// a failure unless `want` accepts it.
+    async fn next_where(&mut self, key: &str, want: Want<'_>) -> Result<Value, CaseError>;
+
+    /// The next frame that is the message `key`, validated.
+    async fn expect(&mut self, key: &str) -> Result<Value, CaseError> {
+        self.expect_where(key, "", |_| true).await
+    }
+
+    /// The next frame that is the message `key` and satisfies `pred` (described by
+    /// `what` in the failure).
+    async fn expect_where(
+        &mut self,
+        key: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, CaseError> {
+        self.next_where(key, Want { what, pred: &pred }).await
+    }
 }
 
 /// A plain WebSocket peer.
@@ -84,6 +152,19 @@ impl<'s> WsPeer<'s> {
         self.send(v).await
     }
 
+    /// Send `v` as `how` says: checked as the client message `key`, or as it is.
+    pub async fn send_outgoing(
+        &mut self,
+        how: Outgoing,
+        key: &str,
+        v: &Value,
+    ) -> Result<(), CaseError> {
+        match how {
+            Outgoing::Checked => self.send_as(key, v).await,
+            Outgoing::Unchecked => self.send(v).await,
+        }
+    }
+
     /// Send any JSON (for error cases).
     pub async fn send(&mut self, v: &Value) -> Result<(), CaseError> {
         self.conn
@@ -100,22 +181,6 @@ impl<'s> WsPeer<'s> {
             .map_err(|e| CaseError::Fail(format!("{}: send failed: {e}", self.label)))
     }
 
-    /// The next frame that is the message `key`, validated.
-    pub async fn expect(&mut self, key: &str) -> Result<Value, CaseError> {
-        self.expect_where(key, "", |_| true).await
-    }
-
-    /// The next frame that is the message `key` and satisfies `pred` (described by
-    /// `what` in the failure).
-    pub async fn expect_where(
-        &mut self,
-        key: &str,
-        what: &str,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Result<Value, CaseError> {
-        self.expect_one_of(&[key], what, pred).await.map(|(_, v)| v)
-    }
-
     /// The next frame that is one of the messages `keys` (and satisfies `pred`):
     /// which one it is, and the frame.
     pub async fn expect_one_of(
@@ -126,22 +191,10 @@ impl<'s> WsPeer<'s> {
     ) -> Result<(String, Value), CaseError> {
         let key = keys_wanted.join("` or `");
         let key = key.as_str();
+        let timeout = self.timing.timeout;
         loop {
-            let v = match self.conn.recv_json(self.timing.timeout).await {
-                Ok(v) => v,
-                Err(chat_client::Error::Timeout) => {
-                    return Err(CaseError::Fail(format!(
-                        "{}: no `{key}` within {:?}",
-                        self.label, self.timing.timeout
-                    )))
-                }
-                Err(e) => {
-                    return Err(CaseError::Fail(format!(
-                        "{}: waiting for `{key}`: {e}",
-                        self.label
-                    )))
-                }
-            };
+            let v = self.conn.recv_json(timeout).await;
+            let v = v.map_err(|e| wait_failed(&self.label, key, "", timeout, e))?;
             match self.classify(&v) {
                 Ok(keys) if keys.iter().any(|k| keys_wanted.contains(&k.as_str())) => {
                     let got = keys
@@ -219,17 +272,9 @@ impl<'s> WsPeer<'s> {
     pub async fn settle(&mut self) -> Vec<String> {
         let mut extra = Vec::new();
         let deadline = tokio::time::Instant::now() + self.timing.quiet;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() || self.conn.is_closed() {
-                return extra;
-            }
+        while let Some(left) = time_left(deadline).filter(|_| !self.conn.is_closed()) {
             match self.conn.recv(left).await {
-                Err(chat_client::Error::Timeout) => return extra,
-                Err(e) => {
-                    extra.push(format!("{}: {e}", self.label));
-                    return extra;
-                }
+                Err(e) => return quiet_ended(extra, &self.label, e),
                 Ok(Incoming::Text(t)) => match serde_json::from_str::<Value>(&t) {
                     Ok(v) => match self.classify(&v) {
                         Ok(keys) if keys.iter().any(|k| self.ignorable.contains(k)) => {}
@@ -255,10 +300,18 @@ impl<'s> WsPeer<'s> {
                 }
             }
         }
+        extra
     }
 
     pub async fn close(self) {
         self.conn.close().await;
+    }
+}
+
+impl Expect for WsPeer<'_> {
+    async fn next_where(&mut self, key: &str, want: Want<'_>) -> Result<Value, CaseError> {
+        let (_, v) = self.expect_one_of(&[key], want.what, want.pred).await?;
+        Ok(v)
     }
 }
 
@@ -359,83 +412,7 @@ impl<'s> SioPeer<'s> {
             .ok_or_else(|| CaseError::Fail(format!("the spec has no message `{key}`")))
     }
 
-    /// The next event that is the message `key`, validated; its payload (the first
-    /// argument, `null` when the event has none).
-    pub async fn expect(&mut self, key: &str) -> Result<Value, CaseError> {
-        self.expect_where(key, "", |_| true).await
-    }
-
-    pub async fn expect_where(
-        &mut self,
-        key: &str,
-        what: &str,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Result<Value, CaseError> {
-        let name = self.event_name(key)?;
-        loop {
-            let p = match self.client.recv(self.timing.timeout).await {
-                Ok(p) => p,
-                Err(chat_client::Error::Timeout) => {
-                    return Err(CaseError::Fail(format!(
-                        "{}: no `{name}` event within {:?}",
-                        self.label, self.timing.timeout
-                    )))
-                }
-                Err(e) => {
-                    return Err(CaseError::Fail(format!(
-                        "{}: waiting for `{name}`: {e}",
-                        self.label
-                    )))
-                }
-            };
-            let (ev, payload) = match p {
-                SioPacket::Event { name, args, .. } => {
-                    (name, args.into_iter().next().unwrap_or(Value::Null))
-                }
-                other => {
-                    return Err(CaseError::Fail(format!(
-                        "{}: expected event `{name}`, got {other:?}",
-                        self.label
-                    )))
-                }
-            };
-            let keys = self.spec.identify(Some(&ev), &payload);
-            if keys.iter().any(|k| k == key) {
-                self.spec.mark_seen(key);
-                if pred(&payload) {
-                    return Ok(payload);
-                }
-                return Err(CaseError::Fail(format!(
-                    "{}: `{name}` arrived but {what}: {}",
-                    self.label,
-                    show(&payload)
-                )));
-            }
-            for k in &keys {
-                self.spec.mark_seen(k);
-            }
-            if keys.iter().any(|k| self.ignorable.contains(k)) {
-                continue;
-            }
-            let why = if ev == name {
-                self.spec
-                    .message(key)
-                    .and_then(|m| m.validate(&payload).err())
-                    .unwrap_or_default()
-            } else if keys.is_empty() {
-                "no server message of the spec accepts it".to_string()
-            } else {
-                format!("it is `{}`", keys.join("`/`"))
-            };
-            return Err(CaseError::Fail(format!(
-                "{}: expected `{name}`, got event `{ev}` ({why}): {}",
-                self.label,
-                show(&payload)
-            )));
-        }
-    }
-
-    /// Like [`SioPeer::expect_where`], but earlier events that are the same message
+    /// Like [`Expect::expect_where`], but earlier events that are the same message
     /// and do not satisfy `pred` are skipped (validated): for pushes that may come
     /// several at a time, such as one `read-chat` per chat that became read.
     pub async fn expect_eventually(
@@ -443,11 +420,11 @@ impl<'s> SioPeer<'s> {
         key: &str,
         what: &str,
         pred: impl Fn(&Value) -> bool,
-    ) -> Result<Value, CaseError> {
+    ) -> CaseResult {
         let deadline = tokio::time::Instant::now() + self.timing.timeout;
         loop {
             match self.expect(key).await {
-                Ok(v) if pred(&v) => return Ok(v),
+                Ok(v) if pred(&v) => return Ok(()),
                 Ok(v) if tokio::time::Instant::now() < deadline => {
                     let _ = v;
                     continue;
@@ -504,17 +481,9 @@ impl<'s> SioPeer<'s> {
     pub async fn settle(&mut self) -> Vec<String> {
         let mut extra = Vec::new();
         let deadline = tokio::time::Instant::now() + self.timing.quiet;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return extra;
-            }
+        while let Some(left) = time_left(deadline) {
             match self.client.recv(left).await {
-                Err(chat_client::Error::Timeout) => return extra,
-                Err(e) => {
-                    extra.push(format!("{}: {e}", self.label));
-                    return extra;
-                }
+                Err(e) => return quiet_ended(extra, &self.label, e),
                 Ok(SioPacket::Event { name, args, .. }) => {
                     let payload = args.into_iter().next().unwrap_or(Value::Null);
                     let keys = self.spec.identify(Some(&name), &payload);
@@ -538,10 +507,69 @@ impl<'s> SioPeer<'s> {
                 Ok(other) => extra.push(format!("{}: unexpected {other:?}", self.label)),
             }
         }
+        extra
     }
 
     pub async fn close(self) {
         self.client.disconnect().await;
+    }
+}
+
+impl Expect for SioPeer<'_> {
+    /// The next event that is the message `key`, validated; its payload (the first
+    /// argument, `null` when the event has none).
+    async fn next_where(&mut self, key: &str, want: Want<'_>) -> Result<Value, CaseError> {
+        let Want { what, pred } = want;
+        let name = self.event_name(key)?;
+        let timeout = self.timing.timeout;
+        loop {
+            let p = self.client.recv(timeout).await;
+            let p = p.map_err(|e| wait_failed(&self.label, &name, " event", timeout, e))?;
+            let (ev, payload) = match p {
+                SioPacket::Event { name, args, .. } => {
+                    (name, args.into_iter().next().unwrap_or(Value::Null))
+                }
+                other => {
+                    return Err(CaseError::Fail(format!(
+                        "{}: expected event `{name}`, got {other:?}",
+                        self.label
+                    )))
+                }
+            };
+            let keys = self.spec.identify(Some(&ev), &payload);
+            if keys.iter().any(|k| k == key) {
+                self.spec.mark_seen(key);
+                if pred(&payload) {
+                    return Ok(payload);
+                }
+                return Err(CaseError::Fail(format!(
+                    "{}: `{name}` arrived but {what}: {}",
+                    self.label,
+                    show(&payload)
+                )));
+            }
+            for k in &keys {
+                self.spec.mark_seen(k);
+            }
+            if keys.iter().any(|k| self.ignorable.contains(k)) {
+                continue;
+            }
+            let why = if ev == name {
+                self.spec
+                    .message(key)
+                    .and_then(|m| m.validate(&payload).err())
+                    .unwrap_or_default()
+            } else if keys.is_empty() {
+                "no server message of the spec accepts it".to_string()
+            } else {
+                format!("it is `{}`", keys.join("`/`"))
+            };
+            return Err(CaseError::Fail(format!(
+                "{}: expected `{name}`, got event `{ev}` ({why}): {}",
+                self.label,
+                show(&payload)
+            )));
+        }
     }
 }
 

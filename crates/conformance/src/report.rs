@@ -123,20 +123,15 @@ impl Report {
 
     /// The table, with the reasons of failures and skips under their rows.
     pub fn render(&self) -> String {
-        let op_w = self
-            .rows
-            .iter()
-            .map(|r| r.operation.chars().count())
-            .max()
-            .unwrap_or(9)
-            .max(9);
-        let case_w = self
-            .rows
-            .iter()
-            .map(|r| r.case.chars().count())
-            .max()
-            .unwrap_or(4)
-            .max(4);
+        // A column is as wide as its longest cell, and at least as wide as its heading.
+        let width = |cell: fn(&Row) -> &str, heading: &str| {
+            self.rows
+                .iter()
+                .map(|r| cell(r).chars().count())
+                .fold(heading.len(), usize::max)
+        };
+        let op_w = width(|r| &r.operation, "OPERATION");
+        let case_w = width(|r| &r.case, "CASE");
         let mut out = String::new();
         let _ = writeln!(out, "dialect {} at {}", self.dialect, self.url);
         let _ = writeln!(out, "{:<op_w$}  {:<case_w$}  RESULT", "OPERATION", "CASE");

@@ -195,22 +195,18 @@ impl Spec {
                 Direction::ClientToServer => Direction::ServerToClient,
                 Direction::ServerToClient => Direction::ClientToServer,
             };
+            // The operation's own messages travel in its direction, its reply's back.
             let mut refs: Vec<(Value, Direction, bool)> = Vec::new();
-            for r in op
-                .get("messages")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            for (pointer, d, reply) in [("/messages", dir, false), ("/reply/messages", back, true)]
             {
-                refs.push((r.clone(), dir, false));
-            }
-            for r in op
-                .pointer("/reply/messages")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                refs.push((r.clone(), back, true));
+                for r in op
+                    .pointer(pointer)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    refs.push((r.clone(), d, reply));
+                }
             }
             for (r, d, reply) in refs {
                 match self.component_key(&r) {

@@ -107,6 +107,8 @@ macro_rules! both_backends {
 both_backends!(method_args, Dialect::MethodArgs);
 both_backends!(type_content, Dialect::TypeContent);
 both_backends!(action_request, Dialect::ActionRequest);
+both_backends!(socketio_rooms, Dialect::SocketioRooms);
+both_backends!(socketio_pubsub, Dialect::SocketioPubsub);
 
 /// The binary: same run for method-args through the command line; exit status 0 and
 /// the table on stdout.
@@ -156,8 +158,6 @@ async fn binary_fails_without_enough_tokens() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("needs 3 --token"));
 }
-both_backends!(socketio_rooms, Dialect::SocketioRooms);
-both_backends!(socketio_pubsub, Dialect::SocketioPubsub);
 
 /// The runner is only worth something if a disagreement fails it: the same run with
 /// a spec that says `Message.is_read` is a string must fail the cases that receive

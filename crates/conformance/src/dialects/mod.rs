@@ -9,11 +9,12 @@ pub mod socketio_pubsub;
 pub mod socketio_rooms;
 pub mod type_content;
 
-use crate::peer::WsPeer;
+use crate::case;
+use crate::peer::{SioPeer, WsPeer};
 use crate::report::{CaseError, CaseResult};
 use crate::spec::Spec;
 use crate::{header_refs, Config, Dialect, Report, User};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Run `cfg.dialect`'s scenario.
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
@@ -68,12 +69,15 @@ pub(crate) fn marker(what: &str) -> String {
     format!("conformance {what} {nanos:x}")
 }
 
-/// The first `n` users of the configuration, or `None` after recording why not.
-pub(crate) fn users_or_record(cfg: &Config, n: usize, report: &mut Report) -> Option<Vec<User>> {
-    match cfg.users(n) {
-        Ok(u) => Some(u),
+/// The first `N` users of the configuration, or `None` after recording why not.
+pub(crate) fn users_or_record<const N: usize>(
+    cfg: &Config,
+    report: &mut Report,
+) -> Option<[User; N]> {
+    match cfg.users(N) {
+        Ok(u) => u.try_into().ok(),
         Err(e) => {
-            let what = match n {
+            let what = match N {
                 2 => "two users".to_string(),
                 3 => "three users".to_string(),
                 n => format!("{n} users"),
@@ -82,6 +86,28 @@ pub(crate) fn users_or_record(cfg: &Config, n: usize, report: &mut Report) -> Op
             None
         }
     }
+}
+
+/// Whether `v[array]` is an array with an item whose `field` is `want`.
+pub(crate) fn lists(v: &Value, array: &str, field: &str, want: &Value) -> bool {
+    v[array]
+        .as_array()
+        .is_some_and(|xs| xs.iter().any(|x| x.get(field) == Some(want)))
+}
+
+/// Whether `v` has each `(pointer, value)` of `want`.
+pub(crate) fn has_all(v: &Value, want: &[(&str, Value)]) -> bool {
+    want.iter()
+        .all(|(pointer, w)| v.pointer(pointer) == Some(w))
+}
+
+/// A Socket.IO dialect's `{error}` answer: fail unless `v` is one with `code`.
+pub(crate) fn error_is(v: &Value, code: &str) -> CaseResult {
+    let got = v.get("error").and_then(Value::as_str);
+    ensure(got == Some(code), || {
+        format!("expected error `{code}`, got {v}")
+    })?;
+    Ok(())
 }
 
 /// The case "this upgrade is refused with HTTP 403": open `url` with `token` as a
@@ -98,34 +124,79 @@ pub(crate) async fn refused_with_403(cfg: &Config, url: &str, token: Option<&str
     }
 }
 
-/// One plain WebSocket peer per user, each with its token as a bearer header and
-/// `ignore` as its ignorable pushes; `None` after recording the first failure (as
-/// the case `(connect)`, `what`).
-pub(crate) async fn bearer_peers<'s>(
+/// Run and record that case as `(handshake)` `case_name`, on the dialect's endpoint.
+pub(crate) async fn handshake_refused(
     cfg: &Config,
-    spec: &'s Spec,
-    users: &[&User],
-    ignore: &[&str],
+    report: &mut Report,
+    token: Option<&str>,
+    case_name: &str,
+) {
+    case!(report, [], "(handshake)", case_name, {
+        refused_with_403(cfg, &cfg.url, token).await
+    });
+}
+
+/// Open one peer per item with `open`; `None` after recording the first failure (as
+/// the case `(connect)`, `what`, naming the item by `label`).
+pub(crate) async fn connect_all<T, P, const N: usize>(
+    items: [T; N],
+    label: impl Fn(&T) -> &str,
     what: &str,
     report: &mut Report,
-) -> Option<Vec<WsPeer<'s>>> {
-    let mut peers = Vec::with_capacity(users.len());
-    for u in users {
-        let h = cfg.headers(Some(&u.token));
-        match WsPeer::connect(&u.label, &cfg.url, &header_refs(&h), spec, cfg.timing).await {
-            Ok(mut p) => {
-                p.ignore(ignore);
-                peers.push(p);
-            }
+    mut open: impl AsyncFnMut(&T) -> Result<P, chat_client::Error>,
+) -> Option<[P; N]> {
+    let mut peers = Vec::with_capacity(N);
+    for item in &items {
+        match open(item).await {
+            Ok(p) => peers.push(p),
             Err(e) => {
-                report.record(
-                    "(connect)",
-                    what,
-                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
-                );
+                let why = format!("{}: {e}", label(item));
+                report.record("(connect)", what, Err(CaseError::Fail(why)));
                 return None;
             }
         }
     }
-    Some(peers)
+    peers.try_into().ok()
+}
+
+/// One plain WebSocket peer per user, each with its token as a bearer header and
+/// `ignore` as its ignorable pushes (see [`connect_all`]).
+pub(crate) async fn bearer_peers<'s, const N: usize>(
+    cfg: &Config,
+    spec: &'s Spec,
+    users: [&User; N],
+    ignore: &[&str],
+    what: &str,
+    report: &mut Report,
+) -> Option<[WsPeer<'s>; N]> {
+    let open = async |u: &&User| {
+        let h = cfg.headers(Some(&u.token));
+        let mut p = WsPeer::connect(&u.label, &cfg.url, &header_refs(&h), spec, cfg.timing).await?;
+        p.ignore(ignore);
+        Ok(p)
+    };
+    connect_all(users, |u| &u.label, what, report, open).await
+}
+
+/// One Socket.IO peer per user on `namespace`, each with `{token}` as the handshake's
+/// `auth` and `ignore` as its ignorable pushes (see [`connect_all`]).
+pub(crate) async fn token_peers<'s, const N: usize>(
+    cfg: &Config,
+    spec: &'s Spec,
+    namespace: &str,
+    users: [&User; N],
+    ignore: &[&str],
+    what: &str,
+    report: &mut Report,
+) -> Option<[SioPeer<'s>; N]> {
+    let h = cfg.headers(None);
+    let hr = header_refs(&h);
+    let open = async |u: &&User| {
+        let auth = json!({"token": u.token});
+        let (url, t) = (&cfg.url, cfg.timing);
+        let mut p = SioPeer::connect(&u.label, url, namespace, Some(&auth), &hr, spec, t).await?;
+        p.ignore(ignore);
+        Ok(p)
+    };
+    connect_all(users, |u| &u.label, what, report, open).await
 }

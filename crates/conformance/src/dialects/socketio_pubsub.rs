@@ -8,9 +8,9 @@
 //! case that provokes them. Media needs an HTTP upload, which is outside the wire
 //! protocol, so only the refusal of a foreign media URL is checked.
 
-use super::{ensure, int, marker, users_or_record};
+use super::{ensure, error_is, has_all, int, lists, marker, token_peers, users_or_record};
 use crate::case;
-use crate::peer::SioPeer;
+use crate::peer::{Expect, SioPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{header_refs, Config, Report};
@@ -23,6 +23,11 @@ fn is_error(code: &'static str) -> impl Fn(&Value) -> bool {
     move |v: &Value| v.get("error").and_then(Value::as_str) == Some(code)
 }
 
+/// Whether a push is about `user` (a username).
+fn about(user: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |p: &Value| p.get("user") == Some(&json!(user))
+}
+
 async fn call_error(
     p: &mut SioPeer<'_>,
     event: &str,
@@ -30,17 +35,13 @@ async fn call_error(
     code: &'static str,
 ) -> Result<(), CaseError> {
     let v = p.call(event, Some(payload), "error").await?;
-    ensure(is_error(code)(&v), || {
-        format!("expected error `{code}`, got {v}")
-    })?;
-    Ok(())
+    error_is(&v, code)
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let Some(users) = users_or_record(cfg, 2, report) else {
+    let Some([ua, ub]) = users_or_record(cfg, report) else {
         return;
     };
-    let (ua, ub) = (&users[0], &users[1]);
     let (Some(an), Some(bn)) = (ua.username.clone(), ub.username.clone()) else {
         report.record(
             "(setup)",
@@ -79,26 +80,11 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         });
     }
 
-    let mut peers = Vec::new();
-    for u in [ua, ub] {
-        let auth = json!({"token": u.token});
-        match SioPeer::connect(&u.label, &cfg.url, NAMESPACE, Some(&auth), &hr, spec, t).await {
-            Ok(mut p) => {
-                p.ignore(PRESENCE);
-                peers.push(p)
-            }
-            Err(e) => {
-                report.record(
-                    "(connect)",
-                    "connect to /chat with auth {token}",
-                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
-                );
-                return;
-            }
-        }
-    }
-    let mut b = peers.pop().expect("two peers");
-    let mut a = peers.pop().expect("two peers");
+    let what = "connect to /chat with auth {token}";
+    let peers = token_peers(cfg, spec, NAMESPACE, [&ua, &ub], PRESENCE, what, report);
+    let Some([mut a, mut b]) = peers.await else {
+        return;
+    };
 
     case!(
         report,
@@ -109,13 +95,9 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             let v = a
                 .call_as("fetch_users", &json!({}), "fetch_users_reply")
                 .await?;
-            let listed = v["users"]
-                .as_array()
-                .is_some_and(|us| us.iter().any(|u| u.get("username") == Some(&json!(bn))));
+            let listed = lists(&v, "users", "username", &json!(bn));
             ensure(listed, || format!("{bn} is not listed: {v}"))?;
-            let me = v["users"]
-                .as_array()
-                .is_some_and(|us| us.iter().any(|u| u.get("username") == Some(&json!(an))));
+            let me = lists(&v, "users", "username", &json!(an));
             ensure(!me, || format!("the caller is listed: {v}"))?;
             Ok(())
         }
@@ -135,79 +117,51 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
                     "send_message_reply",
                 )
                 .await?;
-            ensure(
-                v.pointer("/chat/sender") == Some(&json!(an))
-                    && v.pointer("/chat/recipient") == Some(&json!(bn))
-                    && v.pointer("/chat/message") == Some(&json!(text)),
-                || format!("wrong chat: {v}"),
-            )?;
+            let want = [
+                ("/chat/sender", json!(an)),
+                ("/chat/recipient", json!(bn)),
+                ("/chat/message", json!(text)),
+            ];
+            ensure(has_all(&v, &want), || format!("wrong chat: {v}"))?;
             let id = int(&v, "/chat/id")?;
             b.expect_where("chat_push", "it is another chat", |p| {
                 p.pointer("/chat/id") == Some(&json!(id))
             })
             .await?;
-            b.expect_where("unread_chats_count_push", "it is not about A", |p| {
-                p.get("user") == Some(&json!(an))
-            })
-            .await?;
+            b.expect_where("unread_chats_count_push", "it is not about A", about(&an))
+                .await?;
             chat = Some(id);
             Ok(())
         }
     );
-    case!(
-        report,
-        [a, b],
-        "send-message",
-        "an unknown username: ack error not_found",
-        {
-            call_error(
-                &mut a,
-                "send-message",
-                &json!({"message": "x", "user": format!("nobody-{}", marker("u").len())}),
-                "not_found",
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "send-message",
-        "to oneself: ack error invalid",
-        {
-            call_error(
-                &mut a,
-                "send-message",
-                &json!({"message": "x", "user": an}),
-                "invalid",
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "send-message",
-        "no text and no media: ack error invalid",
-        {
-            call_error(
-                &mut a,
-                "send-message",
-                &json!({"message": "", "user": bn}),
-                "invalid",
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "send-message",
-        "a media URL that is not this server's upload: ack error invalid",
-        {
-            call_error(&mut a, "send-message", &json!({"message": "x", "user": bn, "media": ["https://elsewhere.example/cat.png"]}), "invalid").await
-        }
-    );
+    let nobody = format!("nobody-{}", marker("u").len());
+    let elsewhere = ["https://elsewhere.example/cat.png"];
+    for (case_name, payload, code) in [
+        (
+            "an unknown username: ack error not_found",
+            json!({"message": "x", "user": nobody}),
+            "not_found",
+        ),
+        (
+            "to oneself: ack error invalid",
+            json!({"message": "x", "user": an}),
+            "invalid",
+        ),
+        (
+            "no text and no media: ack error invalid",
+            json!({"message": "", "user": bn}),
+            "invalid",
+        ),
+        (
+            "a media URL that is not this server's upload: ack error invalid",
+            json!({"message": "x", "user": bn, "media": elsewhere}),
+            "invalid",
+        ),
+    ] {
+        case!(report, [a, b], "send-message", case_name, {
+            call_error(&mut a, "send-message", &payload, code).await
+        });
+    }
     case!(
         report,
         [a, b],
@@ -238,9 +192,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
                 let v = b
                     .call_as(key, &json!({"user": an}), "conversation_reply")
                     .await?;
-                let found = v["chats"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| c.get("id") == Some(&json!(id))));
+                let found = lists(&v, "chats", "id", &json!(id));
                 ensure(found, || {
                     format!("chat {id} is not in the conversation: {v}")
                 })?;
@@ -263,17 +215,19 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             .await
         }
     );
-    case!(
-        report,
-        [a, b],
-        "fetch-unread-chats-count",
-        "B has unread chats from A",
-        {
+    for (case_name, payload) in [
+        ("B has unread chats from A", json!({"user": an})),
+        (
+            "without a user: the total over all conversations",
+            json!({}),
+        ),
+    ] {
+        case!(report, [a, b], "fetch-unread-chats-count", case_name, {
             need(&chat, "send-message")?;
             let v = b
                 .call_as(
                     "fetch_unread_chats_count",
-                    &json!({"user": an}),
+                    &payload,
                     "unread_chats_count_reply",
                 )
                 .await?;
@@ -284,31 +238,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
                 || format!("no unread chat: {v}"),
             )?;
             Ok(())
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "fetch-unread-chats-count",
-        "without a user: the total over all conversations",
-        {
-            need(&chat, "send-message")?;
-            let v = b
-                .call_as(
-                    "fetch_unread_chats_count",
-                    &json!({}),
-                    "unread_chats_count_reply",
-                )
-                .await?;
-            ensure(
-                v.get("unreadChatsCount")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|n| n >= 1),
-                || format!("no unread chat: {v}"),
-            )?;
-            Ok(())
-        }
-    );
+        });
+    }
     case!(
         report,
         [a, b],
@@ -324,10 +255,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
                 p.get("id") == Some(&json!(id)) && p.get("user") == Some(&json!(bn))
             })
             .await?;
-            b.expect_where("unread_chats_count_push", "it is not about A", |p| {
-                p.get("user") == Some(&json!(an))
-            })
-            .await?;
+            b.expect_where("unread_chats_count_push", "it is not about A", about(&an))
+                .await?;
             Ok(())
         }
     );
@@ -346,36 +275,27 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             .await
         }
     );
-    case!(
-        report,
-        [a, b],
-        "wait-for-user",
-        "ack {}; B gets user-join about A",
-        {
-            a.call_as("wait_for_user", &json!({"user": bn}), "empty_reply")
+    for (event, key, push, case_name) in [
+        (
+            "wait-for-user",
+            "wait_for_user",
+            "user_join",
+            "ack {}; B gets user-join about A",
+        ),
+        (
+            "stop-waiting-for-user",
+            "stop_waiting_for_user",
+            "user_leave",
+            "ack {}; B gets user-leave about A",
+        ),
+    ] {
+        case!(report, [a, b], event, case_name, {
+            a.call_as(key, &json!({"user": bn}), "empty_reply").await?;
+            b.expect_where(push, "it is not about A", about(&an))
                 .await?;
-            b.expect_where("user_join", "it is not about A", |p| {
-                p.get("user") == Some(&json!(an))
-            })
-            .await?;
             Ok(())
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "stop-waiting-for-user",
-        "ack {}; B gets user-leave about A",
-        {
-            a.call_as("stop_waiting_for_user", &json!({"user": bn}), "empty_reply")
-                .await?;
-            b.expect_where("user_leave", "it is not about A", |p| {
-                p.get("user") == Some(&json!(an))
-            })
-            .await?;
-            Ok(())
-        }
-    );
+        });
+    }
     case!(
         report,
         [a, b],
@@ -393,10 +313,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "(presence)",
         "B's last connection closes: A gets user-offline about B",
         {
-            a.expect_where("user_offline", "it is not about B", |p| {
-                p.get("user") == Some(&json!(bn))
-            })
-            .await?;
+            a.expect_where("user_offline", "it is not about B", about(&bn))
+                .await?;
             Ok(())
         }
     );
@@ -410,10 +328,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             let p = SioPeer::connect("B", &cfg.url, NAMESPACE, Some(&auth_b), &hr, spec, t).await?;
             b2 = Some(p);
-            a.expect_where("user_online", "it is not about B", |p| {
-                p.get("user") == Some(&json!(bn))
-            })
-            .await?;
+            a.expect_where("user_online", "it is not about B", about(&bn))
+                .await?;
             Ok(())
         }
     );

@@ -4,9 +4,9 @@
 //!
 //! Needs two users (A and B); it creates their chat itself with `create-chat`.
 
-use super::{ensure, marker, users_or_record};
+use super::{ensure, error_is, has_all, lists, marker, token_peers, users_or_record};
 use crate::case;
-use crate::peer::SioPeer;
+use crate::peer::{Expect, SioPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{Config, Report};
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 /// The request's answer: through the ack (validated as `reply_key`), then as the
 /// event of the same name (or `error`), which must be the same object.
-async fn ask(
+async fn answer(
     p: &mut SioPeer<'_>,
     key: &str,
     payload: &Value,
@@ -36,6 +36,11 @@ async fn ask(
     Ok(acked)
 }
 
+/// The answer to `key` when it succeeds: `<key>_reply`, as [`answer`] checks it.
+async fn ask(p: &mut SioPeer<'_>, key: &str, payload: &Value) -> Result<Value, CaseError> {
+    answer(p, key, payload, &format!("{key}_reply")).await
+}
+
 fn error_code(v: &Value) -> Option<&str> {
     v.get("error").and_then(Value::as_str)
 }
@@ -46,19 +51,14 @@ async fn expect_error(
     payload: &Value,
     code: &str,
 ) -> Result<(), CaseError> {
-    let v = ask(p, key, payload, "error").await?;
-    ensure(error_code(&v) == Some(code), || {
-        format!("expected error `{code}`, got {v}")
-    })?;
-    Ok(())
+    let v = answer(p, key, payload, "error").await?;
+    error_is(&v, code)
 }
 
 pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let Some(users) = users_or_record(cfg, 2, report) else {
+    let Some([ua, ub]) = users_or_record(cfg, report) else {
         return;
     };
-    let (ua, ub) = (&users[0], &users[1]);
-    let (a_id, b_id) = (ua.id.to_string(), ub.id.to_string());
     let t = cfg.timing;
     let h = cfg.headers(None);
     let hr = crate::header_refs(&h);
@@ -97,23 +97,12 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         });
     }
 
-    let mut peers = Vec::new();
-    for u in [ua, ub] {
-        let auth = json!({"token": u.token});
-        match SioPeer::connect(&u.label, &cfg.url, NAMESPACE, Some(&auth), &hr, spec, t).await {
-            Ok(p) => peers.push(p),
-            Err(e) => {
-                report.record(
-                    "(connect)",
-                    "connect with auth {token}",
-                    Err(CaseError::Fail(format!("{}: {e}", u.label))),
-                );
-                return;
-            }
-        }
-    }
-    let mut b = peers.pop().expect("two peers");
-    let mut a = peers.pop().expect("two peers");
+    let what = "connect with auth {token}";
+    let peers = token_peers(cfg, spec, NAMESPACE, [&ua, &ub], &[], what, report);
+    let Some([mut a, mut b]) = peers.await else {
+        return;
+    };
+    let (a_id, b_id) = (ua.id.to_string(), ub.id.to_string());
 
     case!(
         report,
@@ -125,7 +114,6 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
                 &mut a,
                 "create_user",
                 &json!({"user": {"id": a_id, "name": "Ann", "photo": ""}}),
-                "create_user_reply",
             )
             .await?;
             ensure(
@@ -187,7 +175,6 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
                 &mut a,
                 "create_chat",
                 &json!({"chat": {"name": "conformance"}, "users": [b_id]}),
-                "create_chat_reply",
             )
             .await?;
             ensure(
@@ -224,16 +211,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "B's chats include the new chat",
         {
             let c = need(&chat, "create-chat")?;
-            let v = ask(
-                &mut b,
-                "list_chats",
-                &json!({"user": {"id": b_id}}),
-                "list_chats_reply",
-            )
-            .await?;
-            let listed = v["chats"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|x| x.get("id") == Some(&json!(c))));
+            let v = ask(&mut b, "list_chats", &json!({"user": {"id": b_id}})).await?;
+            let listed = lists(&v, "chats", "id", &json!(c));
             ensure(listed, || format!("chat {c} is not listed: {v}"))?;
             Ok(())
         }
@@ -262,13 +241,13 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             let c = need(&chat, "create-chat")?;
             let text = marker("socketio-rooms");
-            let v = ask(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": text, "type": "text"}}), "new_message_reply").await?;
-            ensure(
-                v.get("msg") == Some(&json!(text))
-                    && v.get("user_id") == Some(&json!(a_id))
-                    && v.get("chat_id") == Some(&json!(c)),
-                || format!("wrong message: {v}"),
-            )?;
+            let v = ask(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": text, "type": "text"}})).await?;
+            let want = [
+                ("/msg", json!(text)),
+                ("/user_id", json!(a_id)),
+                ("/chat_id", json!(c)),
+            ];
+            ensure(has_all(&v, &want), || format!("wrong message: {v}"))?;
             let id = v.get("id").cloned().unwrap_or(Value::Null);
             b.expect_where("new_message_push", "it is another message", |p| {
                 p.get("id") == Some(&id)
@@ -285,7 +264,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "an image by URL: type img",
         {
             let c = need(&chat, "create-chat")?;
-            let v = ask(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": "https://example.com/cat.png", "type": "img"}}), "new_message_reply").await?;
+            let v = ask(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": "https://example.com/cat.png", "type": "img"}})).await?;
             ensure(v.get("type") == Some(&json!("img")), || {
                 format!("not an img: {v}")
             })?;
@@ -296,57 +275,49 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
             Ok(())
         }
     );
-    case!(
-        report,
-        [a, b],
-        "new-message",
-        "an unknown type: error invalid",
-        {
-            let c = need(&chat, "create-chat")?;
-            expect_error(&mut a, "new_message", &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": "x", "type": "video"}}), "invalid").await
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "new-message",
-        "an empty text: error invalid",
-        {
-            let c = need(&chat, "create-chat")?;
-            expect_error(
-                &mut a,
-                "new_message",
-                &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": ""}}),
-                "invalid",
-            )
-            .await
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "new-message",
-        "a chat that does not exist: error not_found",
-        {
-            expect_error(&mut a, "new_message", &json!({"chat": {"id": (i64::MAX - 5).to_string()}, "user": {"id": a_id}, "message": {"value": "x"}}), "not_found").await
-        }
-    );
-    case!(
-        report,
-        [a, b],
-        "new-message",
-        "another user's id: error forbidden",
-        {
-            let c = need(&chat, "create-chat")?;
-            expect_error(
-                &mut b,
-                "new_message",
-                &json!({"chat": {"id": c}, "user": {"id": a_id}, "message": {"value": "x"}}),
-                "forbidden",
-            )
-            .await
-        }
-    );
+    // The refused new messages: (case, sent by B, the chat's id when not `create-chat`'s,
+    // the message, the error).
+    let no_chat = (i64::MAX - 5).to_string();
+    for (case_name, by_b, chat_id, message, code) in [
+        (
+            "an unknown type: error invalid",
+            false,
+            None,
+            json!({"value": "x", "type": "video"}),
+            "invalid",
+        ),
+        (
+            "an empty text: error invalid",
+            false,
+            None,
+            json!({"value": ""}),
+            "invalid",
+        ),
+        (
+            "a chat that does not exist: error not_found",
+            false,
+            Some(&no_chat),
+            json!({"value": "x"}),
+            "not_found",
+        ),
+        (
+            "another user's id: error forbidden",
+            true,
+            None,
+            json!({"value": "x"}),
+            "forbidden",
+        ),
+    ] {
+        case!(report, [a, b], "new-message", case_name, {
+            let c = match chat_id {
+                Some(c) => c.clone(),
+                None => need(&chat, "create-chat")?,
+            };
+            let p = if by_b { &mut b } else { &mut a };
+            let payload = json!({"chat": {"id": c}, "user": {"id": a_id}, "message": message});
+            expect_error(p, "new_message", &payload, code).await
+        });
+    }
     case!(
         report,
         [a, b],
@@ -355,13 +326,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         {
             let c = need(&chat, "create-chat")?;
             let (id, text) = need(&sent, "new-message text")?;
-            let v = ask(
-                &mut b,
-                "list_messages",
-                &json!({"chat": {"id": c}}),
-                "list_messages_reply",
-            )
-            .await?;
+            let v = ask(&mut b, "list_messages", &json!({"chat": {"id": c}})).await?;
             let found = v["messages"].as_array().is_some_and(|ms| {
                 ms.iter()
                     .any(|m| m.get("id") == Some(&json!(id)) && m.get("msg") == Some(&json!(text)))

@@ -10,13 +10,15 @@
 //! a chat connects or disconnects, so they are validated and otherwise ignored, except
 //! in the cases that provoke them.
 
-use super::{bearer_peers, ensure, int, marker, refused_with_403, users_or_record};
+use super::{bearer_peers, ensure, handshake_refused, int, marker, users_or_record};
 use crate::case;
-use crate::report::{need, CaseError};
+use crate::peer::{Expect, Outgoing, WsPeer};
+use crate::report::{need, CaseError, CaseResult};
 use crate::spec::Spec;
 use crate::{Config, Report};
 use chat_client::dialects::type_content::{direct_chat_id, event, new_message};
 use serde_json::{json, Value};
+use Outgoing::{Checked, Unchecked};
 
 const PRESENCE: &[&str] = &["push_set_online", "push_set_offline"];
 
@@ -24,46 +26,69 @@ fn content_is(field: &'static str, want: Value) -> impl Fn(&Value) -> bool {
     move |v: &Value| v.pointer(&format!("/content/{field}")) == Some(&want)
 }
 
-pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
-    let Some(users) = users_or_record(cfg, 3, report) else {
-        return;
-    };
-    let (ua, ub, uc) = (&users[0], &users[1], &users[2]);
+/// Send `frame` (`how`: checked as its client message `client_<type>`, or as it is).
+async fn send(p: &mut WsPeer<'_>, how: Outgoing, frame: &Value) -> CaseResult {
+    let key = format!("client_{}", frame["type"].as_str().unwrap_or_default());
+    p.send_outgoing(how, &key, frame).await
+}
 
-    case!(
-        report,
-        [],
-        "(handshake)",
-        "an upgrade without a token is refused with HTTP 403",
-        { refused_with_403(cfg, &cfg.url, None).await }
-    );
-    case!(
-        report,
-        [],
-        "(handshake)",
-        "an upgrade with an invalid token is refused with HTTP 403",
-        { refused_with_403(cfg, &cfg.url, Some("not.a.token")).await }
-    );
+/// Send `frame` as [`send`] does and expect an `error`.
+async fn refused(p: &mut WsPeer<'_>, how: Outgoing, frame: &Value) -> CaseResult {
+    send(p, how, frame).await?;
+    p.expect("error").await?;
+    Ok(())
+}
 
-    let Some(mut peers) = bearer_peers(
-        cfg,
-        spec,
-        &[ua, ub, uc],
-        PRESENCE,
-        "open a WebSocket with Authorization: Bearer",
-        report,
+/// The event `kind` about message `m` of the direct chat `dm`.
+fn on_message(kind: &str, dm: &Value, m: i64) -> Value {
+    event(
+        kind,
+        json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
     )
-    .await
-    else {
+}
+
+/// `a` sends the direct message `frame`: `a`'s push must satisfy `is` (else `what`)
+/// and then `check`, and `b` must get the same message. Its id.
+async fn posted(
+    [a, b]: [&mut WsPeer<'_>; 2],
+    frame: &Value,
+    (what, is): (&str, impl Fn(&Value) -> bool),
+    check: impl FnOnce(&Value) -> Result<(), String>,
+) -> Result<i64, CaseError> {
+    send(a, Checked, frame).await?;
+    let v = a.expect_where("push_new_message", what, is).await?;
+    let id = int(&v, "/content/message_id")?;
+    check(&v)?;
+    let same = content_is("message_id", json!(id));
+    b.expect_where("push_new_message", "it is another message", same)
+        .await?;
+    Ok(id)
+}
+
+pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
+    let Some([ua, ub, uc]) = users_or_record(cfg, report) else {
         return;
     };
-    let mut c = peers.pop().expect("three peers");
-    let mut b = peers.pop().expect("three peers");
-    let mut a = peers.pop().expect("three peers");
+    for (token, case_name) in [
+        (None, "an upgrade without a token is refused with HTTP 403"),
+        (
+            Some("not.a.token"),
+            "an upgrade with an invalid token is refused with HTTP 403",
+        ),
+    ] {
+        handshake_refused(cfg, report, token, case_name).await;
+    }
+    let what = "open a WebSocket with Authorization: Bearer";
+    let peers = bearer_peers(cfg, spec, [&ua, &ub, &uc], PRESENCE, what, report);
+    let Some([mut a, mut b, mut c]) = peers.await else {
+        return;
+    };
     let dm = json!(direct_chat_id(ua.id, ub.id));
+    // What earlier cases hand to later ones: the messages sent.
+    let mut first: Option<i64> = None;
+    let mut second: Option<i64> = None;
 
     // ------------------------------------------------------------ new_message
-    let mut first: Option<i64> = None;
     case!(
         report,
         [a, b, c],
@@ -71,35 +96,22 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "direct chat: sender and recipient both get new_message",
         {
             let text = marker("type-content direct");
-            a.send_as(
-                "client_new_message",
-                &new_message("direct", dm.clone(), &text, None),
-            )
-            .await?;
-            let v = a
-                .expect_where(
-                    "push_new_message",
-                    "it is not the message sent",
-                    content_is("text", json!(text)),
+            let frame = new_message("direct", dm.clone(), &text, None);
+            let sent = (
+                "it is not the message sent",
+                content_is("text", json!(text)),
+            );
+            let by_a = |v: &Value| {
+                ensure(
+                    v.pointer("/content/author_id") == Some(&json!(ua.id))
+                        && v.pointer("/content/chat_id") == Some(&dm),
+                    || format!("wrong author or chat: {v}"),
                 )
-                .await?;
-            let id = int(&v, "/content/message_id")?;
-            ensure(
-                v.pointer("/content/author_id") == Some(&json!(ua.id))
-                    && v.pointer("/content/chat_id") == Some(&dm),
-                || format!("wrong author or chat: {v}"),
-            )?;
-            b.expect_where(
-                "push_new_message",
-                "it is another message",
-                content_is("message_id", json!(id)),
-            )
-            .await?;
-            first = Some(id);
+            };
+            first = Some(posted([&mut a, &mut b], &frame, sent, by_a).await?);
             Ok(())
         }
     );
-    let mut second: Option<i64> = None;
     case!(
         report,
         [a, b, c],
@@ -107,37 +119,18 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "reply_to: the push carries it",
         {
             let m = need(&first, "new_message direct")?;
-            a.send_as(
-                "client_new_message",
-                &new_message("direct", dm.clone(), "a reply", Some(m)),
-            )
-            .await?;
-            let v = a
-                .expect_where(
-                    "push_new_message",
-                    "reply_to is not the replied message",
-                    content_is("reply_to", json!(m)),
-                )
-                .await?;
-            let id = int(&v, "/content/message_id")?;
-            b.expect_where(
-                "push_new_message",
-                "it is another message",
-                content_is("message_id", json!(id)),
-            )
-            .await?;
-            second = Some(id);
+            let frame = new_message("direct", dm.clone(), "a reply", Some(m));
+            let replied = (
+                "reply_to is not the replied message",
+                content_is("reply_to", json!(m)),
+            );
+            second = Some(posted([&mut a, &mut b], &frame, replied, |_| Ok(())).await?);
             Ok(())
         }
     );
     case!(report, [a], "new_message", "reply_to missing: error", {
-        a.send(&event(
-            "new_message",
-            json!({"chat_type": "direct", "chat_id": dm, "message": "x"}),
-        ))
-        .await?;
-        a.expect("error").await?;
-        Ok(())
+        let content = json!({"chat_type": "direct", "chat_id": dm, "message": "x"});
+        refused(&mut a, Unchecked, &event("new_message", content)).await
     });
     case!(
         report,
@@ -146,16 +139,21 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a direct chat_id with the larger id first: error",
         {
             let reversed = format!("{}_{}", ua.id.max(ub.id), ua.id.min(ub.id));
-            a.send(&new_message("direct", json!(reversed), "x", None))
-                .await?;
-            a.expect("error").await?;
-            Ok(())
+            refused(
+                &mut a,
+                Unchecked,
+                &new_message("direct", json!(reversed), "x", None),
+            )
+            .await
         }
     );
     case!(report, [a], "new_message", "empty text: error", {
-        a.send(&new_message("direct", dm.clone(), "", None)).await?;
-        a.expect("error").await?;
-        Ok(())
+        refused(
+            &mut a,
+            Unchecked,
+            &new_message("direct", dm.clone(), "", None),
+        )
+        .await
     });
     case!(
         report,
@@ -163,13 +161,12 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "new_message",
         "the direct chat of two other users: error",
         {
-            c.send_as(
-                "client_new_message",
+            refused(
+                &mut c,
+                Checked,
                 &new_message("direct", dm.clone(), "intruder", None),
             )
-            .await?;
-            c.expect("error").await?;
-            Ok(())
+            .await
         }
     );
 
@@ -180,11 +177,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "user_typing",
         "the other member gets user_typing with end_time; the typist nothing",
         {
-            a.send_as(
-                "client_user_typing",
-                &event("user_typing", json!({"chat_type": "direct", "chat_id": dm})),
-            )
-            .await?;
+            let typing = event("user_typing", json!({"chat_type": "direct", "chat_id": dm}));
+            send(&mut a, Checked, &typing).await?;
             b.expect_where("push_user_typing", "it is not A typing in the chat", |v| {
                 v.pointer("/content/user_id") == Some(&json!(ua.id))
                     && v.pointer("/content/chat_id") == Some(&dm)
@@ -202,14 +196,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "every member, the reader included, gets message_read",
         {
             let m = need(&second, "new_message reply_to")?;
-            b.send_as(
-                "client_message_read",
-                &event(
-                    "message_read",
-                    json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
-                ),
-            )
-            .await?;
+            send(&mut b, Checked, &on_message("message_read", &dm, m)).await?;
             for p in [&mut a, &mut b] {
                 p.expect_where(
                     "push_message_read",
@@ -230,13 +217,8 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "message_read",
         "a message that is not in the chat: error",
         {
-            b.send(&event(
-                "message_read",
-                json!({"chat_type": "direct", "chat_id": dm, "message_id": i64::MAX - 7}),
-            ))
-            .await?;
-            b.expect("error").await?;
-            Ok(())
+            let absent = i64::MAX - 7;
+            refused(&mut b, Unchecked, &on_message("message_read", &dm, absent)).await
         }
     );
 
@@ -248,16 +230,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "someone else's message: error",
         {
             let m = need(&first, "new_message direct")?;
-            b.send_as(
-                "client_delete_message",
-                &event(
-                    "delete_message",
-                    json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
-                ),
-            )
-            .await?;
-            b.expect("error").await?;
-            Ok(())
+            refused(&mut b, Checked, &on_message("delete_message", &dm, m)).await
         }
     );
     case!(
@@ -267,14 +240,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "the author deletes: every member gets delete_message",
         {
             let m = need(&first, "new_message direct")?;
-            a.send_as(
-                "client_delete_message",
-                &event(
-                    "delete_message",
-                    json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
-                ),
-            )
-            .await?;
+            send(&mut a, Checked, &on_message("delete_message", &dm, m)).await?;
             for p in [&mut a, &mut b] {
                 p.expect_where(
                     "push_delete_message",
@@ -294,14 +260,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a read that does not move the mark: echoed to the reader only",
         {
             let m = need(&first, "new_message direct")?;
-            b.send_as(
-                "client_message_read",
-                &event(
-                    "message_read",
-                    json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
-                ),
-            )
-            .await?;
+            send(&mut b, Checked, &on_message("message_read", &dm, m)).await?;
             b.expect_where(
                 "push_message_read",
                 "it is not the echo of B's read",
@@ -318,14 +277,7 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a message deleted already: echoed to the sender only",
         {
             let m = need(&first, "new_message direct")?;
-            a.send_as(
-                "client_delete_message",
-                &event(
-                    "delete_message",
-                    json!({"chat_type": "direct", "chat_id": dm, "message_id": m}),
-                ),
-            )
-            .await?;
+            send(&mut a, Checked, &on_message("delete_message", &dm, m)).await?;
             a.expect_where(
                 "push_delete_message",
                 "it names another message",
@@ -378,8 +330,9 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
                 CaseError::Skip("pass --project N (a project chat of A and B, without C)".into())
             })?;
             let text = marker("type-content project");
-            a.send_as(
-                "client_new_message",
+            send(
+                &mut a,
+                Checked,
                 &new_message("project", json!(p), &text, None),
             )
             .await?;
@@ -401,13 +354,12 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "a project chat the user is not a member of: error",
         {
             let p = project.ok_or_else(|| CaseError::Skip("pass --project N".into()))?;
-            c.send_as(
-                "client_new_message",
+            refused(
+                &mut c,
+                Checked,
                 &new_message("project", json!(p), "intruder", None),
             )
-            .await?;
-            c.expect("error").await?;
-            Ok(())
+            .await
         }
     );
 
@@ -418,14 +370,10 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         Ok(())
     });
     case!(report, [a], "(frame)", "an unknown type: error", {
-        a.send(&event("send_message", json!({}))).await?;
-        a.expect("error").await?;
-        Ok(())
+        refused(&mut a, Unchecked, &event("send_message", json!({}))).await
     });
     case!(report, [a], "(frame)", "a missing content: error", {
-        a.send(&json!({"type": "delete_message"})).await?;
-        a.expect("error").await?;
-        Ok(())
+        refused(&mut a, Unchecked, &json!({"type": "delete_message"})).await
     });
     report.notes.push(
         "type-content: group chats (chat_type \"group\") and file lists only arise through other dialects; see the gateway's cross-dialect tests".into(),

@@ -7,10 +7,11 @@
 //! it learned about the room (`has_business`) over to [`run`], which closes them.
 //! Consequence: the admin's writes are judged against the same room state.
 
-use super::{no_room, reply, request, ADMIN_PATH};
+use super::{answered_as, no_room, refused, reply, request, ADMIN_PATH};
 use crate::case;
 use crate::dialects::{int, marker, refused_with_403};
-use crate::peer::WsPeer;
+use crate::peer::Outgoing::Unchecked;
+use crate::peer::{Expect, WsPeer};
 use crate::report::{need, CaseError};
 use crate::spec::Spec;
 use crate::{header_refs, Config, Report, User};
@@ -73,15 +74,9 @@ pub(super) async fn run(
             return;
         }
     };
+    let not_200 = "it is not the 200 reply";
     case!(report, [d], "list", "admin endpoint: 200 with rooms", {
-        d.send_as("list", &request("list", json!("adm-1"), json!({})))
-            .await?;
-        d.expect_where(
-            "list_ok",
-            "it is not the 200 reply",
-            reply(200, json!("adm-1")),
-        )
-        .await?;
+        answered_as(&mut d, not_200, 200, "list", json!("adm-1"), json!({})).await?;
         Ok(())
     });
     case!(
@@ -90,18 +85,8 @@ pub(super) async fn run(
         "join_room",
         "admin endpoint: an admin joins any room: 200",
         {
-            let r = room.ok_or_else(no_room)?;
-            d.send_as(
-                "join_room",
-                &request("join_room", json!("adm-2"), json!({"room_pk": r})),
-            )
-            .await?;
-            d.expect_where(
-                "join_room_ok",
-                "it is not the 200 reply",
-                reply(200, json!("adm-2")),
-            )
-            .await?;
+            let data = json!({"room_pk": room.ok_or_else(no_room)?});
+            answered_as(&mut d, not_200, 200, "join_room", json!("adm-2"), data).await?;
             Ok(())
         }
     );
@@ -149,17 +134,9 @@ pub(super) async fn run(
         {
             need(&has_business, "join_room")?;
             let text = marker("watched");
-            b.send_as(
-                "create_message",
-                &request("create_message", json!("w-1"), json!({"msg_text": text})),
-            )
-            .await?;
-            b.expect_where(
-                "create_message_ok",
-                "it is not the 201 reply",
-                reply(201, json!("w-1")),
-            )
-            .await?;
+            let data = json!({"msg_text": text});
+            let not_201 = "it is not the 201 reply";
+            answered_as(&mut b, not_201, 201, "create_message", json!("w-1"), data).await?;
             d.expect_where(
                 "create_message_ok",
                 "it is not B's message with B's request_id",
@@ -170,11 +147,16 @@ pub(super) async fn run(
         }
     );
     case!(report, [d], "current_room_info", "admin endpoint: 405", {
-        d.send(&request("current_room_info", json!("adm-4"), json!({})))
-            .await?;
-        d.expect_where("error", "it is not a 405", reply(405, json!("adm-4")))
-            .await?;
-        Ok(())
+        refused(
+            &mut d,
+            Unchecked,
+            405,
+            &[],
+            "current_room_info",
+            json!("adm-4"),
+            json!({}),
+        )
+        .await
     });
     a.close().await;
     b.close().await;
