@@ -1,6 +1,8 @@
 # Build the gateway in a Rust image, run it in a slim Debian image.
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# npm fetches the socket.io-client bundle the console embeds (see crates/gateway/build.rs).
+RUN apt-get update && apt-get install -y --no-install-recommends npm && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release -p chat-gateway && cp target/release/chat-gateway /chat-gateway
 
