@@ -120,4 +120,23 @@ async fn console_signs_in_sees_connections_and_sends_in_two_dialects() {
             .await;
         assert_eq!(m["data"]["message"]["user"]["pk"], 1, "{m}");
     }
+    // The page's Socket.IO connection was counted like any other.
+    let m = gw.scrape_metrics().await;
+    let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+    assert_eq!(
+        get(r#"chat_messages_committed_total{dialect="socketio-pubsub"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"chat_commands_total{command="send-message",dialect="socketio-pubsub",result="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"chat_connections_accepted_total{dialect="socketio-pubsub"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"chat_messages_committed_total{dialect="method-args"}"#),
+        1.0
+    );
 }

@@ -12,37 +12,8 @@ use std::time::Duration;
 
 const PROJECT: i64 = 700;
 
-/// Every sample of a scrape, `name{labels}` → value, the labels sorted by name and
-/// the `node` label (a cluster's, PostgreSQL) left out.
-fn parse(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            let (name, labels) = key.split_once('{')?;
-            let mut labels: Vec<&str> = labels
-                .trim_end_matches('}')
-                .split(',')
-                .filter(|l| !l.is_empty() && !l.starts_with("node="))
-                .collect();
-            labels.sort_unstable();
-            let key = format!("{name}{{{}}}", labels.join(","));
-            Some((key, value.parse().ok()?))
-        })
-        .collect()
-}
-
 async fn scrape(gw: &TestGateway) -> HashMap<String, f64> {
-    let r = gw.http("GET", "/metrics", None, None).await;
-    assert_eq!(r.status, 200);
-    let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok());
-    assert_eq!(ct, Some(chat_gateway::metrics::CONTENT_TYPE));
-    let text = r.text();
-    assert!(
-        text.ends_with("# EOF\n"),
-        "an OpenMetrics exposition ends with # EOF"
-    );
-    parse(&text)
+    gw.scrape_metrics().await
 }
 
 fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
@@ -90,6 +61,13 @@ async fn counts_are_exact(gw: TestGateway) {
     let online = tc.recv_json().await;
     assert_eq!(online["type"], "set_online", "{online}");
 
+    let raw = gw.http("GET", "/metrics", None, None).await.text();
+    let clustered = gw.backend == chat_testkit::Backend::Postgres;
+    assert_eq!(
+        raw.contains("node=\""),
+        clustered,
+        "a node label exactly in a cluster"
+    );
     let before = scrape(&gw).await;
     assert_eq!(
         get(&before, r#"chat_connections_open{dialect="method-args"}"#),

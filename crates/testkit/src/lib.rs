@@ -340,6 +340,38 @@ impl TestGateway {
         }
     }
 
+    /// A scrape of `/metrics`, each sample as `name{labels}` → value, with the labels
+    /// sorted by name and the `node` label (a cluster's, on PostgreSQL) left out. Checks
+    /// that the answer is an OpenMetrics exposition.
+    pub async fn scrape_metrics(&self) -> std::collections::HashMap<String, f64> {
+        let r = self.http("GET", "/metrics", None, None).await;
+        assert_eq!(r.status, 200, "GET /metrics");
+        let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok());
+        assert_eq!(ct, Some(chat_gateway::metrics::CONTENT_TYPE));
+        let text = r.text();
+        assert!(
+            text.ends_with("# EOF\n"),
+            "an OpenMetrics exposition ends with # EOF"
+        );
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                let (name, labels) = key.split_once('{')?;
+                let mut labels: Vec<&str> = labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty() && !l.starts_with("node="))
+                    .collect();
+                labels.sort_unstable();
+                Some((
+                    format!("{name}{{{}}}", labels.join(",")),
+                    value.parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+
     /// An HTTP request to the gateway; `token` is sent as a bearer token.
     pub async fn http(
         &self,
