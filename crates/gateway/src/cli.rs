@@ -227,6 +227,30 @@ pub struct ServeArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// Libraries whose debug and trace events carry what must never be logged: the
+/// Socket.IO handshake's `auth` (a token), Engine.IO and WebSocket payloads (message
+/// bodies). They are held at `info` whatever `RUST_LOG` asks.
+const CAPPED_AT_INFO: [&str; 4] = [
+    "socketioxide",
+    "engineioxide",
+    "tungstenite",
+    "tokio_tungstenite",
+];
+
+/// The log filter: `RUST_LOG` when set and valid (else `default_level`), with the
+/// libraries of [`CAPPED_AT_INFO`] capped at `info`.
+pub fn log_filter(rust_log: Option<String>, default_level: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = rust_log
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
+    for target in CAPPED_AT_INFO {
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 /// `--log-format`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -502,5 +526,39 @@ impl clap::Args for TrustedArgs {
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn token_carrying_libraries_stay_at_info_whatever_rust_log_says() {
+        for asked in [
+            "debug",
+            "trace",
+            "socketioxide=trace,engineioxide=debug",
+            "not a filter [",
+        ] {
+            let shown = log_filter(Some(asked.to_string()), "info").to_string();
+            for target in super::CAPPED_AT_INFO {
+                assert!(
+                    shown.contains(&format!("{target}=info")),
+                    "{asked}: {shown}"
+                );
+                assert!(
+                    !shown.contains(&format!("{target}=debug")),
+                    "{asked}: {shown}"
+                );
+                assert!(
+                    !shown.contains(&format!("{target}=trace")),
+                    "{asked}: {shown}"
+                );
+            }
+        }
+        assert!(log_filter(Some("debug".into()), "info")
+            .to_string()
+            .contains("debug"));
     }
 }

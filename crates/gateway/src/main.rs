@@ -39,8 +39,7 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter = chat_gateway::cli::log_filter(std::env::var("RUST_LOG").ok(), default_level);
     let format = match &cli.command {
         Command::Serve(args) => args.log_format,
         _ => LogFormat::Text,
