@@ -317,7 +317,7 @@ pub async fn start(
         let local = listener.local_addr()?;
         tracing::info!("metrics on http://{local}/metrics");
         metrics_addr = Some(local);
-        tasks.push(tokio::spawn(metrics::serve(
+        tasks.push(tokio::spawn(server::run_metrics(
             listener,
             app.clone(),
             shutdown.clone(),

@@ -8,7 +8,7 @@
 //! broker's connection) is read from its owner at scrape time.
 
 use crate::state::App;
-use chat_core::meter::{CloseKind, HistogramSnapshot, RefuseKind};
+use chat_core::meter::{CloseKind, DialectMeter, HistogramSnapshot, RefuseKind};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -52,31 +52,21 @@ fn dialect(name: &str) -> Labels {
     vec![("dialect", name.to_string())]
 }
 
-/// One family of counters.
-fn counters(
+/// One family of counters or gauges: its descriptor, then each labelled sample, made
+/// a metric by `make` (`ConstCounter::new`, `ConstGauge::new`).
+fn family<V, M: EncodeMetric>(
     enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<&Unit>,
-    rows: impl IntoIterator<Item = (Labels, u64)>,
+    (name, help, unit): (&str, &str, Option<&Unit>),
+    rows: impl IntoIterator<Item = (Labels, V)>,
+    make: fn(V) -> M,
 ) -> fmt::Result {
-    let mut family = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
-    for (labels, v) in rows {
-        ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-/// One family of gauges.
-fn gauges(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: impl IntoIterator<Item = (Labels, i64)>,
-) -> fmt::Result {
-    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, v) in rows {
-        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    let mut rows = rows.into_iter().map(|(l, v)| (l, make(v))).peekable();
+    let Some((_, first)) = rows.peek() else {
+        return Ok(());
+    };
+    let mut family = enc.encode_descriptor(name, help, unit, first.metric_type())?;
+    for (labels, metric) in rows {
+        metric.encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -104,6 +94,24 @@ fn histograms(
     Ok(())
 }
 
+/// One count per dialect and reason.
+fn by_reason<K: Copy>(
+    meters: &[Arc<DialectMeter>],
+    kinds: &[K],
+    label: fn(K) -> &'static str,
+    count: fn(&DialectMeter, K) -> u64,
+) -> Vec<(Labels, u64)> {
+    let mut rows = Vec::new();
+    for m in meters {
+        for k in kinds {
+            let mut l = dialect(m.name);
+            l.push(("reason", label(*k).to_string()));
+            rows.push((l, count(m, *k)));
+        }
+    }
+    rows
+}
+
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -113,90 +121,105 @@ impl Collector for Scrape {
         let app = &self.0;
         let service = &app.service;
         let meters = service.meter().dialects();
-        let each = |f: &dyn Fn(&chat_core::meter::DialectMeter) -> u64| {
+        let each = |f: &dyn Fn(&DialectMeter) -> u64| {
             meters
                 .iter()
                 .map(|m| (dialect(m.name), f(m)))
                 .collect::<Vec<_>>()
         };
-        gauges(
+        family(
             &mut enc,
-            "chat_build_info",
-            "The running build (always 1).",
+            ("chat_build_info", "The running build (always 1).", None),
             [(vec![("version", env!("CARGO_PKG_VERSION").to_string())], 1)],
+            ConstGauge::new,
         )?;
-        gauges(
+        family(
             &mut enc,
-            "chat_connections_open",
-            "Open client connections (WebSocket and Socket.IO sockets).",
+            (
+                "chat_connections_open",
+                "Open client connections (WebSocket and Socket.IO sockets).",
+                None,
+            ),
             meters
                 .iter()
                 .map(|m| (dialect(m.name), m.open.load(Relaxed))),
+            ConstGauge::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_connections_accepted",
-            "Client connections accepted.",
-            None,
+            (
+                "chat_connections_accepted",
+                "Client connections accepted.",
+                None,
+            ),
             each(&|m| m.accepted.load(Relaxed)),
+            ConstCounter::new,
         )?;
-        let mut refused = Vec::new();
-        for m in &meters {
-            for why in RefuseKind::ALL {
-                let mut l = dialect(m.name);
-                l.push(("reason", why.label().to_string()));
-                refused.push((l, m.refused_count(why)));
-            }
-        }
-        counters(
+        let refused = by_reason(&meters, &RefuseKind::ALL, RefuseKind::label, |m, k| {
+            m.refused_count(k)
+        });
+        family(
             &mut enc,
-            "chat_connections_refused",
-            "Handshakes answered with an error, by reason (origin, auth, handshake).",
-            None,
+            (
+                "chat_connections_refused",
+                "Handshakes answered with an error, by reason (origin, auth, handshake).",
+                None,
+            ),
             refused,
+            ConstCounter::new,
         )?;
-        let mut closed = Vec::new();
-        for m in &meters {
-            for why in CloseKind::ALL {
-                let mut l = dialect(m.name);
-                l.push(("reason", why.label().to_string()));
-                closed.push((l, m.closed_count(why)));
-            }
-        }
-        counters(
+        let closed = by_reason(&meters, &CloseKind::ALL, CloseKind::label, |m, k| {
+            m.closed_count(k)
+        });
+        family(
             &mut enc,
-            "chat_connections_closed",
-            "Client connections ended, by reason.",
-            None,
+            (
+                "chat_connections_closed",
+                "Client connections ended, by reason.",
+                None,
+            ),
             closed,
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_frames_in",
-            "Frames (Socket.IO: events) read from clients.",
-            None,
+            (
+                "chat_frames_in",
+                "Frames (Socket.IO: events) read from clients.",
+                None,
+            ),
             each(&|m| m.frames_in.load(Relaxed)),
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_frames_out",
-            "Frames (Socket.IO: events and acks) written to clients.",
-            None,
+            (
+                "chat_frames_out",
+                "Frames (Socket.IO: events and acks) written to clients.",
+                None,
+            ),
             each(&|m| m.frames_out.load(Relaxed)),
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_received",
-            "Payload bytes read from clients.",
-            Some(&Unit::Bytes),
+            (
+                "chat_received",
+                "Payload bytes read from clients.",
+                Some(&Unit::Bytes),
+            ),
             each(&|m| m.bytes_in.load(Relaxed)),
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_sent",
-            "Payload bytes written to clients.",
-            Some(&Unit::Bytes),
+            (
+                "chat_sent",
+                "Payload bytes written to clients.",
+                Some(&Unit::Bytes),
+            ),
             each(&|m| m.bytes_out.load(Relaxed)),
+            ConstCounter::new,
         )?;
         let mut commands = Vec::new();
         for m in &meters {
@@ -207,40 +230,55 @@ impl Collector for Scrape {
                 commands.push((l, n));
             }
         }
-        counters(
+        family(
             &mut enc,
-            "chat_commands",
-            "Client commands by the dialect's name for them and result (ok or the error code).",
-            None,
+            (
+                "chat_commands",
+                "Client commands by the dialect's name for them and result (ok or the error code).",
+                None,
+            ),
             commands,
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_rate_limited_commands",
-            "Commands refused by the per-user rate (--user-rate).",
-            None,
+            (
+                "chat_rate_limited_commands",
+                "Commands refused by the per-user rate (--user-rate).",
+                None,
+            ),
             each(&|m| m.rate_limited.load(Relaxed)),
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_messages_committed",
-            "Messages stored, by the dialect they were sent through.",
-            None,
+            (
+                "chat_messages_committed",
+                "Messages stored, by the dialect they were sent through.",
+                None,
+            ),
             each(&|m| m.messages_committed.load(Relaxed)),
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_events_delivered",
-            "Hub events written to clients (one per recipient connection).",
-            None,
+            (
+                "chat_events_delivered",
+                "Hub events written to clients (one per recipient connection).",
+                None,
+            ),
             each(&|m| m.events_delivered.load(Relaxed)),
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_slow_consumer_closes",
-            "Connections closed because their outbound queue was full.",
-            None,
+            (
+                "chat_slow_consumer_closes",
+                "Connections closed because their outbound queue was full.",
+                None,
+            ),
             each(&|m| m.closed_count(CloseKind::SlowConsumer)),
+            ConstCounter::new,
         )?;
         histograms(
             &mut enc,
@@ -257,18 +295,17 @@ impl Collector for Scrape {
             [(Labels::new(), service.meter().commit_latency.snapshot())],
         )?;
         let (queued, deepest) = service.hub().queue_depths();
-        gauges(
+        family(
             &mut enc,
-            "chat_outbound_queued_events",
-            "Events waiting in connection queues, in all.",
+            (
+                "chat_outbound_queued_events",
+                "Events waiting in connection queues, in all.",
+                None,
+            ),
             [(Labels::new(), to_i64(queued))],
+            ConstGauge::new,
         )?;
-        gauges(
-            &mut enc,
-            "chat_outbound_queue_deepest",
-            "Events waiting in the deepest connection queue (closed as a slow consumer at --outbound-queue).",
-            [(Labels::new(), to_i64(deepest))],
-        )?;
+        family(&mut enc, ("chat_outbound_queue_deepest", "Events waiting in the deepest connection queue (closed as a slow consumer at --outbound-queue).", None), [(Labels::new(), to_i64(deepest))], ConstGauge::new)?;
         let pools = service.store().pools();
         let mut conns = Vec::new();
         for p in &pools {
@@ -282,59 +319,83 @@ impl Collector for Scrape {
                 i64::from(p.idle),
             ));
         }
-        gauges(
+        family(
             &mut enc,
-            "chat_db_pool_connections",
-            "Database connections by pool and state (in_use, idle).",
+            (
+                "chat_db_pool_connections",
+                "Database connections by pool and state (in_use, idle).",
+                None,
+            ),
             conns,
+            ConstGauge::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_db_pool_waits",
-            "Checkouts that waited for a free database connection.",
-            None,
+            (
+                "chat_db_pool_waits",
+                "Checkouts that waited for a free database connection.",
+                None,
+            ),
             pools
                 .iter()
                 .map(|p| (vec![("pool", p.name.to_string())], p.waits)),
+            ConstCounter::new,
         )?;
-        counters(
+        family(
             &mut enc,
-            "chat_db_pool_timeouts",
-            "Checkouts that gave up waiting for a database connection.",
-            None,
+            (
+                "chat_db_pool_timeouts",
+                "Checkouts that gave up waiting for a database connection.",
+                None,
+            ),
             pools
                 .iter()
                 .map(|p| (vec![("pool", p.name.to_string())], p.timeouts)),
+            ConstCounter::new,
         )?;
         if let Some(cluster) = &app.cluster {
             let b = cluster.meter();
-            gauges(
+            family(
                 &mut enc,
-                "chat_broker_connected",
-                "1 while the broker subscription is up and the last outbox read succeeded.",
+                (
+                    "chat_broker_connected",
+                    "1 while the broker subscription is up and the last outbox read succeeded.",
+                    None,
+                ),
                 [(Labels::new(), i64::from(cluster.is_healthy()))],
+                ConstGauge::new,
             )?;
-            counters(
+            family(
                 &mut enc,
-                "chat_broker_errors",
-                "Broker failures this node retried, by operation.",
-                None,
+                (
+                    "chat_broker_errors",
+                    "Broker failures this node retried, by operation.",
+                    None,
+                ),
                 chat_cluster::meter::BrokerOp::ALL
                     .iter()
                     .map(|op| (vec![("op", op.label().to_string())], b.errors(*op))),
+                ConstCounter::new,
             )?;
-            counters(
+            family(
                 &mut enc,
-                "chat_broker_events_read",
-                "Cluster events delivered on this node.",
-                None,
+                (
+                    "chat_broker_events_read",
+                    "Cluster events delivered on this node.",
+                    None,
+                ),
                 [(Labels::new(), b.events_read.load(Relaxed))],
+                ConstCounter::new,
             )?;
-            gauges(
+            family(
                 &mut enc,
-                "chat_broker_pending_writes",
-                "Events queued for the outbox writer.",
+                (
+                    "chat_broker_pending_writes",
+                    "Events queued for the outbox writer.",
+                    None,
+                ),
                 [(Labels::new(), to_i64(cluster.pending_writes()))],
+                ConstGauge::new,
             )?;
             histograms(
                 &mut enc,
@@ -353,51 +414,4 @@ pub fn response(app: &Arc<App>) -> http::Response<crate::http_util::Body> {
         .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
         .body(crate::http_util::full(render(app)))
         .unwrap_or_else(|_| http::Response::new(crate::http_util::empty()))
-}
-
-/// Serve `/metrics` (and `/livez`) alone on `listener` (`--metrics-listen`), until
-/// `shutdown`: a scraper on a private address, the API not exposed there.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Arc<App>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!(error = %e, "metrics listener: accept failed");
-                    continue;
-                }
-            },
-        };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let svc =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let app = app.clone();
-                    async move {
-                        let resp = match req.uri().path() {
-                            "/metrics" => response(&app),
-                            "/livez" => crate::http_util::json(
-                                http::StatusCode::OK,
-                                &serde_json::json!({"status": "alive"}),
-                            ),
-                            _ => crate::http_util::error(
-                                http::StatusCode::NOT_FOUND,
-                                "not_found",
-                                "this listener serves /metrics only",
-                            ),
-                        };
-                        Ok::<_, std::convert::Infallible>(resp)
-                    }
-                });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
 }

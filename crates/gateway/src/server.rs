@@ -77,6 +77,26 @@ pub async fn run(
     routes: Arc<Vec<Route>>,
     shutdown: CancellationToken,
 ) {
+    serve(listener, app, Serves::Api(routes), shutdown).await
+}
+
+/// Serve `/metrics` (and `/livez`) alone on `listener` (`--metrics-listen`) until
+/// `shutdown`, with the main listener's limits: a scraper on a private address, the
+/// API not exposed there.
+pub async fn run_metrics(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+    serve(listener, app, Serves::Metrics, shutdown).await
+}
+
+/// What a listener answers.
+#[derive(Clone)]
+enum Serves {
+    /// The API, health, metrics and console, and the mounted dialects.
+    Api(Arc<Vec<Route>>),
+    /// Only `/metrics` and `/livez`.
+    Metrics,
+}
+
+async fn serve(listener: TcpListener, app: Arc<App>, serves: Serves, shutdown: CancellationToken) {
     let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // A client gets `header_timeout` to send a request's head, and the same to start
     // the next one on a kept-alive connection (hyper starts the timer when the
@@ -115,13 +135,19 @@ pub async fn run(
         };
         let first_byte = app.limits.header_timeout;
         let app = app.clone();
-        let routes = routes.clone();
+        let serves = serves.clone();
         let shutdown_c = shutdown.clone();
         let svc = hyper::service::service_fn(move |req| {
             let app = app.clone();
-            let routes = routes.clone();
+            let serves = serves.clone();
             let shutdown = shutdown_c.clone();
-            async move { Ok::<_, Infallible>(route(req, app, routes, shutdown, peer).await) }
+            async move {
+                let resp = match serves {
+                    Serves::Api(routes) => route(req, app, routes, shutdown, peer).await,
+                    Serves::Metrics => metrics_only(&req, &app),
+                };
+                Ok::<_, Infallible>(resp)
+            }
         });
         let watcher = graceful.watcher();
         let http = http.clone();
@@ -139,6 +165,10 @@ pub async fn run(
         });
     }
     drop(listener);
+    let Serves::Api(routes) = serves else {
+        let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+        return;
+    };
     app.service
         .hub()
         .close_all_paced(
@@ -212,9 +242,7 @@ async fn route(
         };
     }
     match path.as_str() {
-        // Liveness: the process serves HTTP. Never touches the database, so a
-        // database outage does not get every node restarted.
-        "/livez" => http_util::json(StatusCode::OK, &serde_json::json!({"status": "alive"})),
+        "/livez" => live(),
         // Readiness (`/healthz` is its older name).
         "/readyz" | "/healthz" => match app.readiness().await {
             Ok(()) => http_util::json(
@@ -234,6 +262,25 @@ async fn route(
         p if p == "/api" || p.starts_with("/api/") => crate::rest::handle(req, &app).await,
         _ => http_util::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
     }
+}
+
+/// The `--metrics-listen` listener's answer.
+fn metrics_only(req: &Request<Incoming>, app: &Arc<App>) -> Response<Body> {
+    match normalize_path(req.uri().path()).as_str() {
+        "/metrics" => crate::metrics::response(app),
+        "/livez" => live(),
+        _ => http_util::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this listener serves /metrics only",
+        ),
+    }
+}
+
+/// Liveness: the process serves HTTP. Never touches the database, so a database
+/// outage does not get every node restarted.
+fn live() -> Response<Body> {
+    http_util::json(StatusCode::OK, &serde_json::json!({"status": "alive"}))
 }
 
 /// Count a refused handshake of `dialect`.

@@ -419,21 +419,34 @@ where
     if out.is_empty() {
         return true;
     }
+    // Counted before the write, so a client never sees a frame that the counters do
+    // not show yet (what a write that then fails did not deliver is still counted).
+    let batch = std::mem::take(batch);
+    if let Some(m) = &cx.meter {
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        for o in &out {
+            if let Outgoing::Text(t) = o {
+                bytes += t.len() as u64;
+            } else if let Outgoing::Shared(t) = o {
+                bytes += t.len() as u64;
+            } else {
+                continue;
+            }
+            frames += 1;
+        }
+        m.wrote(
+            frames,
+            bytes,
+            batch.events,
+            batch.oldest.map(|t| t.elapsed()),
+        );
+    }
     let mut keep_open = true;
-    let (mut frames, mut bytes) = (0u64, 0u64);
     let write = async {
         for o in out {
             match o {
-                Outgoing::Text(t) => {
-                    frames += 1;
-                    bytes += t.len() as u64;
-                    ws.feed(Message::text(t)).await?
-                }
-                Outgoing::Shared(t) => {
-                    frames += 1;
-                    bytes += t.len() as u64;
-                    ws.feed(Message::Text(shared_text(t))).await?
-                }
+                Outgoing::Text(t) => ws.feed(Message::text(t)).await?,
+                Outgoing::Shared(t) => ws.feed(Message::Text(shared_text(t))).await?,
                 Outgoing::Close { code, reason } => {
                     ws.feed(close_message(code, &reason)).await?;
                     keep_open = false;
@@ -447,10 +460,5 @@ where
         tokio::time::timeout(cfg.write_timeout, write).await,
         Ok(Ok(()))
     );
-    let batch = std::mem::take(batch);
-    if let (true, Some(m)) = (written, &cx.meter) {
-        let age = batch.oldest.map(|t| t.elapsed());
-        m.wrote(frames, bytes, batch.events, age);
-    }
     written && keep_open
 }

@@ -20,6 +20,28 @@ fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(0.0)
 }
 
+#[track_caller]
+fn expect(m: &HashMap<String, f64>, key: &str, want: f64) {
+    assert_eq!(get(m, key), want, "{key}");
+}
+
+#[track_caller]
+fn expect_all(m: &HashMap<String, f64>, rows: &[(&str, f64)]) {
+    for (key, want) in rows {
+        expect(m, key, *want);
+    }
+}
+
+/// A type-content client of `user`, signed in by its bearer token.
+async fn type_content(gw: &TestGateway, user: i64, name: &str) -> WsClient {
+    let bearer = format!("Bearer {}", gw.token(user, name));
+    let c = WsClient::connect_with_headers(&gw.ws_url("/ws/chats/"), &[("authorization", &bearer)])
+        .await
+        .expect("type-content upgrade");
+    gw.wait_connections(user, 1).await;
+    c
+}
+
 /// Scrape until `key` reads `want` (a connection's end is counted by its task).
 async fn wait_for(gw: &TestGateway, key: &str, want: f64) -> HashMap<String, f64> {
     for _ in 0..200 {
@@ -33,25 +55,12 @@ async fn wait_for(gw: &TestGateway, key: &str, want: f64) -> HashMap<String, f64
 }
 
 async fn counts_are_exact(gw: TestGateway) {
-    gw.create_user(1, "ma").await;
-    gw.create_user(2, "tc").await;
-    let room = gw
-        .create_room(
-            RoomKind::Project {
-                project_id: PROJECT,
-            },
-            &[1, 2],
-            false,
-        )
-        .await
-        .0;
-    let mut tc = WsClient::connect_with_headers(
-        &gw.ws_url("/ws/chats/"),
-        &[("authorization", &format!("Bearer {}", gw.token(2, "tc")))],
-    )
-    .await
-    .expect("type-content upgrade");
-    gw.wait_connections(2, 1).await;
+    chat_testkit::steps::create_users(&gw, &[(1, "ma"), (2, "tc")]).await;
+    let project = RoomKind::Project {
+        project_id: PROJECT,
+    };
+    let room = gw.create_room(project, &[1, 2], false).await.0;
+    let mut tc = type_content(&gw, 2, "tc").await;
     let mut ma = WsClient::connect(&gw.ws_url("/ws/chat/")).await;
     ma.send_json(&json!({"method": "auth", "access_token": gw.token(1, "ma")}))
         .await;
@@ -69,13 +78,15 @@ async fn counts_are_exact(gw: TestGateway) {
         "a node label exactly in a cluster"
     );
     let before = scrape(&gw).await;
-    assert_eq!(
-        get(&before, r#"chat_connections_open{dialect="method-args"}"#),
-        1.0
+    expect(
+        &before,
+        r#"chat_connections_open{dialect="method-args"}"#,
+        1.0,
     );
-    assert_eq!(
-        get(&before, r#"chat_connections_open{dialect="type-content"}"#),
-        1.0
+    expect(
+        &before,
+        r#"chat_connections_open{dialect="type-content"}"#,
+        1.0,
     );
 
     const N: usize = 7;
@@ -95,54 +106,36 @@ async fn counts_are_exact(gw: TestGateway) {
 
     let after = scrape(&gw).await;
     let rose = |key: &str| get(&after, key) - get(&before, key);
+    let expect_rise = |key: &str, by: f64| assert_eq!(rose(key), by, "{key}");
     let n = N as f64;
-    assert_eq!(
-        rose(r#"chat_messages_committed_total{dialect="method-args"}"#),
-        n
+    expect_rise(r#"chat_messages_committed_total{dialect="method-args"}"#, n);
+    expect_rise(
+        r#"chat_commands_total{command="send_message",dialect="method-args",result="ok"}"#,
+        n,
     );
-    assert_eq!(
-        rose(r#"chat_commands_total{command="send_message",dialect="method-args",result="ok"}"#),
-        n
+    expect_rise(
+        r#"chat_commands_total{command="send_message",dialect="method-args",result="not_found"}"#,
+        1.0,
     );
-    assert_eq!(
-        rose(
-            r#"chat_commands_total{command="send_message",dialect="method-args",result="not_found"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        rose(r#"chat_events_delivered_total{dialect="type-content"}"#),
-        n
-    );
-    assert_eq!(rose(r#"chat_frames_out_total{dialect="type-content"}"#), n);
+    expect_rise(r#"chat_events_delivered_total{dialect="type-content"}"#, n);
+    expect_rise(r#"chat_frames_out_total{dialect="type-content"}"#, n);
     // The sender's answers are replies (its own hub echo is dropped, not delivered).
-    assert_eq!(
-        rose(r#"chat_frames_in_total{dialect="method-args"}"#),
-        n + 1.0
-    );
-    assert_eq!(
-        rose(r#"chat_frames_out_total{dialect="method-args"}"#),
-        n + 1.0
-    );
-    assert_eq!(
-        rose(r#"chat_events_delivered_total{dialect="method-args"}"#),
-        0.0
-    );
+    expect_rise(r#"chat_frames_in_total{dialect="method-args"}"#, n + 1.0);
+    expect_rise(r#"chat_frames_out_total{dialect="method-args"}"#, n + 1.0);
+    expect_rise(r#"chat_events_delivered_total{dialect="method-args"}"#, 0.0);
     assert!(rose(r#"chat_sent_bytes_total{dialect="type-content"}"#) > 0.0);
-    assert_eq!(rose("chat_commit_latency_seconds_count{}"), n);
-    assert_eq!(
-        rose(r#"chat_delivery_latency_seconds_count{dialect="type-content"}"#),
-        n
+    expect_rise("chat_commit_latency_seconds_count{}", n);
+    expect_rise(
+        r#"chat_delivery_latency_seconds_count{dialect="type-content"}"#,
+        n,
     );
-    assert_eq!(
+    expect(
+        &after,
+        r#"chat_delivery_latency_seconds_bucket{dialect="type-content",le="+Inf"}"#,
         get(
             &after,
-            r#"chat_delivery_latency_seconds_bucket{dialect="type-content",le="+Inf"}"#
+            r#"chat_delivery_latency_seconds_count{dialect="type-content"}"#,
         ),
-        get(
-            &after,
-            r#"chat_delivery_latency_seconds_count{dialect="type-content"}"#
-        )
     );
 
     ma.close().await;
@@ -153,19 +146,15 @@ async fn counts_are_exact(gw: TestGateway) {
         _ => wait_for(&gw, r#"chat_connections_open{dialect="type-content"}"#, 0.0).await,
     };
     for d in ["method-args", "type-content"] {
-        assert_eq!(
-            get(
-                &end,
-                &format!(r#"chat_connections_accepted_total{{dialect="{d}"}}"#)
-            ),
-            1.0
+        expect(
+            &end,
+            &format!(r#"chat_connections_accepted_total{{dialect="{d}"}}"#),
+            1.0,
         );
-        assert_eq!(
-            get(
-                &end,
-                &format!(r#"chat_connections_closed_total{{dialect="{d}",reason="client"}}"#)
-            ),
-            1.0
+        expect(
+            &end,
+            &format!(r#"chat_connections_closed_total{{dialect="{d}",reason="client"}}"#),
+            1.0,
         );
     }
 }
@@ -183,29 +172,21 @@ async fn refusals_and_slow_consumers_are_counted_by_reason() {
             .await
             .is_err()
     );
-    let m = scrape(&gw).await;
-    assert_eq!(
-        get(
-            &m,
-            r#"chat_connections_refused_total{dialect="type-content",reason="auth"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &m,
-            r#"chat_connections_accepted_total{dialect="type-content"}"#
-        ),
-        0.0
+    expect_all(
+        &scrape(&gw).await,
+        &[
+            (
+                r#"chat_connections_refused_total{dialect="type-content",reason="auth"}"#,
+                1.0,
+            ),
+            (
+                r#"chat_connections_accepted_total{dialect="type-content"}"#,
+                0.0,
+            ),
+        ],
     );
 
-    let mut tc = WsClient::connect_with_headers(
-        &gw.ws_url("/ws/chats/"),
-        &[("authorization", &format!("Bearer {}", gw.token(2, "tc")))],
-    )
-    .await
-    .expect("type-content upgrade");
-    gw.wait_connections(2, 1).await;
+    let mut tc = type_content(&gw, 2, "tc").await;
     // Far more events at once than its queue of 2 holds: closed as a slow consumer.
     let hub = gw.service().hub().clone();
     for _ in 0..10_000 {
@@ -218,19 +199,18 @@ async fn refusals_and_slow_consumers_are_counted_by_reason() {
     let (code, _) = tc.recv_close().await.expect("a close frame");
     assert_eq!(code, 1008);
     let m = wait_for(&gw, r#"chat_connections_open{dialect="type-content"}"#, 0.0).await;
-    assert_eq!(
-        get(
-            &m,
-            r#"chat_connections_closed_total{dialect="type-content",reason="slow_consumer"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        get(
-            &m,
-            r#"chat_slow_consumer_closes_total{dialect="type-content"}"#
-        ),
-        1.0
+    expect_all(
+        &m,
+        &[
+            (
+                r#"chat_connections_closed_total{dialect="type-content",reason="slow_consumer"}"#,
+                1.0,
+            ),
+            (
+                r#"chat_slow_consumer_closes_total{dialect="type-content"}"#,
+                1.0,
+            ),
+        ],
     );
 }
 

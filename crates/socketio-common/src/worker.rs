@@ -199,18 +199,29 @@ impl SioCtx {
         let Some(socket) = &self.socket else {
             return;
         };
-        let (mut frames, mut bytes) = (0u64, 0u64);
-        for Item { sent, ack } in self.outbox.drain() {
+        let items = self.outbox.drain();
+        // Counted before the items are handed over, so a client never sees an event
+        // the counters do not show yet.
+        if let Some(m) = &self.conn.meter {
+            let (mut frames, mut bytes) = (0u64, 0u64);
+            for item in &items {
+                let data = match &item.sent {
+                    Sent::Emit { data, .. } => data,
+                    Sent::Ack { data, .. } if item.ack.is_some() => data,
+                    _ => continue,
+                };
+                frames += 1;
+                bytes += data.raw().get().len() as u64;
+            }
+            m.wrote(frames, bytes, events, oldest.map(|t| t.elapsed()));
+        }
+        for Item { sent, ack } in items {
             match sent {
                 Sent::Emit { event, data } => {
-                    frames += 1;
-                    bytes += data.raw().get().len() as u64;
                     self.check(&event, socket.emit(&event, data.raw()));
                 }
                 Sent::Ack { event, data } => {
                     if let Some(ack) = ack {
-                        frames += 1;
-                        bytes += data.raw().get().len() as u64;
                         self.check(&event, ack.send(data.raw()));
                     }
                 }
@@ -222,9 +233,6 @@ impl SioCtx {
                     }
                 }
             }
-        }
-        if let Some(m) = &self.conn.meter {
-            m.wrote(frames, bytes, events, oldest.map(|t| t.elapsed()));
         }
     }
 
