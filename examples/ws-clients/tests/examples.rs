@@ -11,6 +11,7 @@
 
 use chat_core::{RoomKind, UserId};
 use chat_testkit::TestGateway;
+use socketio_common::node::tool_runs;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -97,14 +98,7 @@ fn rust(bin: &str) -> Command {
 async fn node_ready(also: &[&str]) -> bool {
     let mut missing: Vec<String> = Vec::new();
     for tool in ["node"].iter().chain(also) {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-        if !ok {
+        if !tool_runs(tool).await {
             missing.push(format!("`{tool}` is not installed"));
         }
     }
