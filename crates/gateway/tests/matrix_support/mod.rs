@@ -14,6 +14,8 @@
 //! ([`NodeSio`]), with the client's default transports (polling, then the upgrade).
 
 use base64::Engine as _;
+/// The five dialects, as the tools name them (`Dialect::ALL`, `name`, `parse`).
+pub use chat_client::Dialect;
 use chat_testkit::{http_request, TestGateway, WsClient};
 use serde_json::{json, Value};
 use socketio_common::node::NodeSio;
@@ -23,39 +25,6 @@ use tokio::time::Instant;
 
 /// How long a window waits for its closing sentinel before giving up on it.
 pub const WINDOW: Duration = Duration::from_secs(5);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Dialect {
-    MethodArgs,
-    TypeContent,
-    ActionRequest,
-    SocketioRooms,
-    SocketioPubsub,
-}
-
-impl Dialect {
-    pub const ALL: [Dialect; 5] = [
-        Dialect::MethodArgs,
-        Dialect::TypeContent,
-        Dialect::ActionRequest,
-        Dialect::SocketioRooms,
-        Dialect::SocketioPubsub,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::MethodArgs => "method-args",
-            Dialect::TypeContent => "type-content",
-            Dialect::ActionRequest => "action-request",
-            Dialect::SocketioRooms => "socketio-rooms",
-            Dialect::SocketioPubsub => "socketio-pubsub",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Dialect> {
-        Dialect::ALL.into_iter().find(|d| d.name() == s)
-    }
-}
 
 /// What a frame meant, whatever dialect it came in.
 #[derive(Clone, Debug, PartialEq)]
