@@ -51,6 +51,14 @@ impl Running {
         }
     }
 
+    /// The next `<- {frame} #…` line of a message `from` someone with the text
+    /// `hello from <sender>` (what every example sends).
+    async fn hears(&mut self, frame: &str, from: &str, sender: &str) -> String {
+        let head = format!("<- {frame} #");
+        let tail = format!("from {from}: \"hello from {sender}\"");
+        self.expect(&[&head, &tail]).await
+    }
+
     /// The next line containing every one of `needles` (earlier lines are kept in `seen`).
     async fn expect(&mut self, needles: &[&str]) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -148,33 +156,22 @@ async fn rust_examples_talk_to_each_other() {
     let mut ma = start_rust("method-args", &gw, &client_env(ann.clone(), None, "2"));
     let ready = ma.expect(&["ready: chat "]).await;
     let chat = ready.trim_start_matches("ready: chat ").to_string();
-    ma.expect(&["<- message_created #", "from 1: \"hello from method-args\""])
-        .await;
+    ma.hears("message_created", "1", "method-args").await;
 
     // type-content names it "1_2"; bob's message reaches method-args as new_message.
     let mut tc = start_rust("type-content", &gw, &client_env(bob, Some(2), "1"));
-    tc.expect(&["<- new_message #", "from 2: \"hello from type-content\""])
-        .await;
+    tc.hears("new_message", "2", "type-content").await;
     tc.expect(&["ready: chat 1_2"]).await;
-    ma.expect(&["<- new_message #", "from 2: \"hello from type-content\""])
-        .await;
+    ma.hears("new_message", "2", "type-content").await;
 
     // action-request finds the same room and joins it.
     let mut ar = start_rust("action-request", &gw, &client_env(ann, None, "2"));
     ar.expect(&[&format!("ready: room {chat}")]).await;
-    ar.expect(&[
-        "<- create_message #",
-        "from \"ann\": \"hello from action-request\"",
-    ])
-    .await;
-    // Ann's other connection (method-args) sees her message as her own.
-    ma.expect(&[
-        "<- message_created #",
-        "from 1: \"hello from action-request\"",
-    ])
-    .await;
-    tc.expect(&["<- new_message #", "from 1: \"hello from action-request\""])
+    ar.hears("create_message", "\"ann\"", "action-request")
         .await;
+    // Ann's other connection (method-args) sees her message as her own.
+    ma.hears("message_created", "1", "action-request").await;
+    tc.hears("new_message", "1", "action-request").await;
 
     for r in [ma, tc, ar] {
         r.stop().await;
@@ -214,8 +211,7 @@ async fn node_examples_talk_to_each_other() {
         "from 2: \"hello from socketio-rooms\" (text)",
     ])
     .await;
-    sp.expect(&["<- chat #", "from bob: \"hello from socketio-rooms\""])
-        .await;
+    sp.hears("chat", "bob", "socketio-rooms").await;
 
     for r in [sp, sr] {
         r.stop().await;
