@@ -16,19 +16,12 @@ fn t0() -> chat_core::Timestamp {
 
 fn user(id: i64) -> CoreUser {
     CoreUser {
-        id: UserId(id),
-        username: format!("user{id}"),
-        external_id: None,
         email: format!("u{id}@example.com"),
         first_name: format!("First{id}"),
         last_name: format!("Last{id}"),
-        display_name: String::new(),
-        photo: String::new(),
-        color: String::new(),
-        role: String::new(),
-        is_admin: false,
         created_at: t0(),
         updated_at: t0(),
+        ..CoreUser::placeholder(UserId(id))
     }
 }
 
