@@ -10,7 +10,10 @@ use serde_json::Value;
 const ALL: &str = "method-args,type-content,action-request,socketio-rooms,socketio-pubsub";
 const GROUP_CAPABLE: &str = "method-args,type-content,action-request,socketio-rooms";
 
-async fn bench(backend: Backend, args: &[&str]) -> Option<Value> {
+/// Run chat-bench with `command_line` (its flags, split at white space) against a
+/// fresh test gateway; the JSON report, checked for completeness.
+async fn bench(backend: Backend, command_line: &str) -> Option<Value> {
+    let args: Vec<&str> = command_line.split_whitespace().collect();
     // A benchmark drives far more per user than a person would: the rate limits are
     // lifted, as crates/chat-bench/run.sh does.
     let mut opts = chat_testkit::Options {
@@ -35,7 +38,7 @@ async fn bench(backend: Backend, args: &[&str]) -> Option<Value> {
         .arg("--json")
         .arg(&json)
         .arg("--quiet")
-        .args(args);
+        .args(&args);
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
@@ -75,22 +78,7 @@ fn assert_delivered(report: &Value) {
 }
 
 async fn fanout(backend: Backend) {
-    let args = [
-        "--scenario",
-        "fanout",
-        "--dialects",
-        GROUP_CAPABLE,
-        "--connections",
-        "16",
-        "--senders",
-        "4",
-        "--rate",
-        "40",
-        "--duration",
-        "1.5",
-        "--drain",
-        "10",
-    ];
+    let args = format!("--scenario fanout --dialects {GROUP_CAPABLE} --connections 16 --senders 4 --rate 40 --duration 1.5 --drain 10");
     if let Some(r) = bench(backend, &args).await {
         assert_delivered(&r);
         assert_eq!(r["run"]["receivers_per_message"], 15);
@@ -98,20 +86,8 @@ async fn fanout(backend: Backend) {
 }
 
 async fn direct(backend: Backend) {
-    let args = [
-        "--scenario",
-        "direct",
-        "--dialects",
-        ALL,
-        "--pairs",
-        "5",
-        "--rate",
-        "0",
-        "--duration",
-        "1.5",
-        "--drain",
-        "10",
-    ];
+    let args =
+        format!("--scenario direct --dialects {ALL} --pairs 5 --rate 0 --duration 1.5 --drain 10");
     if let Some(r) = bench(backend, &args).await {
         assert_delivered(&r);
         assert_eq!(r["connections"], 10);
@@ -119,75 +95,40 @@ async fn direct(backend: Backend) {
 }
 
 async fn idle(backend: Backend) {
-    let args = [
-        "--scenario",
-        "idle",
-        "--dialects",
-        ALL,
-        "--connections",
-        "25",
-        "--duration",
-        "1",
-    ];
+    let args = format!("--scenario idle --dialects {ALL} --connections 25 --duration 1");
     if let Some(r) = bench(backend, &args).await {
         assert_eq!(r["connections"], 25);
     }
 }
 
 async fn storm(backend: Backend) {
-    let args = [
-        "--scenario",
-        "storm",
-        "--dialects",
-        ALL,
-        "--connections",
-        "40",
-        "--duration",
-        "0.5",
-        "--source-ips",
-        "2",
-    ];
+    let args =
+        format!("--scenario storm --dialects {ALL} --connections 40 --duration 0.5 --source-ips 2");
     if let Some(r) = bench(backend, &args).await {
         assert_eq!(r["connect"]["latency"]["count"], 40);
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fanout_sqlite() {
-    fanout(Backend::Sqlite).await;
+/// Each scenario on SQLite and on PostgreSQL: tests `<scenario>::sqlite` and
+/// `<scenario>::postgres`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                use chat_testkit::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario(Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario(Backend::Postgres).await;
+                }
+            }
+        )*
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fanout_postgres() {
-    fanout(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_sqlite() {
-    direct(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_postgres() {
-    direct(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_sqlite() {
-    idle(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_postgres() {
-    idle(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storm_sqlite() {
-    storm(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storm_postgres() {
-    storm(Backend::Postgres).await;
-}
+on_both_backends!(fanout, direct, idle, storm);

@@ -17,8 +17,8 @@ use std::fmt;
 
 pub use crate::jwt::{bearer, jwt_claims, jwt_user_id};
 
-/// The dialects, in the order tools list them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The dialects, in the order tools list them (and sort them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dialect {
     MethodArgs,
     TypeContent,

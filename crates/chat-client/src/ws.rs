@@ -25,6 +25,44 @@ pub enum Incoming {
     Closed(Option<(u16, String)>),
 }
 
+/// The upgrade behind [`WsConn::connect`]: the stream and the subprotocol the server
+/// selected, if any. A refused upgrade is [`Error::Refused`] with the HTTP status and
+/// body.
+pub async fn open(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(WebSocketStream<MaybeTlsStream<TcpStream>>, Option<String>), Error> {
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| Error::BadRequest(format!("{url}: {e}")))?;
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| Error::BadRequest(format!("header {k}: {e}")))?;
+        let value =
+            HeaderValue::from_str(v).map_err(|e| Error::BadRequest(format!("header {k}: {e}")))?;
+        req.headers_mut().insert(name, value);
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, resp)) => {
+            let subprotocol = resp
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok((ws, subprotocol))
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(Error::Refused {
+            status: resp.status().as_u16(),
+            body: resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
+        }),
+        Err(e) => Err(Error::Transport(format!("{url}: {e}"))),
+    }
+}
+
 /// One open WebSocket.
 pub struct WsConn {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -38,36 +76,12 @@ impl WsConn {
     /// `Origin`, `Sec-WebSocket-Protocol`, ...). A refused upgrade is
     /// [`Error::Refused`] with the HTTP status and body.
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<WsConn, Error> {
-        let mut req = url
-            .into_client_request()
-            .map_err(|e| Error::BadRequest(format!("{url}: {e}")))?;
-        for (k, v) in headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| Error::BadRequest(format!("header {k}: {e}")))?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|e| Error::BadRequest(format!("header {k}: {e}")))?;
-            req.headers_mut().insert(name, value);
-        }
-        match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, resp)) => Ok(WsConn {
-                ws,
-                subprotocol: resp
-                    .headers()
-                    .get("sec-websocket-protocol")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-                closed: None,
-            }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(Error::Refused {
-                status: resp.status().as_u16(),
-                body: resp
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default(),
-            }),
-            Err(e) => Err(Error::Transport(format!("{url}: {e}"))),
-        }
+        let (ws, subprotocol) = open(url, headers).await?;
+        Ok(WsConn {
+            ws,
+            subprotocol,
+            closed: None,
+        })
     }
 
     /// Send one text frame.

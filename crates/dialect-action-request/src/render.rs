@@ -311,19 +311,12 @@ mod tests {
 
     fn user(id: i64) -> User {
         User {
-            id: UserId(id),
-            username: format!("user{id}"),
-            external_id: None,
             email: format!("u{id}@example.com"),
             first_name: "First".into(),
             last_name: "Last".into(),
-            display_name: String::new(),
-            photo: String::new(),
-            color: String::new(),
-            role: String::new(),
-            is_admin: false,
             created_at: ts(),
             updated_at: ts(),
+            ..User::placeholder(UserId(id))
         }
     }
 

@@ -89,58 +89,77 @@ async fn ar_send(t: &mut Trio, text: &str) -> i64 {
     v["data"]["id"].as_i64().unwrap()
 }
 
+/// method-args's push of someone else's message `id`, checked; the frame.
+async fn ma_hears(t: &mut Trio, id: i64, text: &str, author: i64) -> Value {
+    let v = t.ma.recv_where("type", "new_message").await;
+    assert_eq!(v["data"]["message"]["id"], id, "{v}");
+    assert_eq!(v["data"]["message"]["text"], text, "{v}");
+    assert_eq!(v["data"]["message"]["user"]["pk"], author, "{v}");
+    v
+}
+
+/// type-content's next frame: the push of message `id`, checked; the frame.
+async fn tc_hears(t: &mut Trio, id: i64, text: &str, author: i64) -> Value {
+    let v = next(&mut t.tc).await;
+    assert_eq!(v["type"], "new_message", "{v}");
+    assert_eq!(v["content"]["message_id"], id, "{v}");
+    assert_eq!(v["content"]["text"], text, "{v}");
+    assert_eq!(v["content"]["author_id"], author, "{v}");
+    v
+}
+
+/// action-request's push of someone else's message `id`, checked; the frame.
+async fn ar_hears(t: &mut Trio, id: i64, text: &str, author: i64) -> Value {
+    let v = t.ar.recv_where("action", "create_message").await;
+    assert_eq!(v["data"]["id"], id, "{v}");
+    assert_eq!(v["data"]["text"], text, "{v}");
+    assert_eq!(v["data"]["user"]["id"], author, "{v}");
+    v
+}
+
+/// Send an action-request request and check that its reply succeeds (200).
+async fn ar_ok(t: &mut Trio, request: Value) {
+    t.ar.send_json(&request).await;
+    let action = request["action"].as_str().expect("an action");
+    let v = t.ar.recv_where("action", action).await;
+    assert_eq!(v["response_status"], 200, "{v}");
+}
+
+/// method-args's next `messages_updated`, whose first update is for message `id`:
+/// that update's fields.
+async fn ma_updated(t: &mut Trio, id: i64) -> Value {
+    let v = t.ma.recv_where("type", "messages_updated").await;
+    assert_eq!(v["data"]["updates"][0]["id"], id, "{v}");
+    v["data"]["updates"][0]["fields"].clone()
+}
+
 async fn messages_cross_every_pair(gw: TestGateway) {
     let mut t = trio(&gw).await;
 
     // method-args → type-content, action-request
     let m1 = ma_send(&mut t, "from ma").await;
-    let v = next(&mut t.tc).await;
-    assert_eq!(v["type"], "new_message");
-    assert_eq!(v["content"]["message_id"], m1);
-    assert_eq!(v["content"]["text"], "from ma");
-    assert_eq!(v["content"]["author_id"], 1);
+    let v = tc_hears(&mut t, m1, "from ma", 1).await;
     assert_eq!(v["content"]["chat_type"], "project");
     assert_eq!(v["content"]["chat_id"], PROJECT);
-    let v = t.ar.recv_where("action", "create_message").await;
+    let v = ar_hears(&mut t, m1, "from ma", 1).await;
     assert_eq!(v["response_status"], 201);
     assert_eq!(v["request_id"], Value::Null);
-    assert_eq!(v["data"]["id"], m1);
-    assert_eq!(v["data"]["text"], "from ma");
-    assert_eq!(v["data"]["user"]["id"], 1);
 
     // type-content → method-args, action-request
     let m2 = tc_send(&mut t, "from tc").await;
-    let v = t.ma.recv_where("type", "new_message").await;
-    assert_eq!(v["data"]["message"]["id"], m2);
-    assert_eq!(v["data"]["message"]["text"], "from tc");
-    assert_eq!(v["data"]["message"]["user"]["pk"], 2);
+    let v = ma_hears(&mut t, m2, "from tc", 2).await;
     assert_eq!(v["data"]["message"]["chat"], t.room);
-    let v = t.ar.recv_where("action", "create_message").await;
-    assert_eq!(v["data"]["id"], m2);
-    assert_eq!(v["data"]["user"]["id"], 2);
+    ar_hears(&mut t, m2, "from tc", 2).await;
 
     // action-request → method-args, type-content
     let m3 = ar_send(&mut t, "from ar").await;
-    let v = t.ma.recv_where("type", "new_message").await;
-    assert_eq!(v["data"]["message"]["id"], m3);
-    assert_eq!(v["data"]["message"]["text"], "from ar");
-    assert_eq!(v["data"]["message"]["user"]["pk"], 3);
-    let v = next(&mut t.tc).await;
-    assert_eq!(v["type"], "new_message");
-    assert_eq!(v["content"]["message_id"], m3);
-    assert_eq!(v["content"]["author_id"], 3);
+    ma_hears(&mut t, m3, "from ar", 3).await;
+    tc_hears(&mut t, m3, "from ar", 3).await;
 
     // Edit (only action-request can): method-args sees the new text; type-content has
     // no word for edits and stays silent (checked below: its next frame is the read).
-    t.ar.send_json(&json!({"action": "edit_message", "msg_id": m3, "edited_msg_text": "edited", "request_id": 10}))
-        .await;
-    assert_eq!(
-        t.ar.recv_where("action", "edit_message").await["response_status"],
-        200
-    );
-    let v = t.ma.recv_where("type", "messages_updated").await;
-    assert_eq!(v["data"]["updates"][0]["id"], m3);
-    assert_eq!(v["data"]["updates"][0]["fields"]["text"], "edited");
+    ar_ok(&mut t, json!({"action": "edit_message", "msg_id": m3, "edited_msg_text": "edited", "request_id": 10})).await;
+    assert_eq!(ma_updated(&mut t, m3).await["text"], "edited");
 
     // Read marks. type-content reads up to m3: method-args learns its m1 is read.
     t.tc.send_json(&json!({"type": "message_read", "content": {"chat_type": "project", "chat_id": PROJECT, "message_id": m3}}))
@@ -177,22 +196,17 @@ async fn messages_cross_every_pair(gw: TestGateway) {
         .await;
     let v = next(&mut t.tc).await;
     assert_eq!(v["type"], "delete_message");
-    let v = t.ma.recv_where("type", "messages_updated").await;
-    assert_eq!(v["data"]["updates"][0]["id"], m2);
-    assert_eq!(v["data"]["updates"][0]["fields"]["is_deleted"], true);
+    assert_eq!(ma_updated(&mut t, m2).await["is_deleted"], true);
     let v = t.ar.recv_where("action", "delete_messages").await;
     assert_eq!(v["data"]["messages_ids"], json!([m2]));
     assert_eq!(v["request_id"], Value::Null);
     // action-request deletes its m3: method-args and type-content see it.
-    t.ar.send_json(&json!({"action": "delete_messages", "msg_id_list": [m3], "request_id": 11}))
-        .await;
-    assert_eq!(
-        t.ar.recv_where("action", "delete_messages").await["response_status"],
-        200
-    );
-    let v = t.ma.recv_where("type", "messages_updated").await;
-    assert_eq!(v["data"]["updates"][0]["id"], m3);
-    assert_eq!(v["data"]["updates"][0]["fields"]["is_deleted"], true);
+    ar_ok(
+        &mut t,
+        json!({"action": "delete_messages", "msg_id_list": [m3], "request_id": 11}),
+    )
+    .await;
+    assert_eq!(ma_updated(&mut t, m3).await["is_deleted"], true);
     let v = next(&mut t.tc).await;
     assert_eq!(v["type"], "delete_message");
     assert_eq!(v["content"]["message_id"], m3);

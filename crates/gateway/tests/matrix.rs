@@ -606,15 +606,12 @@ fn documented() -> Matrix {
     let header = cells(rows.next().expect("a header row"));
     let columns: Vec<Dialect> = header[1..]
         .iter()
-        .map(|h| {
-            Dialect::from_name(h).unwrap_or_else(|| panic!("unknown dialect {h:?} in the header"))
-        })
+        .map(|h| Dialect::parse(h).unwrap_or_else(|| panic!("unknown dialect {h:?} in the header")))
         .collect();
     let mut m = Matrix::new();
     for line in rows.filter(|l| !l.contains("---")) {
         let row = cells(line);
-        let s =
-            Dialect::from_name(&row[0]).unwrap_or_else(|| panic!("unknown dialect {:?}", row[0]));
+        let s = Dialect::parse(&row[0]).unwrap_or_else(|| panic!("unknown dialect {:?}", row[0]));
         assert_eq!(row.len(), columns.len() + 1, "row {line:?}");
         for (r, cell) in columns.iter().zip(&row[1..]) {
             let kinds: BTreeSet<Kind> = cell

@@ -54,6 +54,17 @@ pub fn driver_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
 }
 
+/// Whether `<tool> --version` runs and succeeds: is the tool installed?
+pub async fn tool_runs(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
 fn skip(why: &str) -> Option<NodeSio> {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("socket.io-client tests cannot run under CI: {why}");
@@ -68,14 +79,7 @@ impl NodeSio {
     /// Start the driver; `None` (announced) when Node or socket.io-client is missing.
     pub async fn start() -> Option<NodeSio> {
         let dir = driver_dir();
-        let node_ok = Command::new("node")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-        if !node_ok {
+        if !tool_runs("node").await {
             return skip("`node` is not installed");
         }
         if !dir

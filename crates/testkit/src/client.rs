@@ -5,8 +5,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -36,25 +34,13 @@ impl WsClient {
         url: &str,
         headers: &[(&str, &str)],
     ) -> Result<WsClient, u16> {
-        let mut req = url.into_client_request().expect("valid URL");
-        for (k, v) in headers {
-            req.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
-                    .expect("valid header name"),
-                HeaderValue::from_str(v).expect("valid header value"),
-            );
-        }
-        match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, resp)) => Ok(WsClient {
+        match chat_client::ws::open(url, headers).await {
+            Ok((ws, subprotocol)) => Ok(WsClient {
                 ws,
-                subprotocol: resp
-                    .headers()
-                    .get("sec-websocket-protocol")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
+                subprotocol,
                 close: None,
             }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(chat_client::Error::Refused { status, .. }) => Err(status),
             Err(e) => panic!("cannot connect to {url}: {e}"),
         }
     }

@@ -216,24 +216,13 @@ impl TestGateway {
 
     /// A token with these claims, signed with the test secret.
     pub fn signed(&self, claims: serde_json::Value) -> String {
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
-        )
-        .expect("signing works")
+        sign_hs256(&claims, TEST_SECRET.as_bytes())
     }
 
     /// A token that expired an hour ago.
     pub fn expired_token(&self, user: i64) -> String {
         let now = chrono::Utc::now().timestamp();
-        let claims = serde_json::json!({"token_type": "access", "exp": now - 3600, "iat": now - 7200, "user_id": user});
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
-        )
-        .expect("signing works")
+        self.signed(serde_json::json!({"token_type": "access", "exp": now - 3600, "iat": now - 7200, "user_id": user}))
     }
 
     /// A well-formed token signed with the wrong secret.
@@ -241,12 +230,7 @@ impl TestGateway {
         let now = chrono::Utc::now().timestamp();
         let claims =
             serde_json::json!({"token_type": "access", "exp": now + 3600, "user_id": user});
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(b"not-the-secret"),
-        )
-        .expect("signing works")
+        sign_hs256(&claims, b"not-the-secret")
     }
 
     /// An unsigned `alg: none` token.
@@ -405,6 +389,16 @@ impl Drop for TestGateway {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// `claims` as an HS256 token signed with `secret`.
+fn sign_hs256(claims: &serde_json::Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("signing works")
 }
 
 mod base64_engine {

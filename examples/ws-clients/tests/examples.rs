@@ -11,6 +11,7 @@
 
 use chat_core::{RoomKind, UserId};
 use chat_testkit::TestGateway;
+use socketio_common::node::tool_runs;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -50,6 +51,14 @@ impl Running {
         }
     }
 
+    /// The next `<- {frame} #…` line of a message `from` someone with the text
+    /// `hello from <sender>` (what every example sends).
+    async fn hears(&mut self, frame: &str, from: &str, sender: &str) -> String {
+        let head = format!("<- {frame} #");
+        let tail = format!("from {from}: \"hello from {sender}\"");
+        self.expect(&[&head, &tail]).await
+    }
+
     /// The next line containing every one of `needles` (earlier lines are kept in `seen`).
     async fn expect(&mut self, needles: &[&str]) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -83,28 +92,30 @@ impl Running {
     }
 }
 
-fn rust(bin: &str) -> Command {
+/// The settings every client reads: `CHAT_TOKEN`, `CHAT_USER_ID` where the dialect
+/// needs the caller's own id, and `CHAT_PEER`.
+fn client_env(token: String, me: Option<i64>, peer: &str) -> Vec<(&'static str, String)> {
+    let mut env = vec![("CHAT_TOKEN", token), ("CHAT_PEER", peer.to_string())];
+    env.extend(me.map(|id| ("CHAT_USER_ID", id.to_string())));
+    env
+}
+
+/// One of this crate's binaries.
+fn start_rust(bin: &str, gw: &TestGateway, env: &[(&str, String)]) -> Running {
     let path = match bin {
         "method-args" => env!("CARGO_BIN_EXE_method-args"),
         "type-content" => env!("CARGO_BIN_EXE_type-content"),
         "action-request" => env!("CARGO_BIN_EXE_action-request"),
         _ => unreachable!("no example {bin}"),
     };
-    Command::new(path)
+    Running::start(bin, Command::new(path), gw, env)
 }
 
 /// Skip (loudly) when a tool the Node examples need is missing, except under CI.
 async fn node_ready(also: &[&str]) -> bool {
     let mut missing: Vec<String> = Vec::new();
     for tool in ["node"].iter().chain(also) {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-        if !ok {
+        if !tool_runs(tool).await {
             missing.push(format!("`{tool}` is not installed"));
         }
     }
@@ -125,10 +136,11 @@ async fn node_ready(also: &[&str]) -> bool {
     false
 }
 
-fn node(script: &str) -> Command {
+/// One of the Node examples, `examples/node/<name>.mjs`.
+fn start_node(name: &str, gw: &TestGateway, env: &[(&str, String)]) -> Running {
     let mut cmd = Command::new("node");
-    cmd.arg(examples_dir().join("node").join(script));
-    cmd
+    cmd.arg(examples_dir().join("node").join(format!("{name}.mjs")));
+    Running::start(name, cmd, gw, env)
 }
 
 /// The three Rust clients in one chat: each prints its own message and the later ones.
@@ -141,55 +153,25 @@ async fn rust_examples_talk_to_each_other() {
     let bob = gw.token(2, "bob");
 
     // method-args creates the direct chat of ann and bob.
-    let mut ma = Running::start(
-        "method-args",
-        rust("method-args"),
-        &gw,
-        &[("CHAT_TOKEN", ann.clone()), ("CHAT_PEER", "2".into())],
-    );
+    let mut ma = start_rust("method-args", &gw, &client_env(ann.clone(), None, "2"));
     let ready = ma.expect(&["ready: chat "]).await;
     let chat = ready.trim_start_matches("ready: chat ").to_string();
-    ma.expect(&["<- message_created #", "from 1: \"hello from method-args\""])
-        .await;
+    ma.hears("message_created", "1", "method-args").await;
 
     // type-content names it "1_2"; bob's message reaches method-args as new_message.
-    let mut tc = Running::start(
-        "type-content",
-        rust("type-content"),
-        &gw,
-        &[
-            ("CHAT_TOKEN", bob),
-            ("CHAT_USER_ID", "2".into()),
-            ("CHAT_PEER", "1".into()),
-        ],
-    );
-    tc.expect(&["<- new_message #", "from 2: \"hello from type-content\""])
-        .await;
+    let mut tc = start_rust("type-content", &gw, &client_env(bob, Some(2), "1"));
+    tc.hears("new_message", "2", "type-content").await;
     tc.expect(&["ready: chat 1_2"]).await;
-    ma.expect(&["<- new_message #", "from 2: \"hello from type-content\""])
-        .await;
+    ma.hears("new_message", "2", "type-content").await;
 
     // action-request finds the same room and joins it.
-    let mut ar = Running::start(
-        "action-request",
-        rust("action-request"),
-        &gw,
-        &[("CHAT_TOKEN", ann), ("CHAT_PEER", "2".into())],
-    );
+    let mut ar = start_rust("action-request", &gw, &client_env(ann, None, "2"));
     ar.expect(&[&format!("ready: room {chat}")]).await;
-    ar.expect(&[
-        "<- create_message #",
-        "from \"ann\": \"hello from action-request\"",
-    ])
-    .await;
-    // Ann's other connection (method-args) sees her message as her own.
-    ma.expect(&[
-        "<- message_created #",
-        "from 1: \"hello from action-request\"",
-    ])
-    .await;
-    tc.expect(&["<- new_message #", "from 1: \"hello from action-request\""])
+    ar.hears("create_message", "\"ann\"", "action-request")
         .await;
+    // Ann's other connection (method-args) sees her message as her own.
+    ma.hears("message_created", "1", "action-request").await;
+    tc.hears("new_message", "1", "action-request").await;
 
     for r in [ma, tc, ar] {
         r.stop().await;
@@ -214,38 +196,22 @@ async fn node_examples_talk_to_each_other() {
         .await
         .0;
 
-    let mut sp = Running::start(
-        "socketio-pubsub",
-        node("socketio-pubsub.mjs"),
-        &gw,
-        &[
-            ("CHAT_TOKEN", gw.token(1, "ann")),
-            ("CHAT_PEER", "bob".into()),
-        ],
-    );
+    let ann = gw.token(1, "ann");
+    let mut sp = start_node("socketio-pubsub", &gw, &client_env(ann, None, "bob"));
     sp.expect(&["ready: conversation with bob (0 earlier chats)"])
         .await;
     sp.expect(&["sent #", "from ann: \"hello from socketio-pubsub\""])
         .await;
 
-    let mut sr = Running::start(
-        "socketio-rooms",
-        node("socketio-rooms.mjs"),
-        &gw,
-        &[
-            ("CHAT_TOKEN", gw.token(2, "bob")),
-            ("CHAT_USER_ID", "2".into()),
-            ("CHAT_PEER", "1".into()),
-        ],
-    );
+    let bob = gw.token(2, "bob");
+    let mut sr = start_node("socketio-rooms", &gw, &client_env(bob, Some(2), "1"));
     sr.expect(&[&format!("ready: chat {room}")]).await;
     sr.expect(&[
         "<- new-message #",
         "from 2: \"hello from socketio-rooms\" (text)",
     ])
     .await;
-    sp.expect(&["<- chat #", "from bob: \"hello from socketio-rooms\""])
-        .await;
+    sp.hears("chat", "bob", "socketio-rooms").await;
 
     for r in [sp, sr] {
         r.stop().await;

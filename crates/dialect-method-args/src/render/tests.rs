@@ -16,19 +16,12 @@ fn t0() -> chat_core::Timestamp {
 
 fn user(id: i64) -> CoreUser {
     CoreUser {
-        id: UserId(id),
-        username: format!("user{id}"),
-        external_id: None,
         email: format!("u{id}@example.com"),
         first_name: format!("First{id}"),
         last_name: format!("Last{id}"),
-        display_name: String::new(),
-        photo: String::new(),
-        color: String::new(),
-        role: String::new(),
-        is_admin: false,
         created_at: t0(),
         updated_at: t0(),
+        ..CoreUser::placeholder(UserId(id))
     }
 }
 
@@ -444,13 +437,18 @@ fn members_added_roles() {
     assert_eq!(types(&selfadd, 1), ["user_added"]);
 }
 
-#[test]
-fn members_removed_roles() {
-    let ev = published(Event::MembersRemoved {
+/// User 3 removed from the group of users 1 and 2 by user `by` (3 itself: a leave).
+fn user_3_removed_by(by: i64) -> Published {
+    published(Event::MembersRemoved {
         room: room(&[1, 2]),
         users: vec![UserId(3)],
-        by: UserId(1),
-    });
+        by: UserId(by),
+    })
+}
+
+#[test]
+fn members_removed_roles() {
+    let ev = user_3_removed_by(1);
     assert_eq!(
         frames(&ev, 3),
         vec![(
@@ -472,11 +470,7 @@ fn members_removed_roles() {
             true
         )]
     );
-    let leave = published(Event::MembersRemoved {
-        room: room(&[1, 2]),
-        users: vec![UserId(3)],
-        by: UserId(3),
-    });
+    let leave = user_3_removed_by(3);
     assert_eq!(
         types(&leave, 3),
         ["user_removed_successful", "chat_removed"]

@@ -14,6 +14,8 @@
 //! ([`NodeSio`]), with the client's default transports (polling, then the upgrade).
 
 use base64::Engine as _;
+/// The five dialects, as the tools name them (`Dialect::ALL`, `name`, `parse`).
+pub use chat_client::Dialect;
 use chat_testkit::{http_request, TestGateway, WsClient};
 use serde_json::{json, Value};
 use socketio_common::node::NodeSio;
@@ -23,39 +25,6 @@ use tokio::time::Instant;
 
 /// How long a window waits for its closing sentinel before giving up on it.
 pub const WINDOW: Duration = Duration::from_secs(5);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Dialect {
-    MethodArgs,
-    TypeContent,
-    ActionRequest,
-    SocketioRooms,
-    SocketioPubsub,
-}
-
-impl Dialect {
-    pub const ALL: [Dialect; 5] = [
-        Dialect::MethodArgs,
-        Dialect::TypeContent,
-        Dialect::ActionRequest,
-        Dialect::SocketioRooms,
-        Dialect::SocketioPubsub,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::MethodArgs => "method-args",
-            Dialect::TypeContent => "type-content",
-            Dialect::ActionRequest => "action-request",
-            Dialect::SocketioRooms => "socketio-rooms",
-            Dialect::SocketioPubsub => "socketio-pubsub",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Dialect> {
-        Dialect::ALL.into_iter().find(|d| d.name() == s)
-    }
-}
 
 /// What a frame meant, whatever dialect it came in.
 #[derive(Clone, Debug, PartialEq)]
@@ -585,11 +554,42 @@ impl World {
         }
     }
 
+    /// Send type-content's `kind` about `room` (its `content`: the chat and `fields`);
+    /// the reply, which must not be an error: the first `kind` frame `done` accepts.
+    async fn tc_call(
+        &mut self,
+        c: usize,
+        room: &Room,
+        kind: &str,
+        fields: Value,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let (chat_type, chat_id) = room.tc_chat();
+        let mut content = json!({"chat_type": chat_type, "chat_id": chat_id});
+        if let (Some(content), Value::Object(fields)) = (content.as_object_mut(), fields) {
+            content.extend(fields);
+        }
+        let ws = self.ws(c);
+        ws.send_json(&json!({"type": kind, "content": content}))
+            .await;
+        let v = ws
+            .recv_until(|v| v.get("error").is_some() || (v["type"] == kind && done(v)))
+            .await;
+        assert_eq!(v["type"], kind, "{v}");
+        v
+    }
+
     fn ws(&mut self, c: usize) -> &mut WsClient {
         match &mut self.clients[c].conn {
             Conn::Ws(ws) => ws,
             _ => panic!("client {c} is not an open WebSocket"),
         }
+    }
+
+    /// Emit `event` with `payload` on client `c`'s Socket.IO socket; the ack.
+    async fn sio_call(&mut self, c: usize, event: &str, payload: Value) -> Value {
+        let sock = self.sio(c);
+        self.node.call(&sock, event, payload).await
     }
 
     fn sio(&self, c: usize) -> String {
@@ -636,21 +636,13 @@ impl World {
                 int(&v["id"])
             }
             Dialect::TypeContent => {
-                let (chat_type, chat_id) = room.tc_chat();
-                let ws = self.ws(c);
-                ws.send_json(&json!({"type": "new_message", "content": {
-                    "chat_type": chat_type, "chat_id": chat_id, "message": text, "reply_to": null}}))
-                    .await;
                 // The sender's own push is the acknowledgement.
-                let v = ws
-                    .recv_until(|v| {
-                        v.get("error").is_some()
-                            || (v["type"] == "new_message"
-                                && v["content"]["author_id"] == me.id
-                                && v["content"]["text"] == text)
+                let fields = json!({"message": text, "reply_to": null});
+                let v = self
+                    .tc_call(c, room, "new_message", fields, |v| {
+                        v["content"]["author_id"] == me.id && v["content"]["text"] == text
                     })
                     .await;
-                assert_eq!(v["type"], "new_message", "{v}");
                 int(&v["content"]["message_id"])
             }
             Dialect::ActionRequest => {
@@ -748,16 +740,9 @@ impl World {
     /// socketio-rooms `new-message` with an ack; the message.
     async fn sr_send(&mut self, c: usize, room: &Room, message: Value) -> Value {
         let me = self.clients[c].me.id;
-        let sock = self.sio(c);
-        let v = self
-            .node
-            .call(
-                &sock,
-                "new-message",
-                json!({"chat": {"id": room.id.to_string()}, "user": {"id": me.to_string()},
-                       "message": message}),
-            )
-            .await;
+        let payload = json!({"chat": {"id": room.id.to_string()}, "user": {"id": me.to_string()},
+                             "message": message});
+        let v = self.sio_call(c, "new-message", payload).await;
         assert!(v.get("error").is_none(), "{v}");
         v
     }
@@ -765,15 +750,8 @@ impl World {
     /// socketio-pubsub `send-message` to the other user of `room`; the chat.
     async fn sp_send(&mut self, c: usize, room: &Room, text: &str, media: &[String]) -> Value {
         let peer = room.peer_of(self.clients[c].me.id).name.clone();
-        let sock = self.sio(c);
-        let v = self
-            .node
-            .call(
-                &sock,
-                "send-message",
-                json!({"message": text, "user": peer, "media": media}),
-            )
-            .await;
+        let payload = json!({"message": text, "user": peer, "media": media});
+        let v = self.sio_call(c, "send-message", payload).await;
         assert!(v.get("error").is_none(), "{v}");
         v["chat"].clone()
     }
@@ -825,18 +803,11 @@ impl World {
     pub async fn delete(&mut self, c: usize, room: &Room, id: i64) -> bool {
         match self.clients[c].dialect {
             Dialect::TypeContent => {
-                let (chat_type, chat_id) = room.tc_chat();
-                let ws = self.ws(c);
-                ws.send_json(&json!({"type": "delete_message", "content": {
-                    "chat_type": chat_type, "chat_id": chat_id, "message_id": id}}))
-                    .await;
-                let v = ws
-                    .recv_until(|v| {
-                        v.get("error").is_some()
-                            || (v["type"] == "delete_message" && v["content"]["message_id"] == id)
-                    })
-                    .await;
-                assert_eq!(v["type"], "delete_message", "{v}");
+                let fields = json!({"message_id": id});
+                self.tc_call(c, room, "delete_message", fields, |v| {
+                    v["content"]["message_id"] == id
+                })
+                .await;
                 true
             }
             Dialect::ActionRequest => {
@@ -866,23 +837,17 @@ impl World {
                 true
             }
             Dialect::TypeContent => {
-                let (chat_type, chat_id) = room.tc_chat();
-                let ws = self.ws(c);
-                ws.send_json(&json!({"type": "message_read", "content": {
-                    "chat_type": chat_type, "chat_id": chat_id, "message_id": id}}))
-                    .await;
-                let v = ws
-                    .recv_until(|v| {
-                        v.get("error").is_some()
-                            || (v["type"] == "message_read" && v["content"]["user_id"] == me)
+                let fields = json!({"message_id": id});
+                let v = self
+                    .tc_call(c, room, "message_read", fields, |v| {
+                        v["content"]["user_id"] == me
                     })
                     .await;
                 assert_eq!(v["content"]["message_id"], id, "{v}");
                 true
             }
             Dialect::SocketioPubsub => {
-                let sock = self.sio(c);
-                let v = self.node.call(&sock, "read-chat", json!({"id": id})).await;
+                let v = self.sio_call(c, "read-chat", json!({"id": id})).await;
                 assert_eq!(v, json!({}), "read-chat {id}");
                 true
             }

@@ -13,34 +13,19 @@
 //! Environment: `CHAT_URL` (default `http://127.0.0.1:8080`), `CHAT_TOKEN`,
 //! `CHAT_PEER` (the other user's id), `CHAT_TEXT`.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-type Error = Box<dyn std::error::Error>;
-
-fn env(name: &str, default: Option<&str>) -> Result<String, Error> {
-    match (std::env::var(name), default) {
-        (Ok(v), _) => Ok(v),
-        (Err(_), Some(d)) => Ok(d.to_string()),
-        (Err(_), None) => Err(format!("set {name}").into()),
-    }
-}
+use ws_clients::{connect, env, next_json, ws_url, Error, Ws};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let base = env("CHAT_URL", Some("http://127.0.0.1:8080"))?;
     let token = env("CHAT_TOKEN", None)?;
     let peer: i64 = env("CHAT_PEER", None)?.parse()?;
     let text = env("CHAT_TEXT", Some("hello from action-request"))?;
 
-    let url = format!("{}/ws/dcrf/chat/", base.replacen("http", "ws", 1));
-    let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+    // The token goes in the handshake.
+    let mut ws = connect(&ws_url("/ws/dcrf/chat/")?, Some(&token)).await?;
 
     // Every request gets exactly one reply, in order, echoing its request_id.
     let rooms = call(&mut ws, json!({"action": "list", "request_id": 1})).await?;
@@ -82,12 +67,7 @@ async fn main() -> Result<(), Error> {
 }
 
 /// Send a request; its reply, which must be a success.
-async fn call<S>(ws: &mut S, request: Value) -> Result<Value, Error>
-where
-    S: SinkExt<Message, Error = tokio_tungstenite::tungstenite::Error>
-        + StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-        + Unpin,
-{
+async fn call(ws: &mut Ws, request: Value) -> Result<Value, Error> {
     ws.send(Message::text(request.to_string())).await?;
     loop {
         let v = next_json(ws).await?;
@@ -98,17 +78,4 @@ where
             return Ok(v);
         }
     }
-}
-
-/// The next text frame as JSON; an error when the socket closes.
-async fn next_json<S>(ws: &mut S) -> Result<Value, Error>
-where
-    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    while let Some(frame) = ws.next().await {
-        if let Message::Text(text) = frame? {
-            return Ok(serde_json::from_str(&text)?);
-        }
-    }
-    Err("the server closed the connection".into())
 }

@@ -11,29 +11,19 @@
 //! Environment: `CHAT_URL` (default `http://127.0.0.1:8080`), `CHAT_TOKEN`,
 //! `CHAT_PEER` (the other user's id), `CHAT_TEXT` (what to send).
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-type Error = Box<dyn std::error::Error>;
-
-fn env(name: &str, default: Option<&str>) -> Result<String, Error> {
-    match (std::env::var(name), default) {
-        (Ok(v), _) => Ok(v),
-        (Err(_), Some(d)) => Ok(d.to_string()),
-        (Err(_), None) => Err(format!("set {name}").into()),
-    }
-}
+use ws_clients::{connect, env, next_json, ws_url, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let base = env("CHAT_URL", Some("http://127.0.0.1:8080"))?;
     let token = env("CHAT_TOKEN", None)?;
     let peer: i64 = env("CHAT_PEER", None)?.parse()?;
     let text = env("CHAT_TEXT", Some("hello from method-args"))?;
 
-    let url = format!("{}/ws/chat/", base.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // No token in the handshake: this dialect takes it in the first message.
+    let mut ws = connect(&ws_url("/ws/chat/")?, None).await?;
 
     // The first message that carries a token authorizes the socket; this one also
     // creates the direct chat with the peer.
@@ -74,17 +64,4 @@ async fn main() -> Result<(), Error> {
             _ => println!("<- {v}"),
         }
     }
-}
-
-/// The next text frame as JSON; an error when the socket closes.
-async fn next_json<S>(ws: &mut S) -> Result<Value, Error>
-where
-    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    while let Some(frame) = ws.next().await {
-        if let Message::Text(text) = frame? {
-            return Ok(serde_json::from_str(&text)?);
-        }
-    }
-    Err("the server closed the connection".into())
 }

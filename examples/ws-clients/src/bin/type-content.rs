@@ -15,33 +15,18 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-type Error = Box<dyn std::error::Error>;
-
-fn env(name: &str, default: Option<&str>) -> Result<String, Error> {
-    match (std::env::var(name), default) {
-        (Ok(v), _) => Ok(v),
-        (Err(_), Some(d)) => Ok(d.to_string()),
-        (Err(_), None) => Err(format!("set {name}").into()),
-    }
-}
+use ws_clients::{connect, env, ws_url, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let base = env("CHAT_URL", Some("http://127.0.0.1:8080"))?;
     let token = env("CHAT_TOKEN", None)?;
     let me: i64 = env("CHAT_USER_ID", None)?.parse()?;
     let peer: i64 = env("CHAT_PEER", None)?.parse()?;
     let text = env("CHAT_TEXT", Some("hello from type-content"))?;
 
-    let url = format!("{}/ws/chats/", base.replacen("http", "ws", 1));
-    let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+    // The token goes in the handshake; without a valid one the gateway answers 403.
+    let mut ws = connect(&ws_url("/ws/chats/")?, Some(&token)).await?;
 
     let chat_id = format!("{}_{}", me.min(peer), me.max(peer));
     let send = json!({"type": "new_message", "content": {
