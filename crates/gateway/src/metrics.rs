@@ -145,16 +145,27 @@ impl Collector for Scrape {
                 .map(|m| (dialect(m.name), m.open.load(Relaxed))),
             ConstGauge::new,
         )?;
-        family(
-            &mut enc,
-            (
-                "chat_connections_accepted",
-                "Client connections accepted.",
-                None,
-            ),
-            each(&|m| m.accepted.load(Relaxed)),
-            ConstCounter::new,
-        )?;
+        // The counters with one series per dialect.
+        #[rustfmt::skip]
+        let per_dialect: [(&str, &str, Option<&Unit>, fn(&DialectMeter) -> u64); 9] = [
+            ("chat_connections_accepted", "Client connections accepted.", None, |m| m.accepted.load(Relaxed)),
+            ("chat_frames_in", "Frames (Socket.IO: events) read from clients.", None, |m| m.frames_in.load(Relaxed)),
+            ("chat_frames_out", "Frames (Socket.IO: events and acks) written to clients.", None, |m| m.frames_out.load(Relaxed)),
+            ("chat_received", "Payload bytes read from clients.", Some(&Unit::Bytes), |m| m.bytes_in.load(Relaxed)),
+            ("chat_sent", "Payload bytes written to clients.", Some(&Unit::Bytes), |m| m.bytes_out.load(Relaxed)),
+            ("chat_rate_limited_commands", "Commands refused by the per-user rate (--user-rate).", None, |m| m.rate_limited.load(Relaxed)),
+            ("chat_messages_committed", "Messages stored, by the dialect they were sent through.", None, |m| m.messages_committed.load(Relaxed)),
+            ("chat_events_delivered", "Hub events written to clients (one per recipient connection).", None, |m| m.events_delivered.load(Relaxed)),
+            ("chat_slow_consumer_closes", "Connections closed because their outbound queue was full.", None, |m| m.closed_count(CloseKind::SlowConsumer)),
+        ];
+        for (name, help, unit, count) in per_dialect {
+            family(
+                &mut enc,
+                (name, help, unit),
+                each(&count),
+                ConstCounter::new,
+            )?;
+        }
         let refused = by_reason(&meters, &RefuseKind::ALL, RefuseKind::label, |m, k| {
             m.refused_count(k)
         });
@@ -181,46 +192,6 @@ impl Collector for Scrape {
             closed,
             ConstCounter::new,
         )?;
-        family(
-            &mut enc,
-            (
-                "chat_frames_in",
-                "Frames (Socket.IO: events) read from clients.",
-                None,
-            ),
-            each(&|m| m.frames_in.load(Relaxed)),
-            ConstCounter::new,
-        )?;
-        family(
-            &mut enc,
-            (
-                "chat_frames_out",
-                "Frames (Socket.IO: events and acks) written to clients.",
-                None,
-            ),
-            each(&|m| m.frames_out.load(Relaxed)),
-            ConstCounter::new,
-        )?;
-        family(
-            &mut enc,
-            (
-                "chat_received",
-                "Payload bytes read from clients.",
-                Some(&Unit::Bytes),
-            ),
-            each(&|m| m.bytes_in.load(Relaxed)),
-            ConstCounter::new,
-        )?;
-        family(
-            &mut enc,
-            (
-                "chat_sent",
-                "Payload bytes written to clients.",
-                Some(&Unit::Bytes),
-            ),
-            each(&|m| m.bytes_out.load(Relaxed)),
-            ConstCounter::new,
-        )?;
         let mut commands = Vec::new();
         for m in &meters {
             for (command, result, n) in m.commands() {
@@ -238,46 +209,6 @@ impl Collector for Scrape {
                 None,
             ),
             commands,
-            ConstCounter::new,
-        )?;
-        family(
-            &mut enc,
-            (
-                "chat_rate_limited_commands",
-                "Commands refused by the per-user rate (--user-rate).",
-                None,
-            ),
-            each(&|m| m.rate_limited.load(Relaxed)),
-            ConstCounter::new,
-        )?;
-        family(
-            &mut enc,
-            (
-                "chat_messages_committed",
-                "Messages stored, by the dialect they were sent through.",
-                None,
-            ),
-            each(&|m| m.messages_committed.load(Relaxed)),
-            ConstCounter::new,
-        )?;
-        family(
-            &mut enc,
-            (
-                "chat_events_delivered",
-                "Hub events written to clients (one per recipient connection).",
-                None,
-            ),
-            each(&|m| m.events_delivered.load(Relaxed)),
-            ConstCounter::new,
-        )?;
-        family(
-            &mut enc,
-            (
-                "chat_slow_consumer_closes",
-                "Connections closed because their outbound queue was full.",
-                None,
-            ),
-            each(&|m| m.closed_count(CloseKind::SlowConsumer)),
             ConstCounter::new,
         )?;
         histograms(
