@@ -43,13 +43,7 @@ for i in $(seq 0 $((nodes - 1))); do
     --data-dir "$work/data$i" $BENCH_LIMITS "${flags[@]}" >"$work/gateway$i.log" 2>&1 &
   pids+=($!); gws+=($!)
   urls+=("http://127.0.0.1:$port")
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  if ! kill -0 "${gws[-1]}" 2>/dev/null; then
-    echo "node $i did not start:"; cat "$work/gateway$i.log"; exit 1
-  fi
+  wait_ready "$port" "${gws[-1]}" "$work/gateway$i.log" "node $i did not start"
 done
 list=$(IFS=,; echo "${urls[*]}")
 

@@ -27,13 +27,7 @@ esac
   --data-dir "$work/data" $BENCH_LIMITS >"$work/gateway.log" 2>&1 &
 gw=$!
 trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-if ! kill -0 "$gw" 2>/dev/null; then
-  echo "the gateway did not start (port $PORT taken?):"; cat "$work/gateway.log"; exit 1
-fi
+wait_ready "$PORT" "$gw" "$work/gateway.log" "the gateway did not start (port $PORT taken?)"
 
 name="$OUT/$db-$scenario-$(date +%H%M%S).json"
 echo "== $(uptime)"

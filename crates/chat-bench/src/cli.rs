@@ -12,25 +12,23 @@ use clap::builder::PossibleValue;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
 use std::sync::LazyLock;
 
-/// The dialects a default run mixes: every one that shows group rooms.
-static DEFAULT_DIALECTS: LazyLock<String> = LazyLock::new(|| {
-    let names: Vec<&str> = Dialect::ALL
+/// The names of the catalogue's dialects that `pick` keeps, in catalogue order.
+fn dialect_names(pick: fn(Dialect) -> bool) -> Vec<&'static str> {
+    Dialect::ALL
         .into_iter()
-        .filter(|d| d.sees_groups())
+        .filter(|d| pick(*d))
         .map(Dialect::name)
-        .collect();
-    names.join(",")
-});
+        .collect()
+}
+
+/// The dialects a default run mixes: every one that shows group rooms.
+static DEFAULT_DIALECTS: LazyLock<String> =
+    LazyLock::new(|| dialect_names(Dialect::sees_groups).join(","));
 
 static ORIGIN_HELP: LazyLock<String> = LazyLock::new(|| {
-    let names: Vec<&str> = Dialect::ALL
-        .into_iter()
-        .filter(|d| d.checks_origin())
-        .map(Dialect::name)
-        .collect();
     format!(
         "`Origin` header for the upgrades ({} servers check it)",
-        names.join(", ")
+        dialect_names(Dialect::checks_origin).join(", ")
     )
 });
 

@@ -8,7 +8,7 @@
 //! stay as they are.
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 /// An id under the one rule, for a dialect with no wording of its own.
@@ -16,10 +16,22 @@ use std::fmt;
 #[serde(transparent)]
 pub struct LenientId(pub i64);
 
-impl<'de> Deserialize<'de> for LenientId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        deserialize(d, "an id: an integer, or a string of decimal digits").map(LenientId)
-    }
+crate::deserialize_id!(
+    LenientId,
+    "an id: an integer, or a string of decimal digits"
+);
+
+/// `impl Deserialize` for `$id`, a newtype over `i64`, under the one rule: a dialect's
+/// id type, refused with its own wording `$expecting` (see [`deserialize`]).
+#[macro_export]
+macro_rules! deserialize_id {
+    ($id:ident, $expecting:expr) => {
+        impl<'de> ::serde::Deserialize<'de> for $id {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::id::deserialize(d, $expecting).map($id)
+            }
+        }
+    };
 }
 
 /// Deserialize an id under the one rule; `expecting` completes serde's "expected …".
@@ -60,6 +72,7 @@ pub fn parse_decimal(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn id(v: serde_json::Value) -> Result<i64, String> {

@@ -51,6 +51,18 @@ fn field_error(detail: impl Into<String>, key: &Value) -> DecodeError {
     }
 }
 
+/// A field error for `what` (a field, or the frame) holding `got` where it must hold
+/// `expected`.
+fn wrong_type(what: &str, expected: &str, got: &Value, key: &Value) -> DecodeError {
+    field_error(
+        format!(
+            "{what} must be {expected}; got {}",
+            dialect_kit::json::kind(got)
+        ),
+        key,
+    )
+}
+
 /// Decode one text frame.
 pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
@@ -60,11 +72,10 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
         )
     })?;
     let Value::Object(mut obj) = value else {
-        return Err(field_error(
-            format!(
-                "the frame must be a JSON object with `method`, `access_token` and `args`; got {}",
-                dialect_kit::json::kind(&value)
-            ),
+        return Err(wrong_type(
+            "the frame",
+            "a JSON object with `method`, `access_token` and `args`",
+            &value,
             &Value::Null,
         ));
     };
@@ -78,15 +89,7 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
     let access_token = match obj.remove("access_token") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => (!s.trim().is_empty()).then_some(s),
-        Some(other) => {
-            return Err(field_error(
-                format!(
-                    "`access_token` must be a string; got {}",
-                    dialect_kit::json::kind(&other)
-                ),
-                &key,
-            ))
-        }
+        Some(other) => return Err(wrong_type("`access_token`", "a string", &other, &key)),
     };
 
     let call = decode_call(obj, &key);
@@ -110,15 +113,7 @@ fn decode_call(mut obj: Map<String, Value>, key: &Value) -> Result<Call, DecodeE
             ))
         }
         Some(Value::String(m)) => m,
-        Some(other) => {
-            return Err(field_error(
-                format!(
-                    "`method` must be a string; got {}",
-                    dialect_kit::json::kind(&other)
-                ),
-                key,
-            ))
-        }
+        Some(other) => return Err(wrong_type("`method`", "a string", &other, key)),
     };
     if !Call::METHODS.contains(&method.as_str()) {
         return Err(DecodeError {
@@ -134,11 +129,10 @@ fn decode_call(mut obj: Map<String, Value>, key: &Value) -> Result<Call, DecodeE
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(a)) => a,
         Some(other) => {
-            return Err(field_error(
-                format!(
-                    "`args` of `{method}` must be an object; got {}",
-                    dialect_kit::json::kind(&other)
-                ),
+            return Err(wrong_type(
+                &format!("`args` of `{method}`"),
+                "an object",
+                &other,
                 key,
             ))
         }

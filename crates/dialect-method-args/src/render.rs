@@ -14,7 +14,7 @@
 //! hold a rendering that is identical for everyone who reads it.
 
 use crate::wire::{Chat, ErrorData, ErrorType, Message, MessageUpdate, Outbound, UpdatedFields};
-use chat_core::{Attachment, ChatError, Event, Outgoing, Published, UserId};
+use chat_core::{Attachment, ChatError, Event, Outgoing, Published, RoomView, UserId};
 use serde_json::Value;
 
 /// Turns an attachment into its absolute URL (`ChatService::file_url` in production).
@@ -83,6 +83,20 @@ pub fn push(ev: &Published, me: UserId, url: FileUrl<'_>) -> Vec<Outgoing> {
             ev.rendered(*crate::SLOT, || render().to_json()),
         )]
     };
+    // Initiator first, then an added or removed user; the others share one frame.
+    let members_changed = |change: MemberChange, room: &RoomView, users: &[UserId], by| {
+        let mut out = Vec::new();
+        if by == me {
+            out.extend(own(change.successful(Value::Null, users, Chat::from(room))));
+        }
+        if users.contains(&me) {
+            out.extend(own(change.target(Chat::from(room))));
+        }
+        if out.is_empty() {
+            out = shared(&|| change.others(users, Chat::from(room)));
+        }
+        out
+    };
     match &ev.event {
         Event::RoomCreated { room, by } => {
             if *by == me {
@@ -100,48 +114,10 @@ pub fn push(ev: &Published, me: UserId, url: FileUrl<'_>) -> Vec<Outgoing> {
             chat: Chat::from(&**room),
         }),
         Event::MembersAdded { room, users, by } => {
-            let mut out = Vec::new();
-            if *by == me {
-                out.extend(own(Outbound::UserAddedSuccessful {
-                    event_response_key: Value::Null,
-                    user_ids: ids(users),
-                    chat: Chat::from(&**room),
-                }));
-            }
-            if users.contains(&me) {
-                out.extend(own(Outbound::NewChat {
-                    chat: Chat::from(&**room),
-                }));
-            }
-            if out.is_empty() {
-                out = shared(&|| Outbound::UserAdded {
-                    user_ids: ids(users),
-                    chat: Chat::from(&**room),
-                });
-            }
-            out
+            members_changed(MemberChange::Added, room, users, *by)
         }
         Event::MembersRemoved { room, users, by } => {
-            let mut out = Vec::new();
-            if *by == me {
-                out.extend(own(Outbound::UserRemovedSuccessful {
-                    event_response_key: Value::Null,
-                    user_ids: ids(users),
-                    chat: Chat::from(&**room),
-                }));
-            }
-            if users.contains(&me) {
-                out.extend(own(Outbound::ChatRemoved {
-                    chat: Chat::from(&**room),
-                }));
-            }
-            if out.is_empty() {
-                out = shared(&|| Outbound::UserRemoved {
-                    user_ids: ids(users),
-                    chat: Chat::from(&**room),
-                });
-            }
-            out
+            members_changed(MemberChange::Removed, room, users, *by)
         }
         Event::MessageCreated { message, .. } => {
             if message.author.id == me {
@@ -210,6 +186,49 @@ pub fn read_updates(newly_read: &[chat_core::MessageId]) -> Outbound {
                 },
             })
             .collect(),
+    }
+}
+
+/// A change of a room's members, with the frame each role gets for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    Added,
+    Removed,
+}
+
+impl MemberChange {
+    /// The initiator's acknowledgement: `user_added_successful`, `user_removed_successful`.
+    pub fn successful(self, event_response_key: Value, users: &[UserId], chat: Chat) -> Outbound {
+        let user_ids = ids(users);
+        match self {
+            MemberChange::Added => Outbound::UserAddedSuccessful {
+                event_response_key,
+                user_ids,
+                chat,
+            },
+            MemberChange::Removed => Outbound::UserRemovedSuccessful {
+                event_response_key,
+                user_ids,
+                chat,
+            },
+        }
+    }
+
+    /// What an added or removed user gets: `new_chat`, `chat_removed`.
+    pub fn target(self, chat: Chat) -> Outbound {
+        match self {
+            MemberChange::Added => Outbound::NewChat { chat },
+            MemberChange::Removed => Outbound::ChatRemoved { chat },
+        }
+    }
+
+    /// What the other members get: `user_added`, `user_removed`.
+    pub fn others(self, users: &[UserId], chat: Chat) -> Outbound {
+        let user_ids = ids(users);
+        match self {
+            MemberChange::Added => Outbound::UserAdded { user_ids, chat },
+            MemberChange::Removed => Outbound::UserRemoved { user_ids, chat },
+        }
     }
 }
 

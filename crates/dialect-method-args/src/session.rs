@@ -14,13 +14,14 @@
 //! other tabs included — renders the hub event ([`crate::render::push`]).
 
 use crate::decode::{decode, Envelope};
-use crate::render::{self, chat_error, error, ids};
+use crate::render::{self, chat_error, error, MemberChange};
 use crate::upload::decode_file;
-use crate::wire::{Call, Chat, ErrorType, Message, Outbound};
+use crate::wire::{Call, Chat, ErrorType, MembersArgs, Message, Outbound};
 use async_trait::async_trait;
 use chat_core::{
-    ChatError, ConnCtx, CreateRoom, Handshake, MessageKind, Outgoing, Principal, Published,
-    Refusal, RoomId, RoomRef, RoomShape, SendMessage, Session, TokenError, UserId, WsDialect,
+    ChatError, ChatService, ConnCtx, CreateRoom, Handshake, MessageKind, Origin, Outgoing,
+    Principal, Published, Refusal, RoomId, RoomRef, RoomShape, SendMessage, Session, TokenError,
+    UserId, WsDialect,
 };
 use serde_json::Value;
 use std::sync::Arc;
@@ -184,40 +185,18 @@ impl MethodArgsSession {
                     }]
                 }),
             Call::AddToChat(a) => {
-                let users: Vec<UserId> = a.users.iter().map(|u| UserId(u.0)).collect();
-                service
-                    .add_members(actor, RoomId(a.chat.0), &users, origin)
-                    .await
-                    .map(|(room, added)| {
-                        let chat = Chat::from(&*room);
-                        let mut out = vec![Outbound::UserAddedSuccessful {
-                            event_response_key: key.clone(),
-                            user_ids: ids(&added),
-                            chat: chat.clone(),
-                        }];
-                        if added.contains(&actor.id()) {
-                            out.push(Outbound::NewChat { chat });
-                        }
-                        out
-                    })
+                change_members(&service, actor, a, MemberChange::Added, key.clone(), origin).await
             }
             Call::RemoveFromChat(a) => {
-                let users: Vec<UserId> = a.users.iter().map(|u| UserId(u.0)).collect();
-                service
-                    .remove_members(actor, RoomId(a.chat.0), &users, origin)
-                    .await
-                    .map(|(room, removed)| {
-                        let chat = Chat::from(&*room);
-                        let mut out = vec![Outbound::UserRemovedSuccessful {
-                            event_response_key: key.clone(),
-                            user_ids: ids(&removed),
-                            chat: chat.clone(),
-                        }];
-                        if removed.contains(&actor.id()) {
-                            out.push(Outbound::ChatRemoved { chat });
-                        }
-                        out
-                    })
+                change_members(
+                    &service,
+                    actor,
+                    a,
+                    MemberChange::Removed,
+                    key.clone(),
+                    origin,
+                )
+                .await
             }
         };
         cx.count_command(name, &result);
@@ -226,6 +205,31 @@ impl MethodArgsSession {
 }
 
 /// A domain error as this dialect's `error`, logged when it is the server's fault.
+/// `add_to_chat` and `remove_from_chat`: the change, then the initiator's
+/// acknowledgement and, when the initiator is one of the users changed, the frame
+/// of that role too.
+async fn change_members(
+    service: &ChatService,
+    actor: &Principal,
+    a: MembersArgs,
+    change: MemberChange,
+    key: Value,
+    origin: Option<Origin>,
+) -> Result<Vec<Outbound>, ChatError> {
+    let users: Vec<UserId> = a.users.iter().map(|u| UserId(u.0)).collect();
+    let room = RoomId(a.chat.0);
+    let (room, changed) = match change {
+        MemberChange::Added => service.add_members(actor, room, &users, origin).await,
+        MemberChange::Removed => service.remove_members(actor, room, &users, origin).await,
+    }?;
+    let chat = Chat::from(&*room);
+    let mut out = vec![change.successful(key, &changed, chat.clone())];
+    if changed.contains(&actor.id()) {
+        out.push(change.target(chat));
+    }
+    Ok(out)
+}
+
 fn failure(e: &ChatError, key: Value) -> Outbound {
     if let ChatError::Storage(detail) = e {
         tracing::error!(dialect = NAME, error = %detail, "command failed in storage");

@@ -13,7 +13,6 @@
 //! `type` string and the shape of `data` can never disagree.
 
 use chat_core::{Attachment, MessageView, RoomView, Timestamp, User as CoreUser};
-use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,11 +25,7 @@ use serde_json::Value;
 #[serde(transparent)]
 pub struct WireId(pub i64);
 
-impl<'de> Deserialize<'de> for WireId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        dialect_kit::id::deserialize(d, "an integer id").map(WireId)
-    }
-}
+dialect_kit::deserialize_id!(WireId, "an integer id");
 
 /// Arguments of `auth`: nothing but the correlation key.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]

@@ -5,7 +5,6 @@
 //! set of chats between them — in the domain, the direct room of the two.
 
 use chat_core::{Attachment, MessageView, RoomView, User};
-use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------- inbound
@@ -34,11 +33,7 @@ pub struct ReadChat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatId(pub i64);
 
-impl<'de> Deserialize<'de> for ChatId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        dialect_kit::id::deserialize(d, "a chat id: a number, or a string of digits").map(ChatId)
-    }
-}
+dialect_kit::deserialize_id!(ChatId, "a chat id: a number, or a string of digits");
 
 /// `send-message`.
 #[derive(Clone, Debug, Deserialize)]

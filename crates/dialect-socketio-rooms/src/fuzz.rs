@@ -11,17 +11,8 @@ use serde_json::Value;
 use socketio_common::error::decode;
 use socketio_common::WireError;
 
-pub const TARGETS: &[FuzzTarget] = &[FuzzTarget {
-    name: "socketio-rooms",
-    about:
-        "Engine.IO WebSocket text frame → Socket.IO event → socketio-rooms payload types and checks",
-    run: frame,
-    seeds: FRAMES,
-}];
-
-fn frame(data: &[u8]) {
-    socketio_common::fuzz::event(data, request);
-}
+pub const TARGETS: &[FuzzTarget] =
+    socketio_common::event_targets!("socketio-rooms", request, FRAMES);
 
 fn request(event: &str, payload: &Value) -> Result<(), WireError> {
     match event {

@@ -16,12 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WireId(pub i64);
 
-impl<'de> Deserialize<'de> for WireId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        dialect_kit::id::deserialize(d, "an id: a string of decimal digits such as \"12\"")
-            .map(WireId)
-    }
-}
+dialect_kit::deserialize_id!(WireId, "an id: a string of decimal digits such as \"12\"");
 
 /// `{id}`: how a body names a user or a chat.
 #[derive(Clone, Debug, Deserialize)]

@@ -298,38 +298,26 @@ mod tests {
             created_at: t0(),
             token: "tok".into(),
         }];
-        let v = one(&Event::MessageCreated {
-            room: r.clone(),
-            message: Arc::new(m.clone()),
-        });
-        assert_eq!(
-            v["content"]["text"],
-            "look\nhttp://files.test/files/8/tok/cat.png"
-        );
+        // The message with `text`, as its push.
+        let created = |text: &str| {
+            let mut m = m.clone();
+            m.message.text = text.into();
+            one(&Event::MessageCreated {
+                room: r.clone(),
+                message: Arc::new(m),
+            })
+        };
+        let url = "http://files.test/files/8/tok/cat.png";
+        let v = created("look");
+        assert_eq!(v["content"]["text"], format!("look\n{url}"));
         assert_eq!(
             v["content"]["files"],
             json!([{"id": 8, "name": "cat.png", "url": "http://files.test/files/8/tok/cat.png",
                     "content_type": "image/png", "size": 1234}])
         );
         // A file-only message shows just the URL; a URL already in the text is not repeated.
-        m.message.text = String::new();
-        let v = one(&Event::MessageCreated {
-            room: r.clone(),
-            message: Arc::new(m.clone()),
-        });
-        assert_eq!(
-            v["content"]["text"],
-            "http://files.test/files/8/tok/cat.png"
-        );
-        m.message.text = "http://files.test/files/8/tok/cat.png".into();
-        let v = one(&Event::MessageCreated {
-            room: r,
-            message: Arc::new(m),
-        });
-        assert_eq!(
-            v["content"]["text"],
-            "http://files.test/files/8/tok/cat.png"
-        );
+        assert_eq!(created("")["content"]["text"], url);
+        assert_eq!(created(url)["content"]["text"], url);
     }
 
     #[test]

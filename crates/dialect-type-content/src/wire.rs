@@ -121,11 +121,7 @@ impl<'de> Deserialize<'de> for ChatIdWire {
 #[serde(transparent)]
 pub struct WireId(pub i64);
 
-impl<'de> Deserialize<'de> for WireId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        dialect_kit::id::deserialize(d, "a message id (an integer)").map(WireId)
-    }
-}
+dialect_kit::deserialize_id!(WireId, "a message id (an integer)");
 
 pub use dialect_kit::parse_decimal;
 

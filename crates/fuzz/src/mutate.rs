@@ -471,20 +471,12 @@ impl Mutator {
                 s.push_str(&c.repeat(n));
             }
             2 => {
-                let cut = rng.below(s.len() + 1);
-                let cut = (0..=cut)
-                    .rev()
-                    .find(|i| s.is_char_boundary(*i))
-                    .unwrap_or(0);
+                let cut = s.floor_char_boundary(rng.below(s.len() + 1));
                 s.truncate(cut);
             }
             3 => *s = s.to_uppercase(),
             4 => {
-                let pos = rng.below(s.len() + 1);
-                let pos = (0..=pos)
-                    .rev()
-                    .find(|i| s.is_char_boundary(*i))
-                    .unwrap_or(0);
+                let pos = s.floor_char_boundary(rng.below(s.len() + 1));
                 let token = *rng.pick(TOKENS);
                 s.insert_str(pos, token);
             }

@@ -2,11 +2,12 @@
 //! Engine.IO and Socket.IO parsers into what a dialect's handlers receive (the event
 //! name and first argument, or the `auth` of a namespace CONNECT), read the way
 //! [`crate::inbox`] reads them. The Socket.IO dialects build their targets on
-//! [`event`]; [`TARGETS`] fuzzes the shared layer itself.
+//! [`event`] (through [`crate::event_targets!`]); [`TARGETS`] fuzzes the shared
+//! layer itself.
 
 use bytes::Bytes;
 use dialect_kit::fuzz::text;
-use dialect_kit::FuzzTarget;
+pub use dialect_kit::FuzzTarget;
 use engineioxide_core::{Packet as EioPacket, ProtocolVersion};
 use futures_util::Stream;
 use serde_json::Value;
@@ -177,6 +178,26 @@ pub fn event(data: &[u8], dialect: fn(&str, &Value) -> Result<(), crate::WireErr
         Some(SioInput::Connect { auth }) => handshake(auth.as_ref(), ""),
         None => {}
     }
+}
+
+/// A Socket.IO dialect's fuzz targets (a `&[FuzzTarget]`): one, named `$name`, that
+/// runs [`event`] with `$request` (what the dialect does with an event's payload) and
+/// starts from the frames `$seeds`. A macro because a target's `run` is a plain `fn`,
+/// a different one for each dialect.
+#[macro_export]
+macro_rules! event_targets {
+    ($name:literal, $request:path, $seeds:expr) => {
+        &[$crate::fuzz::FuzzTarget {
+            name: $name,
+            about: concat!(
+                "Engine.IO WebSocket text frame → Socket.IO event → ",
+                $name,
+                " payload types and checks"
+            ),
+            run: |data| $crate::fuzz::event(data, $request),
+            seeds: $seeds,
+        }]
+    };
 }
 
 const ENGINEIO: &[&str] = &[

@@ -7,7 +7,9 @@
 //! SQLite's connection; diesel type-checks each expansion against its backend, so a
 //! query that one backend cannot run fails to compile rather than at run time.
 //! Helpers that such blocks call are trait methods implemented for both connection
-//! types by [`on_both_backends!`]. Generic functions over diesel connections would
+//! types by [`on_both_backends!`], or macros expanded in the block ([`row_by_key!`],
+//! [`rows_by_ids!`], [`key_exists!`], [`lock_row!`]) for the query chains every
+//! table has. Generic functions over diesel connections would
 //! need bounds longer than the queries; two hand-kept copies would drift apart.
 //!
 //! **Each operation runs to completion on its own task** (see the crate docs): the
@@ -133,3 +135,73 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// The row of `$table` whose primary key is `$key`, read as `$row` (a `Selectable`
+/// row type) over `$conn`: `Ok(None)` when there is none. A macro for the reason of
+/// [`with_conn!`]; the calling module has diesel's prelude and `RunQueryDsl` in scope.
+macro_rules! row_by_key {
+    ($conn:expr, $table:expr, $key:expr, $row:ty) => {
+        $table
+            .find($key)
+            .select(<$row>::as_select())
+            .first::<$row>($conn)
+            .await
+            .optional()
+    };
+}
+pub(crate) use row_by_key;
+
+/// The rows of `$table` whose `$column` is one of `$ids` (`i64`s), read as `$row` (as
+/// [`row_by_key!`]) with one `IN (…)` list per [`CHUNK`] ids, in no particular order.
+/// Evaluates to `Result<Vec<$row>, Fail>`.
+macro_rules! rows_by_ids {
+    ($conn:expr, $table:expr, $column:expr, $ids:expr, $row:ty) => {
+        async {
+            let mut rows: Vec<$row> = Vec::with_capacity($ids.len());
+            for chunk in $ids.chunks($crate::query::CHUNK) {
+                let mut part = $table
+                    .filter($column.eq_any(chunk))
+                    .select(<$row>::as_select())
+                    .load::<$row>($conn)
+                    .await?;
+                rows.append(&mut part);
+            }
+            Ok::<_, $crate::error::Fail>(rows)
+        }
+        .await
+    };
+}
+pub(crate) use rows_by_ids;
+
+/// Whether `$table` has a row whose primary key is `$key` (its id column read back,
+/// over `$conn`), as [`row_by_key!`].
+macro_rules! key_exists {
+    ($conn:expr, $table:expr, $id:expr, $key:expr) => {
+        $table
+            .find($key)
+            .select($id)
+            .first::<i64>($conn)
+            .await
+            .optional()
+            .map(|found| found.is_some())
+    };
+}
+pub(crate) use key_exists;
+
+/// Lock the row `$row` (a `table.find(key)`) until commit by a no-op update of its
+/// column `$column` (the one row lock both backends express in the same SQL), over
+/// `$conn`; evaluates to `Err(Fail::not_found($what))` when there is no such row.
+macro_rules! lock_row {
+    ($conn:expr, $row:expr, $column:expr, $what:literal) => {
+        match diesel::update($row)
+            .set($column.eq($column))
+            .execute($conn)
+            .await
+        {
+            Ok(0) => Err($crate::error::Fail::not_found($what)),
+            Ok(_) => Ok(()),
+            Err(e) => Err($crate::error::Fail::from(e)),
+        }
+    };
+}
+pub(crate) use lock_row;

@@ -123,48 +123,48 @@ mod tests {
 
     #[test]
     fn schemes_pick_the_backend() {
-        assert_eq!(
-            parse("postgres://u@h/db").ok(),
-            Some(Target::Postgres("postgres://u@h/db".into()))
-        );
-        assert!(matches!(
-            parse("postgresql://h/db"),
-            Ok(Target::Postgres(_))
-        ));
-        assert_eq!(
-            parse("sqlite:///var/lib/chat.db").ok(),
-            Some(Target::SqliteFile("/var/lib/chat.db".into()))
-        );
-        assert_eq!(
-            parse("sqlite://data/chat.db?mode=rwc").ok(),
-            Some(Target::SqliteFile("data/chat.db".into()))
-        );
-        assert_eq!(
-            parse("sqlite:chat.db").ok(),
-            Some(Target::SqliteFile("chat.db".into()))
-        );
-        assert_eq!(
-            parse("./chat.db").ok(),
-            Some(Target::SqliteFile("./chat.db".into()))
-        );
-        assert_eq!(parse("sqlite::memory:").ok(), Some(Target::SqliteMemory));
-        assert!(parse("mysql://h/db").is_err());
-        assert!(parse("").is_err());
-        assert!(parse("sqlite://").is_err());
+        let file = |path: &str| Some(Target::SqliteFile(path.into()));
+        let cases = [
+            (
+                "postgres://u@h/db",
+                Some(Target::Postgres("postgres://u@h/db".into())),
+            ),
+            (
+                "postgresql://h/db",
+                Some(Target::Postgres("postgresql://h/db".into())),
+            ),
+            ("sqlite:///var/lib/chat.db", file("/var/lib/chat.db")),
+            ("sqlite://data/chat.db?mode=rwc", file("data/chat.db")),
+            ("sqlite:chat.db", file("chat.db")),
+            ("./chat.db", file("./chat.db")),
+            ("sqlite::memory:", Some(Target::SqliteMemory)),
+            // refused
+            ("mysql://h/db", None),
+            ("", None),
+            ("sqlite://", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(parse(url).ok(), want, "{url:?}");
+        }
     }
 
     #[test]
     fn passwords_are_masked() {
-        assert_eq!(
-            describe_url("postgres://chat:s3cret@db:5432/chat"),
-            "postgres://chat:***@db:5432/chat"
-        );
-        assert_eq!(
-            describe_url("postgres://chat@db/chat?password=s3cret&sslmode=disable"),
-            "postgres://chat@db/chat?password=***&sslmode=disable"
-        );
-        assert_eq!(describe_url("postgres://db/chat"), "postgres://db/chat");
-        assert_eq!(describe_url("sqlite://chat.db"), "sqlite://chat.db");
+        let cases = [
+            (
+                "postgres://chat:s3cret@db:5432/chat",
+                "postgres://chat:***@db:5432/chat",
+            ),
+            (
+                "postgres://chat@db/chat?password=s3cret&sslmode=disable",
+                "postgres://chat@db/chat?password=***&sslmode=disable",
+            ),
+            ("postgres://db/chat", "postgres://db/chat"),
+            ("sqlite://chat.db", "sqlite://chat.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(describe_url(url), shown, "{url:?}");
+        }
         assert_eq!(
             mask_by_hand("postgres://chat:s3cret@[bad/chat"),
             "postgres://chat:***@[bad/chat"

@@ -18,7 +18,7 @@ use crate::event::{Event, Origin, Published};
 use crate::ids::{AttachmentId, MessageId, RoomId, UserId};
 use crate::model::*;
 use crate::policy;
-use crate::store::NewMessage;
+use crate::store::{NewMessage, StoreResult};
 use crate::Result;
 use std::sync::Arc;
 
@@ -280,18 +280,11 @@ impl ChatService {
             .copied()
             .filter(|id| stored.contains(id))
             .collect();
-        if !deleted.is_empty() {
-            self.publish_to_members(
-                Event::MessagesDeleted {
-                    room: view.clone(),
-                    ids: deleted.clone(),
-                    by: actor.id(),
-                },
-                origin,
-            )
-            .await;
-        }
-        Ok((view, deleted))
+        let by = actor.id();
+        let event = |room, ids| Event::MessagesDeleted { room, ids, by };
+        Ok(self
+            .publish_changed(view, deleted, None, event, origin)
+            .await)
     }
 
     /// History, newest first, below `before`.
@@ -302,13 +295,10 @@ impl ChatService {
         before: Option<MessageId>,
         limit: i64,
     ) -> Result<(SharedRoom, Vec<MessageView>)> {
-        self.throttle(actor)?;
-        let view = self.resolve_room(actor, room).await?;
-        let messages = self
-            .store
-            .history(view.id(), before, limit.clamp(1, 500))
-            .await?;
-        self.page(view, messages).await
+        self.read_page(actor, room, |id| {
+            self.store.history(id, before, limit.clamp(1, 500))
+        })
+        .await
     }
 
     /// Messages created in a time window, oldest first.
@@ -320,25 +310,30 @@ impl ChatService {
         to: Option<Timestamp>,
         limit: i64,
     ) -> Result<(SharedRoom, Vec<MessageView>)> {
-        self.throttle(actor)?;
-        let view = self.resolve_room(actor, room).await?;
-        let messages = self
-            .store
-            .messages_between(view.id(), from, to, limit.clamp(1, 5000))
-            .await?;
-        self.page(view, messages).await
+        self.read_page(actor, room, |id| {
+            self.store
+                .messages_between(id, from, to, limit.clamp(1, 5000))
+        })
+        .await
     }
 
-    /// A reply page: the first messages of `messages` within
-    /// [`super::Caps::page_bytes`], as views of `room`.
-    async fn page(
+    /// The step of every read of a room's messages: the room as the actor may view
+    /// it, then the messages `read` gives for its id, cut to a reply page (the first
+    /// of them within [`super::Caps::page_bytes`]) and shown as views of the room.
+    async fn read_page<F>(
         &self,
-        room: SharedRoom,
-        messages: Vec<Message>,
-    ) -> Result<(SharedRoom, Vec<MessageView>)> {
-        let messages = cut_page(messages, self.config.caps.page_bytes);
-        let views = self.message_views(&room, messages).await?;
-        Ok((room, views))
+        actor: &Principal,
+        room: &RoomRef,
+        read: impl FnOnce(RoomId) -> F,
+    ) -> Result<(SharedRoom, Vec<MessageView>)>
+    where
+        F: std::future::Future<Output = StoreResult<Vec<Message>>>,
+    {
+        self.throttle(actor)?;
+        let view = self.resolve_room(actor, room).await?;
+        let messages = cut_page(read(view.id()).await?, self.config.caps.page_bytes);
+        let views = self.message_views(&view, messages).await?;
+        Ok((view, views))
     }
 }
 

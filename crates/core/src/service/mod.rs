@@ -35,6 +35,7 @@ use crate::event::{Event, Origin, Published};
 use crate::files::FileStore;
 use crate::hub::{next_conn_id, Hub};
 use crate::ids::{ConnId, UserId};
+use crate::model::SharedRoom;
 use crate::store::Store;
 use crate::typing::TypingRegistry;
 use crate::Result;
@@ -283,5 +284,27 @@ impl ChatService {
     pub(super) async fn publish_to_members(&self, event: Event, origin: Option<Origin>) {
         let members = event.room().map(|r| r.member_ids()).unwrap_or_default();
         self.publish(&members, event, origin).await
+    }
+
+    /// Publish what a change did, when it did anything: `event` builds the event
+    /// from the room after the change and what changed (the ids a command added,
+    /// removed or deleted), sent to `recipients` (`None`: the members of that room).
+    /// Returns both for the command's reply.
+    pub(super) async fn publish_changed<T: Clone>(
+        &self,
+        room: SharedRoom,
+        changed: Vec<T>,
+        recipients: Option<&[UserId]>,
+        event: impl FnOnce(SharedRoom, Vec<T>) -> Event,
+        origin: Option<Origin>,
+    ) -> (SharedRoom, Vec<T>) {
+        if !changed.is_empty() {
+            let event = event(room.clone(), changed.clone());
+            match recipients {
+                Some(to) => self.publish(to, event, origin).await,
+                None => self.publish_to_members(event, origin).await,
+            }
+        }
+        (room, changed)
     }
 }

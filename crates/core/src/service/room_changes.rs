@@ -217,18 +217,11 @@ impl ChatService {
         self.check_users_exist("users", users).await?;
         let changed = self.store.add_members(room, users).await;
         let (added, after) = self.reload_after(room, changed).await?;
-        if !added.is_empty() {
-            self.publish_to_members(
-                Event::MembersAdded {
-                    room: after.clone(),
-                    users: added.clone(),
-                    by: actor.id(),
-                },
-                origin,
-            )
-            .await;
-        }
-        Ok((after, added))
+        let by = actor.id();
+        let event = |room, users| Event::MembersAdded { room, users, by };
+        Ok(self
+            .publish_changed(after, added, None, event, origin)
+            .await)
     }
 
     /// Remove users; returns the room after the change and who was actually removed.
@@ -245,21 +238,14 @@ impl ChatService {
         policy::can_remove_members(actor, &view, users)?;
         let changed = self.store.remove_members(room, users).await;
         let (removed, after) = self.reload_after(room, changed).await?;
-        if !removed.is_empty() {
-            let mut recipients = view.member_ids();
-            recipients.push(actor.id());
-            self.publish(
-                &recipients,
-                Event::MembersRemoved {
-                    room: after.clone(),
-                    users: removed.clone(),
-                    by: actor.id(),
-                },
-                origin,
-            )
-            .await;
-        }
-        Ok((after, removed))
+        // The removed users are no longer members of `after`: told with the others.
+        let mut recipients = view.member_ids();
+        recipients.push(actor.id());
+        let by = actor.id();
+        let event = |room, users| Event::MembersRemoved { room, users, by };
+        Ok(self
+            .publish_changed(after, removed, Some(&recipients), event, origin)
+            .await)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use crate::db::Db;
 use crate::error::Fail;
-use crate::query::{with_conn, with_tx};
+use crate::query::{row_by_key, with_conn, with_tx};
 use crate::rows::{now_micros, to_micros, AttachmentRow, NewAttachmentRow};
 use crate::schema::{attachments, users};
 use chat_core::store::{NewAttachment, StoreResult};
@@ -75,12 +75,7 @@ pub(super) async fn insert(
 
 pub(super) async fn one(db: &Db, id: AttachmentId) -> StoreResult<Option<Attachment>> {
     with_conn!(db, read, |conn| {
-        let row = attachments::table
-            .find(id.0)
-            .select(AttachmentRow::as_select())
-            .first::<AttachmentRow>(conn)
-            .await
-            .optional()?;
+        let row = row_by_key!(conn, attachments::table, id.0, AttachmentRow)?;
         row.map(AttachmentRow::into_attachment).transpose()
     })
 }

@@ -8,7 +8,7 @@
 use super::rooms::{new_members, RoomConn};
 use crate::db::Db;
 use crate::error::Fail;
-use crate::query::{dedup_keep_order, with_conn, with_tx, CHUNK};
+use crate::query::{dedup_keep_order, row_by_key, with_conn, with_tx, CHUNK};
 use crate::rows::{now_micros, MemberRow};
 use crate::schema::members;
 use chat_core::store::StoreResult;
@@ -34,12 +34,7 @@ pub(super) async fn of_room(db: &Db, room: RoomId) -> StoreResult<Vec<Member>> {
 
 pub(super) async fn one(db: &Db, room: RoomId, user: UserId) -> StoreResult<Option<Member>> {
     with_conn!(db, read, |conn| {
-        let row = members::table
-            .find((room.0, user.0))
-            .select(MemberRow::as_select())
-            .first::<MemberRow>(conn)
-            .await
-            .optional()?;
+        let row = row_by_key!(conn, members::table, (room.0, user.0), MemberRow)?;
         row.map(MemberRow::into_member).transpose()
     })
 }

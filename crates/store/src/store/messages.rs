@@ -9,7 +9,9 @@
 
 use crate::db::Db;
 use crate::error::Fail;
-use crate::query::{dedup_keep_order, on_both_backends, with_conn, with_tx, CHUNK};
+use crate::query::{
+    dedup_keep_order, key_exists, on_both_backends, rows_by_ids, with_conn, with_tx, CHUNK,
+};
 use crate::rows::{assemble, now_micros, to_micros, AttachmentRow, MessageRow};
 use crate::schema::{attachments, messages};
 use chat_core::store::StoreResult;
@@ -67,15 +69,7 @@ on_both_backends! {
 /// Messages by id with their attachments, in no particular order (PostgreSQL; the
 /// cluster outbox reads the messages its events name).
 pub(crate) async fn by_id(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<Message>, Fail> {
-    let mut rows: Vec<MessageRow> = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let mut part = messages::table
-            .filter(messages::id.eq_any(chunk))
-            .select(MessageRow::as_select())
-            .load::<MessageRow>(conn)
-            .await?;
-        rows.append(&mut part);
-    }
+    let rows = rows_by_ids!(conn, messages::table, messages::id, ids, MessageRow)?;
     conn.with_attachments(rows).await
 }
 
@@ -127,16 +121,12 @@ pub(super) async fn edit(db: &Db, id: MessageId, text: &str) -> StoreResult<Mess
         .await
         .optional()?;
         let Some(row) = row else {
-            let exists = messages::table
-                .find(id.0)
-                .select(messages::id)
-                .first::<i64>(conn)
-                .await
-                .optional()?;
-            return Err(match exists {
-                Some(_) => Fail::conflict(format!("message {id} has been deleted")),
-                None => Fail::not_found("message"),
-            });
+            return Err(
+                match key_exists!(conn, messages::table, messages::id, id.0)? {
+                    true => Fail::conflict(format!("message {id} has been deleted")),
+                    false => Fail::not_found("message"),
+                },
+            );
         };
         conn.with_attachments_one(row, "the edited message vanished")
             .await

@@ -8,7 +8,7 @@
 
 use crate::db::Db;
 use crate::error::Fail;
-use crate::query::{with_conn, with_tx};
+use crate::query::{lock_row, with_conn, with_tx};
 use crate::schema::{members, messages};
 use chat_core::store::{StoreResult, Unread};
 use chat_core::{MessageId, RoomId, UserId};
@@ -45,13 +45,7 @@ pub(super) async fn advance(
         let key = (room.0, user.0);
         // Lock the membership first so that concurrent advances of the same
         // watermark see each other and each reports its true predecessor.
-        let touched = diesel::update(members::table.find(key))
-            .set(members::last_read.eq(members::last_read))
-            .execute(conn)
-            .await?;
-        if touched == 0 {
-            return Err(Fail::not_found("member"));
-        }
+        lock_row!(conn, members::table.find(key), members::last_read, "member")?;
         let previous = members::table
             .find(key)
             .select(members::last_read)

@@ -10,7 +10,9 @@
 use super::ids::{reserve_id, IdTable};
 use crate::db::Db;
 use crate::error::Fail;
-use crate::query::{dedup_keep_order, on_both_backends, with_conn, with_tx};
+use crate::query::{
+    dedup_keep_order, key_exists, lock_row, on_both_backends, row_by_key, with_conn, with_tx,
+};
 use crate::rows::{direct_key, now_micros, NewMemberRow, NewRoomRow, RoomRow};
 use crate::schema::{members, rooms};
 use chat_core::store::{NewRoom, StoreResult};
@@ -70,14 +72,7 @@ on_both_backends! {
         }
 
         async fn lock_room(&mut self, room: i64) -> Result<(), Fail> {
-            let touched = diesel::update(rooms::table.find(room))
-                .set(rooms::kind.eq(rooms::kind))
-                .execute(self)
-                .await?;
-            if touched == 0 {
-                return Err(Fail::not_found("room"));
-            }
-            Ok(())
+            lock_row!(self, rooms::table.find(room), rooms::kind, "room")
         }
 
         async fn insert_members(&mut self, rows: &[NewMemberRow]) -> Result<(), Fail> {
@@ -126,13 +121,7 @@ pub(super) async fn create(db: &Db, room: &NewRoom) -> StoreResult<Room> {
             }
         }
         if let Some(id) = new.id {
-            let taken = rooms::table
-                .find(id.0)
-                .select(rooms::id)
-                .first::<i64>(conn)
-                .await
-                .optional()?;
-            if taken.is_some() {
+            if key_exists!(conn, rooms::table, rooms::id, id.0)? {
                 return Err(Fail::conflict(format!("room {id} exists already")));
             }
         }
@@ -187,12 +176,7 @@ pub(super) async fn create(db: &Db, room: &NewRoom) -> StoreResult<Room> {
 
 pub(super) async fn by_id(db: &Db, id: RoomId) -> StoreResult<Option<Room>> {
     with_conn!(db, read, |conn| {
-        let row = rooms::table
-            .find(id.0)
-            .select(RoomRow::as_select())
-            .first::<RoomRow>(conn)
-            .await
-            .optional()?;
+        let row = row_by_key!(conn, rooms::table, id.0, RoomRow)?;
         row.map(RoomRow::into_room).transpose()
     })
 }

@@ -10,7 +10,7 @@
 use super::ids::{reserve_id, IdTable};
 use crate::db::Db;
 use crate::error::Fail;
-use crate::query::{dedup_keep_order, on_both_backends, with_conn, with_tx, CHUNK};
+use crate::query::{dedup_keep_order, on_both_backends, rows_by_ids, with_conn, with_tx};
 use crate::rows::{now_micros, NewUserRow, UserChanges, UserRow};
 use crate::schema::users;
 use chat_core::store::StoreResult;
@@ -319,15 +319,7 @@ pub(super) async fn find(db: &Db, key: Lookup) -> StoreResult<Option<User>> {
 pub(super) async fn many(db: &Db, ids: &[UserId]) -> StoreResult<Vec<User>> {
     let ids = dedup_keep_order(ids.iter().map(|i| i.0));
     with_conn!(db, read, |conn| {
-        let mut rows: Vec<UserRow> = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            let mut part = users::table
-                .filter(users::id.eq_any(chunk))
-                .select(UserRow::as_select())
-                .load::<UserRow>(conn)
-                .await?;
-            rows.append(&mut part);
-        }
+        let mut rows = rows_by_ids!(conn, users::table, users::id, ids, UserRow)?;
         rows.sort_by_key(|r| r.id);
         rows.into_iter().map(UserRow::into_user).collect()
     })
