@@ -19,10 +19,7 @@ work=$(mktemp -d)
   --jwt-secret "$SECRET" --data-dir "$work/data" $BENCH_LIMITS >"$work/gateway.log" 2>&1 &
 gw=$!
 trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_ready "$PORT" "$gw" "$work/gateway.log" "the gateway did not start (port $PORT taken?)"
 
 ticks() { awk '{print $14 + $15}' "/proc/$gw/stat"; }
 hz=$(getconf CLK_TCK)
