@@ -98,6 +98,16 @@ pub trait Session: Send {
     async fn on_close(&mut self, _cx: &mut ConnCtx) {}
 }
 
+/// The next hub event of a connection's subscription, for a connection loop's
+/// `select!`: pending for ever while `hold` is set (events wait in the bounded queue
+/// for the pace timer) or before the connection signed in.
+pub async fn next_event(sub: Option<&mut Subscription>, hold: bool) -> Option<Arc<Published>> {
+    match sub {
+        Some(sub) if !hold => sub.rx.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
 /// Per-connection context: the service, the caller once known, and the frames to send.
 pub struct ConnCtx {
     pub service: Arc<ChatService>,

@@ -119,21 +119,20 @@ impl Jwt {
 
     /// RS256 or ES256 with a PEM public key; this mode cannot mint tokens.
     pub fn public_key(pem: &[u8]) -> Result<Self, JwtSetupError> {
-        if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
-            return Ok(Jwt {
-                decoding: k,
-                encoding: None,
-                algorithms: vec![Algorithm::RS256],
-                rules: JwtRules::default(),
-            });
-        }
-        if let Ok(k) = DecodingKey::from_ec_pem(pem) {
-            return Ok(Jwt {
-                decoding: k,
-                encoding: None,
-                algorithms: vec![Algorithm::ES256],
-                rules: JwtRules::default(),
-            });
+        type Parse = fn(&[u8]) -> Result<DecodingKey, jsonwebtoken::errors::Error>;
+        let kinds: [(Parse, Algorithm); 2] = [
+            (DecodingKey::from_rsa_pem, Algorithm::RS256),
+            (DecodingKey::from_ec_pem, Algorithm::ES256),
+        ];
+        for (parse, algorithm) in kinds {
+            if let Ok(k) = parse(pem) {
+                return Ok(Jwt {
+                    decoding: k,
+                    encoding: None,
+                    algorithms: vec![algorithm],
+                    rules: JwtRules::default(),
+                });
+            }
         }
         Err(JwtSetupError::BadPublicKey)
     }

@@ -219,8 +219,10 @@ async fn route(
                     .get(header::ORIGIN)
                     .and_then(|v| v.to_str().ok());
                 if origin.is_some() && app.trusted.contains(&m.name()) {
-                    refused(&app, m.name(), RefuseKind::Origin);
-                    return http_util::error(
+                    return refuse(
+                        &app,
+                        m.name(),
+                        RefuseKind::Origin,
                         StatusCode::FORBIDDEN,
                         "refused",
                         format!(
@@ -230,8 +232,10 @@ async fn route(
                     );
                 }
                 if app.origins.refuses_browser(origin) {
-                    refused(&app, m.name(), RefuseKind::Origin);
-                    return http_util::error(
+                    return refuse(
+                        &app,
+                        m.name(),
+                        RefuseKind::Origin,
                         StatusCode::FORBIDDEN,
                         "refused",
                         "origin not allowed",
@@ -283,9 +287,17 @@ fn live() -> Response<Body> {
     http_util::json(StatusCode::OK, &serde_json::json!({"status": "alive"}))
 }
 
-/// Count a refused handshake of `dialect`.
-fn refused(app: &App, dialect: &'static str, why: RefuseKind) {
+/// Refuse a handshake of `dialect` with the error response, counted by reason.
+fn refuse(
+    app: &App,
+    dialect: &'static str,
+    why: RefuseKind,
+    status: StatusCode,
+    code: &str,
+    detail: impl Into<String>,
+) -> Response<Body> {
     app.service.meter().dialect(dialect).refused(why);
+    http_util::error(status, code, detail)
 }
 
 fn header_has_token(v: Option<&HeaderValue>, token: &str) -> bool {
@@ -304,8 +316,10 @@ async fn upgrade(
     let is_upgrade = header_has_token(headers.get(header::CONNECTION), "upgrade")
         && header_has_token(headers.get(header::UPGRADE), "websocket");
     if !is_upgrade {
-        refused(&app, dialect.name(), RefuseKind::Handshake);
-        return http_util::error(
+        return refuse(
+            &app,
+            dialect.name(),
+            RefuseKind::Handshake,
             StatusCode::UPGRADE_REQUIRED,
             "upgrade_required",
             format!(
@@ -319,16 +333,20 @@ async fn upgrade(
         .map(|v| v.as_bytes())
         != Some(b"13")
     {
-        refused(&app, dialect.name(), RefuseKind::Handshake);
-        return http_util::error(
+        return refuse(
+            &app,
+            dialect.name(),
+            RefuseKind::Handshake,
             StatusCode::BAD_REQUEST,
             "bad_handshake",
             "Sec-WebSocket-Version must be 13",
         );
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        refused(&app, dialect.name(), RefuseKind::Handshake);
-        return http_util::error(
+        return refuse(
+            &app,
+            dialect.name(),
+            RefuseKind::Handshake,
             StatusCode::BAD_REQUEST,
             "bad_handshake",
             "Sec-WebSocket-Key is missing",
@@ -342,8 +360,14 @@ async fn upgrade(
         .map(str::to_owned);
     if app.origins.refuses_browser(origin.as_deref()) {
         tracing::debug!(%peer, dialect = dialect.name(), "upgrade refused: origin not allowed");
-        refused(&app, dialect.name(), RefuseKind::Origin);
-        return http_util::error(StatusCode::FORBIDDEN, "refused", "origin not allowed");
+        return refuse(
+            &app,
+            dialect.name(),
+            RefuseKind::Origin,
+            StatusCode::FORBIDDEN,
+            "refused",
+            "origin not allowed",
+        );
     }
     let mut hs = Handshake {
         path: req.uri().path().to_string(),
@@ -368,9 +392,15 @@ async fn upgrade(
         Ok(s) => s,
         Err(refusal) => {
             tracing::debug!(%peer, dialect = dialect.name(), reason = %refusal.reason, "upgrade refused");
-            refused(&app, dialect.name(), RefuseKind::Auth);
             let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
-            return http_util::error(status, "refused", refusal.reason);
+            return refuse(
+                &app,
+                dialect.name(),
+                RefuseKind::Auth,
+                status,
+                "refused",
+                refusal.reason,
+            );
         }
     };
     let offered: Vec<String> = hs

@@ -224,12 +224,7 @@ pub async fn run_connection<S>(
     let mut pacing = false;
     let mut pacer = chat_core::session::Pacer::default();
     while open {
-        let next_event = async {
-            match cx.subscription.as_mut() {
-                Some(sub) if !pacing => sub.rx.recv().await,
-                _ => std::future::pending().await,
-            }
-        };
+        let next_event = chat_core::session::next_event(cx.subscription.as_mut(), pacing);
         // Whether this turn produced something the client is waiting for.
         let mut urgent = false;
         tokio::select! {

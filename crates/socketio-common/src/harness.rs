@@ -64,10 +64,7 @@ pub struct World {
 
 impl World {
     pub async fn new() -> World {
-        let db = chat_store::testing::sqlite_temp().await;
-        let store = chat_store::connect(&db.url, chat_store::StoreOptions::default())
-            .await
-            .expect("the SQLite test store opens");
+        let (db, store) = chat_store::testing::sqlite_store().await;
         let files = std::env::temp_dir().join(format!("sio-files-{}", std::process::id()));
         let config = ServiceConfig {
             public_base_url: "http://chat.test".into(),

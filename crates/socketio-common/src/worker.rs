@@ -310,12 +310,7 @@ pub(crate) async fn run<S: SioSession>(
     // An event taken from the queue while pacing, pushed when the timer fires.
     let mut held: Option<Arc<Published>> = None;
     loop {
-        let next_event = async {
-            match cx.conn.subscription.as_mut() {
-                Some(sub) if !pacing => sub.rx.recv().await,
-                _ => std::future::pending().await,
-            }
-        };
+        let next_event = chat_core::session::next_event(cx.conn.subscription.as_mut(), pacing);
         let mut push_now = false;
         tokio::select! {
             biased;

@@ -78,6 +78,16 @@ pub async fn sqlite_temp() -> TestDb {
     }
 }
 
+/// A store open on a fresh SQLite file (see [`sqlite_temp`]); the file goes with the
+/// [`TestDb`].
+pub async fn sqlite_store() -> (TestDb, std::sync::Arc<dyn chat_core::Store>) {
+    let db = sqlite_temp().await;
+    let store = crate::connect(&db.url, crate::StoreOptions::default())
+        .await
+        .expect("the SQLite test store opens");
+    (db, store)
+}
+
 /// A fresh schema on the PostgreSQL server at `TEST_DATABASE_URL` (default
 /// [`DEFAULT_TEST_DATABASE_URL`]), and a URL whose connections use it.
 ///

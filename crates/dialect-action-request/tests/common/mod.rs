@@ -27,10 +27,7 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new() -> Harness {
-        let db = chat_store::testing::sqlite_temp().await;
-        let store = chat_store::connect(&db.url, chat_store::StoreOptions::default())
-            .await
-            .expect("the SQLite test store opens");
+        let (db, store) = chat_store::testing::sqlite_store().await;
         let dir = std::env::temp_dir().join(format!("ar-files-{}", std::process::id()));
         let svc = ChatService::new(
             store.clone(),

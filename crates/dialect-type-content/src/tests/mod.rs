@@ -28,10 +28,7 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let db = chat_store::testing::sqlite_temp().await;
-        let store = chat_store::connect(&db.url, chat_store::StoreOptions::default())
-            .await
-            .expect("the SQLite test store opens");
+        let (db, store) = chat_store::testing::sqlite_store().await;
         let files =
             FileStore::new(std::env::temp_dir().join(format!("tc-files-{}", std::process::id())));
         let config = ServiceConfig {
