@@ -48,6 +48,14 @@ impl fmt::Debug for Scrape {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// A counter with one series per dialect: name, help, unit, how to read it.
+type PerDialect = (
+    &'static str,
+    &'static str,
+    Option<&'static Unit>,
+    fn(&DialectMeter) -> u64,
+);
+
 fn dialect(name: &str) -> Labels {
     vec![("dialect", name.to_string())]
 }
@@ -147,7 +155,7 @@ impl Collector for Scrape {
         )?;
         // The counters with one series per dialect.
         #[rustfmt::skip]
-        let per_dialect: [(&str, &str, Option<&Unit>, fn(&DialectMeter) -> u64); 9] = [
+        let per_dialect: [PerDialect; 9] = [
             ("chat_connections_accepted", "Client connections accepted.", None, |m| m.accepted.load(Relaxed)),
             ("chat_frames_in", "Frames (Socket.IO: events) read from clients.", None, |m| m.frames_in.load(Relaxed)),
             ("chat_frames_out", "Frames (Socket.IO: events and acks) written to clients.", None, |m| m.frames_out.load(Relaxed)),

@@ -29,6 +29,7 @@ const SHOUT: Descriptor = Descriptor {
     serve: Serve::Ws(|| Arc::new(Shout)),
     trusted_mode: None,
     fuzz: &[],
+    try_it: None,
 };
 
 /// Its place in every event's render cache.
