@@ -63,6 +63,17 @@ impl CloseKind {
     }
 }
 
+impl From<crate::hub::CloseReason> for CloseKind {
+    /// The count of a close the server chose (its kill switch's reason).
+    fn from(r: crate::hub::CloseReason) -> Self {
+        match r {
+            crate::hub::CloseReason::Shutdown => CloseKind::Shutdown,
+            crate::hub::CloseReason::SlowConsumer => CloseKind::SlowConsumer,
+            crate::hub::CloseReason::TokenExpired => CloseKind::TokenExpired,
+        }
+    }
+}
+
 /// Why an upgrade (or a Socket.IO handshake) was answered with an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefuseKind {

@@ -59,6 +59,18 @@ pub enum Outgoing {
     },
 }
 
+impl Outgoing {
+    /// The data frames of `out` and their bytes, for the counters (a close frame is
+    /// not counted).
+    pub fn tally(out: &[Outgoing]) -> (u64, u64) {
+        out.iter().fold((0, 0), |(n, b), o| match o {
+            Outgoing::Text(t) => (n + 1, b + t.len() as u64),
+            Outgoing::Shared(t) => (n + 1, b + t.len() as u64),
+            Outgoing::Close { .. } => (n, b),
+        })
+    }
+}
+
 /// A plain-WebSocket dialect mounted on one or more paths.
 pub trait WsDialect: Send + Sync + 'static {
     /// The CLI name (the name of its descriptor).

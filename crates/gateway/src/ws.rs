@@ -230,14 +230,13 @@ pub async fn run_connection<S>(
         tokio::select! {
             biased;
             _ = &mut killed => {
-                let (code, reason, kind) = match kill.reason() {
-                    Some(CloseReason::Shutdown) => (1001, CloseReason::Shutdown.text(), CloseKind::Shutdown),
-                    Some(r @ CloseReason::SlowConsumer) => (CLOSE_POLICY, r.text(), CloseKind::SlowConsumer),
-                    Some(r @ CloseReason::TokenExpired) => (CLOSE_POLICY, r.text(), CloseKind::TokenExpired),
-                    None if shutdown.is_cancelled() => (1001, CloseReason::Shutdown.text(), CloseKind::Shutdown),
-                    None => (CLOSE_POLICY, "closed by the server", CloseKind::Protocol),
+                let why = kill.reason().or(shutdown.is_cancelled().then_some(CloseReason::Shutdown));
+                let (code, reason) = match why {
+                    Some(CloseReason::Shutdown) => (1001, CloseReason::Shutdown.text()),
+                    Some(r) => (CLOSE_POLICY, r.text()),
+                    None => (CLOSE_POLICY, "closed by the server"),
                 };
-                closing(&mut tally, kind);
+                closing(&mut tally, why.map_or(CloseKind::Protocol, CloseKind::from));
                 let _ = tokio::time::timeout(cfg.write_timeout, ws.send(close_message(code, reason))).await;
                 break;
             }
@@ -267,10 +266,8 @@ pub async fn run_connection<S>(
                     true => cfg.max_frame_bytes,
                     false => cfg.max_unauthenticated_frame_bytes,
                 };
-                if let (Some(m), Some(Ok(Message::Text(t)))) = (&cx.meter, &frame) {
-                    m.read(t.len());
-                } else if let (Some(m), Some(Ok(Message::Binary(b)))) = (&cx.meter, &frame) {
-                    m.read(b.len());
+                if let (Some(m), Some(Ok(msg @ (Message::Text(_) | Message::Binary(_))))) = (&cx.meter, &frame) {
+                    m.read(msg.len());
                 }
                 match frame {
                     Some(Ok(Message::Text(text))) => {
@@ -418,17 +415,7 @@ where
     // not show yet (what a write that then fails did not deliver is still counted).
     let batch = std::mem::take(batch);
     if let Some(m) = &cx.meter {
-        let (mut frames, mut bytes) = (0u64, 0u64);
-        for o in &out {
-            if let Outgoing::Text(t) = o {
-                bytes += t.len() as u64;
-            } else if let Outgoing::Shared(t) = o {
-                bytes += t.len() as u64;
-            } else {
-                continue;
-            }
-            frames += 1;
-        }
+        let (frames, bytes) = Outgoing::tally(&out);
         m.wrote(
             frames,
             bytes,

@@ -319,12 +319,7 @@ pub(crate) async fn run<S: SioSession>(
                 // takes as a reason to reconnect; a namespace disconnect would not be.
                 let reason = kill.reason();
                 if let Some(t) = &mut tally {
-                    t.closing(match reason {
-                        Some(CloseReason::Shutdown) => CloseKind::Shutdown,
-                        Some(CloseReason::SlowConsumer) => CloseKind::SlowConsumer,
-                        Some(CloseReason::TokenExpired) => CloseKind::TokenExpired,
-                        None => CloseKind::Protocol,
-                    });
+                    t.closing(reason.map_or(CloseKind::Protocol, CloseKind::from));
                 }
                 if reason != Some(CloseReason::Shutdown) {
                     let text = reason.map_or("closed by the server", CloseReason::text);
