@@ -140,3 +140,49 @@ async fn console_signs_in_sees_connections_and_sends_in_two_dialects() {
         1.0
     );
 }
+
+/// The console's data is an admin's: no token, a bad one and a user's are refused in
+/// the REST error shape; the page and its dialect list are public and hold no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_stats_are_for_admins_only() {
+    let gw = TestGateway::sqlite().await;
+    gw.create_user(1, "alice").await;
+    let user = gw.token(1, "alice");
+    let forged = gw.forged_token(1);
+    for (token, status, code) in [
+        (None, 401, "unauthenticated"),
+        (Some(forged.as_str()), 401, "unauthenticated"),
+        (Some(user.as_str()), 403, "forbidden"),
+    ] {
+        let r = gw.http("GET", "/console/api/stats", token, None).await;
+        assert_eq!(r.status, status, "{}", r.text());
+        assert_eq!(r.json()["error"], code, "{}", r.text());
+    }
+    let admin = gw.admin_token(99, "root");
+    let ok = gw
+        .http("GET", "/console/api/stats", Some(&admin), None)
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(ok.json()["dialects"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty()));
+    let page = gw.http("GET", "/console", None, None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("try-it"));
+    let list = gw
+        .http("GET", "/console/api/dialects", None, None)
+        .await
+        .json();
+    let names: Vec<&str> = list["dialects"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"method-args") && names.contains(&"socketio-pubsub"),
+        "{names:?}"
+    );
+    let missing = gw.http("GET", "/console/nothing-here", None, None).await;
+    assert_eq!(missing.status, 404);
+}
