@@ -22,6 +22,11 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A message insert placed in its room's commit order ([`Store::queue_message`]):
+/// resolves to the committed message.
+pub type Committing =
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Message>> + Send>>;
+
 /// A room to create, with its first members.
 #[derive(Clone, Debug)]
 pub struct NewRoom {
@@ -140,6 +145,15 @@ pub trait Store: Send + Sync + 'static {
     /// Append a message. Ids of one room commit in increasing order. An attachment that
     /// is missing or already bound is `Conflict`, and nothing is inserted.
     async fn insert_message(&self, msg: &NewMessage) -> StoreResult<Message>;
+    /// [`Store::insert_message`] in two steps: returns once the message has its place
+    /// in its room's commit order, with a future that resolves when it is committed.
+    /// Messages of a room queued one after the other get increasing ids, so a caller
+    /// may queue the next before the previous committed (pipelining). The default
+    /// inserts at once.
+    async fn queue_message(&self, msg: NewMessage) -> StoreResult<Committing> {
+        let done = self.insert_message(&msg).await;
+        Ok(Box::pin(std::future::ready(done)))
+    }
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// Replace a message's text; a tombstone is `Conflict`.
     async fn edit_message(&self, id: MessageId, text: &str) -> StoreResult<Message>;

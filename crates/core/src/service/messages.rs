@@ -18,7 +18,7 @@ use crate::event::{Event, Origin, Published};
 use crate::ids::{AttachmentId, MessageId, RoomId, UserId};
 use crate::model::*;
 use crate::policy;
-use crate::store::{NewMessage, StoreResult};
+use crate::store::{Committing, NewMessage, StoreResult};
 use crate::Result;
 use std::sync::Arc;
 
@@ -36,6 +36,13 @@ pub struct SendMessage {
 }
 
 impl SendMessage {
+    /// Whether a connection may pipeline it ([`crate::ConnCtx::defer`]): a message
+    /// without files, whose commit goes through the store's ordered queue. One with
+    /// files commits as it is queued, so it must not overtake the messages before it.
+    pub fn pipelines(&self) -> bool {
+        self.uploads.is_empty() && self.attachments.is_empty()
+    }
+
     pub fn text(room: RoomRef, text: impl Into<String>) -> Self {
         SendMessage {
             room,
@@ -46,6 +53,16 @@ impl SendMessage {
             attachments: Vec::new(),
         }
     }
+}
+
+/// A message placed in its room's commit order and not yet published
+/// ([`ChatService::queue_message`]).
+pub struct QueuedMessage {
+    room: SharedRoom,
+    author: User,
+    origin: Option<Origin>,
+    committing: Committing,
+    started: std::time::Instant,
 }
 
 impl ChatService {
@@ -113,6 +130,21 @@ impl ChatService {
         cmd: SendMessage,
         origin: Option<Origin>,
     ) -> Result<(SharedRoom, Arc<MessageView>)> {
+        let queued = self.queue_message(actor, cmd, origin).await?;
+        self.complete_send(queued).await
+    }
+
+    /// [`ChatService::send_message`] up to the commit: checks the message, then places
+    /// it in its room's commit order and returns without waiting for the commit, so a
+    /// connection may admit its next command meanwhile (see
+    /// [`crate::ConnCtx::defer`]). Messages queued one after the other by one caller
+    /// commit in that order. [`ChatService::complete_send`] finishes it.
+    pub async fn queue_message(
+        &self,
+        actor: &Principal,
+        cmd: SendMessage,
+        origin: Option<Origin>,
+    ) -> Result<QueuedMessage> {
         self.throttle(actor)?;
         self.check_text_size(&cmd.text)?;
         if cmd.text.trim().is_empty() && cmd.uploads.is_empty() && cmd.attachments.is_empty() {
@@ -152,9 +184,9 @@ impl ChatService {
             attachments.push(self.store_upload(actor, u).await?.id);
         }
         let started = std::time::Instant::now();
-        let message = self
+        let committing = self
             .store
-            .insert_message(&NewMessage {
+            .queue_message(NewMessage {
                 room_id: room.id(),
                 author_id: actor.id(),
                 kind: cmd.kind,
@@ -167,14 +199,37 @@ impl ChatService {
                     .map(|b| b.message_note(room.id(), origin.as_ref())),
             })
             .await?;
+        Ok(QueuedMessage {
+            room,
+            author: actor.user.clone(),
+            origin,
+            committing,
+            started,
+        })
+    }
+
+    /// Wait for a queued message's commit, then publish it to every member of its
+    /// room; the room and the message's view, as [`ChatService::send_message`].
+    pub async fn complete_send(
+        &self,
+        queued: QueuedMessage,
+    ) -> Result<(SharedRoom, Arc<MessageView>)> {
+        let QueuedMessage {
+            room,
+            author,
+            origin,
+            committing,
+            started,
+        } = queued;
+        let message = committing.await?;
         self.meter.commit_latency.observe(started.elapsed());
         let from = origin.as_ref().map_or(crate::meter::HTTP, |o| o.dialect);
         self.meter
             .dialect(from)
             .messages_committed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.typing.clear(room.id(), actor.id());
-        let view = Arc::new(self.message_view(&room, message, Some(&actor.user)));
+        self.typing.clear(room.id(), author.id);
+        let view = Arc::new(self.message_view(&room, message, Some(&author)));
         let event = Event::MessageCreated {
             room: room.clone(),
             message: view.clone(),

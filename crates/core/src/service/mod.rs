@@ -21,7 +21,7 @@ mod rooms;
 mod uploads;
 
 pub use identity::{MAX_DISPLAY_NAME_CHARS, MAX_PHOTO_BYTES};
-pub use messages::SendMessage;
+pub use messages::{QueuedMessage, SendMessage};
 pub use reads::ReadOutcome;
 pub use room_changes::{CreateRoom, RoomShape};
 pub use rooms::RoomRef;

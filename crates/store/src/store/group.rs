@@ -39,7 +39,7 @@ use crate::db::{Db, PgPool, SqlitePool};
 use crate::error::Fail;
 use crate::rows::{assemble, now_micros, MessageRow, NewMessageRow};
 use crate::schema::{messages, rooms};
-use chat_core::store::{NewMessage, StoreResult};
+use chat_core::store::{Committing, NewMessage, StoreResult};
 use chat_core::{Message, StoreError};
 use diesel::{OptionalExtension, QueryDsl, SelectableHelper, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -80,18 +80,20 @@ impl GroupWriter {
         GroupWriter { queues }
     }
 
-    /// Insert a message without attachments; returns once it is committed.
-    pub async fn insert(&self, msg: NewMessage) -> StoreResult<Message> {
+    /// Queue a message without attachments behind those of its room queued before
+    /// it; the future resolves once it is committed.
+    pub async fn queue(&self, msg: NewMessage) -> StoreResult<Committing> {
         debug_assert!(msg.attachments.is_empty());
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Backend("the message writer has stopped".into());
-        // The writer that owns the room (see the module docs).
+        // The writer that owns the room (see the module docs): one queue per room, so
+        // the order of queueing is the order of ids.
         let owner = msg.room_id.0.rem_euclid(self.queues.len() as i64) as usize;
         self.queues[owner]
             .send(Pending { msg, reply })
             .await
             .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        Ok(Box::pin(async move { answer.await.map_err(|_| closed())? }))
     }
 }
 

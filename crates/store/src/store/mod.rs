@@ -23,7 +23,7 @@ mod users;
 use crate::db::Db;
 use crate::query::with_conn;
 use async_trait::async_trait;
-use chat_core::store::{NewAttachment, NewMessage, NewRoom, StoreResult, Unread};
+use chat_core::store::{Committing, NewAttachment, NewMessage, NewRoom, StoreResult, Unread};
 use chat_core::{
     Attachment, AttachmentId, Member, Message, MessageId, Room, RoomId, RoomKind, Store, Timestamp,
     User, UserId, UserProfile,
@@ -133,9 +133,18 @@ impl Store for DieselStore {
 
     async fn insert_message(&self, msg: &NewMessage) -> StoreResult<Message> {
         if msg.attachments.is_empty() {
-            self.group.insert(msg.clone()).await
+            self.group.queue(msg.clone()).await?.await
         } else {
             append::insert_single(&self.db, msg).await
+        }
+    }
+
+    async fn queue_message(&self, msg: NewMessage) -> StoreResult<Committing> {
+        if msg.attachments.is_empty() {
+            self.group.queue(msg).await
+        } else {
+            let done = append::insert_single(&self.db, &msg).await;
+            Ok(Box::pin(std::future::ready(done)))
         }
     }
 
