@@ -36,9 +36,9 @@ pub use hub::{Hub, Subscription};
 pub use ids::{AttachmentId, ConnId, MessageId, RoomId, UserId};
 pub use model::*;
 pub use service::{
-    ChatService, CreateRoom, RoomRef, RoomShape, SendMessage, ServiceConfig, Upload,
+    ChatService, CreateRoom, QueuedMessage, RoomRef, RoomShape, SendMessage, ServiceConfig, Upload,
 };
-pub use session::{ConnCtx, Handshake, Outgoing, Refusal, Session, WsDialect};
+pub use session::{ConnCtx, Handshake, Outgoing, Refusal, Reply, Session, WsDialect};
 pub use store::{Store, StoreError};
 
 /// Result type of the chat domain.

@@ -252,6 +252,12 @@ impl DialectMeter {
         }
     }
 
+    /// [`DialectMeter::command`] with the outcome of `result`: `ok` or its error's
+    /// [`crate::ChatError::code`].
+    pub fn command_result<T>(&self, name: &'static str, result: &crate::Result<T>) {
+        self.command(name, result.as_ref().map_or_else(|e| e.code(), |_| "ok"));
+    }
+
     /// One command of the dialect and its outcome: `ok` or the
     /// [`crate::ChatError::code`] it failed with.
     pub fn command(&self, name: &'static str, code: &'static str) {

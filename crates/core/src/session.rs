@@ -11,7 +11,11 @@ use crate::hub::{KillSwitch, Subscription};
 use crate::ids::ConnId;
 use crate::service::ChatService;
 use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// What the gateway learned from the HTTP upgrade request.
 #[derive(Clone, Debug, Default)]
@@ -120,6 +124,93 @@ pub async fn next_event(sub: Option<&mut Subscription>, hold: bool) -> Option<Ar
     }
 }
 
+/// Most commands of one connection admitted while earlier ones are still committing
+/// (see [`ConnCtx::defer`]); a connection with this many in flight is not read until
+/// the oldest is answered.
+pub const PIPELINE_DEPTH: usize = 64;
+
+/// The reply of a pipelined command: its frames, once its command completed.
+pub type Reply = Pin<Box<dyn Future<Output = Vec<Outgoing>> + Send>>;
+
+/// The answers of one connection that must wait for a pipelined command, in the order
+/// the commands arrived.
+///
+/// Invariant: frames leave a connection in the order of the commands and events that
+/// produced them, even while commands commit concurrently. Mechanism: a command that
+/// may be pipelined is admitted (placed in its room's commit order, which the store
+/// keeps) and its completion queued here as a [`Reply`]; a frame produced while a
+/// reply is queued (an event, the answer to a later command) is queued behind it.
+/// Only the oldest reply is polled: the commits themselves run on the store's writers,
+/// so the replies behind it are usually complete by the time they reach the front, and
+/// what a reply does after its commit (publishing the event) happens in command order
+/// too. Consequence: pipelining changes when a client hears, never what or in which
+/// order.
+#[derive(Default)]
+struct Pipeline {
+    slots: VecDeque<Slot>,
+    replies: usize,
+    /// Frames in `Frames` slots.
+    frames: usize,
+}
+
+enum Slot {
+    Reply(Exclusive<Reply>),
+    Frames(Vec<Outgoing>),
+}
+
+/// A value reachable only through `&mut`, so that sharing `&Exclusive` between
+/// threads shares nothing: [`ConnCtx`] is held by reference across awaits, so it must
+/// be `Sync`, and a future need not be (as `std::sync::Exclusive`, not yet stable).
+struct Exclusive<T>(T);
+
+// SAFETY: `Exclusive` has no method taking `&self` and its field is private, so a
+// shared reference gives no access to the value; moving it needs `T: Send`.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
+
+impl Pipeline {
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Queue `frame` behind the replies waiting.
+    fn push(&mut self, frame: Outgoing) {
+        self.frames += 1;
+        match self.slots.back_mut() {
+            Some(Slot::Frames(frames)) => frames.push(frame),
+            _ => self.slots.push_back(Slot::Frames(vec![frame])),
+        }
+    }
+
+    /// The frames that may leave now: those of the oldest replies that completed and
+    /// of everything queued behind them up to the first reply still pending.
+    fn poll_frames(&mut self, task: &mut Context<'_>) -> Poll<Vec<Outgoing>> {
+        let mut out = Vec::new();
+        while let Some(front) = self.slots.front_mut() {
+            match front {
+                Slot::Frames(frames) => {
+                    self.frames -= frames.len();
+                    out.append(frames)
+                }
+                Slot::Reply(Exclusive(reply)) => match reply.as_mut().poll(task) {
+                    Poll::Ready(frames) => {
+                        out.extend(frames);
+                        self.replies -= 1;
+                    }
+                    Poll::Pending => break,
+                },
+            }
+            self.slots.pop_front();
+        }
+        if out.is_empty() {
+            // Either a reply is pending (its waker is registered) or nothing is
+            // queued, when callers do not wait (see `ConnCtx::in_flight`).
+            Poll::Pending
+        } else {
+            Poll::Ready(out)
+        }
+    }
+}
+
 /// Per-connection context: the service, the caller once known, and the frames to send.
 pub struct ConnCtx {
     pub service: Arc<ChatService>,
@@ -130,6 +221,7 @@ pub struct ConnCtx {
     /// The dialect's counters, when the connection is metered (the gateway's are).
     pub meter: Option<Arc<crate::meter::DialectMeter>>,
     out: Vec<Outgoing>,
+    pipeline: Pipeline,
 }
 
 impl ConnCtx {
@@ -142,13 +234,16 @@ impl ConnCtx {
             kill: Arc::new(KillSwitch::default()),
             meter: None,
             out: Vec::new(),
+            pipeline: Pipeline::default(),
         }
     }
 
     /// Count one command of this connection under `name` (the dialect's own name for
     /// it) with its outcome; a no-op when the connection is not metered.
     pub fn count_command<T>(&self, name: &'static str, result: &crate::Result<T>) {
-        self.count_outcome(name, result.as_ref().map_or_else(|e| e.code(), |_| "ok"));
+        if let Some(m) = &self.meter {
+            m.command_result(name, result);
+        }
     }
 
     /// [`ConnCtx::count_command`] with the outcome already a code: `ok` or a
@@ -159,27 +254,85 @@ impl ConnCtx {
         }
     }
 
-    /// Frames queued and not yet taken.
+    /// Frames queued and not yet taken (behind pipelined replies included).
     pub fn queued(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.pipeline.frames
+    }
+
+    /// Queue a frame: to be written next, or behind the pipelined replies waiting.
+    fn push(&mut self, frame: Outgoing) {
+        if self.pipeline.is_empty() {
+            self.out.push(frame);
+        } else {
+            self.pipeline.push(frame);
+        }
     }
 
     /// Queue a text frame.
     pub fn send(&mut self, text: String) {
-        self.out.push(Outgoing::Text(text));
+        self.push(Outgoing::Text(text));
     }
 
     /// Queue a shared text frame.
     pub fn send_shared(&mut self, text: Arc<str>) {
-        self.out.push(Outgoing::Shared(text));
+        self.push(Outgoing::Shared(text));
     }
 
     /// Queue a close frame; the loop closes after writing what is queued before it.
     pub fn close(&mut self, code: u16, reason: impl Into<String>) {
-        self.out.push(Outgoing::Close {
+        self.push(Outgoing::Close {
             code,
             reason: reason.into(),
         });
+    }
+
+    /// Answer a command later, without holding up the commands behind it: `reply`
+    /// completes the command (one already admitted in its commit order, e.g. by
+    /// [`ChatService::queue_message`]) and yields its frames, which leave after every
+    /// frame queued before this call and before every frame queued after it. The
+    /// connection loop stops reading the client while [`PIPELINE_DEPTH`] replies wait.
+    /// A command that must see the effects of earlier ones calls [`ConnCtx::settle`]
+    /// first.
+    pub fn defer(&mut self, reply: impl Future<Output = Vec<Outgoing>> + Send + 'static) {
+        self.pipeline
+            .slots
+            .push_back(Slot::Reply(Exclusive(Box::pin(reply))));
+        self.pipeline.replies += 1;
+    }
+
+    /// Replies deferred and not yet complete.
+    pub fn in_flight(&self) -> usize {
+        self.pipeline.replies
+    }
+
+    /// Wait until every deferred reply completed, its frames queued in order.
+    pub async fn settle(&mut self) {
+        while !self.pipeline.is_empty() {
+            let frames = std::future::poll_fn(|task| self.pipeline.poll_frames(task)).await;
+            self.out.extend(frames);
+        }
+    }
+
+    /// What a connection loop waits on besides its socket: the next hub event (as
+    /// [`next_event`]) and the frames of deferred replies as they complete (to hand to
+    /// [`ConnCtx::queue_ready`]; pending for ever when nothing is deferred).
+    pub fn sources(
+        &mut self,
+        hold: bool,
+    ) -> (
+        impl Future<Output = Option<Arc<Published>>> + '_,
+        impl Future<Output = Vec<Outgoing>> + '_,
+    ) {
+        let pipeline = &mut self.pipeline;
+        (
+            next_event(self.subscription.as_mut(), hold),
+            std::future::poll_fn(move |task| pipeline.poll_frames(task)),
+        )
+    }
+
+    /// Queue frames that [`ConnCtx::sources`] released, to be written next.
+    pub fn queue_ready(&mut self, frames: Vec<Outgoing>) {
+        self.out.extend(frames);
     }
 
     /// Whether frames are waiting to be written.

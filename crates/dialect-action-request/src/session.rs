@@ -16,7 +16,9 @@ use crate::render::{self, Failure, NOT_IN_ROOM, NOT_IN_ROOM_LEAVE};
 use crate::wire::{LeftOut, RoomOut};
 use crate::{Endpoint, DIALECT};
 use async_trait::async_trait;
-use chat_core::{ChatError, ConnCtx, Principal, Published, RoomId, RoomRef, SendMessage, Session};
+use chat_core::{
+    ChatError, ConnCtx, Outgoing, Principal, Published, RoomId, RoomRef, SendMessage, Session,
+};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -60,14 +62,7 @@ impl ActionSession {
 
     async fn run(&mut self, cx: &mut ConnCtx, f: &Frame) -> Result<String, Failure> {
         let action = f.action.as_str().unwrap_or_default();
-        let chat = |e: ChatError| {
-            if let ChatError::Storage(msg) = &e {
-                tracing::warn!(dialect = DIALECT, action, error = %msg, "storage error");
-            } else {
-                tracing::debug!(dialect = DIALECT, action, error = %e, "request refused");
-            }
-            Failure::from_chat(&e, action)
-        };
+        let chat = |e: ChatError| refused(&e, action);
         let service = cx.service.clone();
         let actor = &self.principal;
         match &f.command {
@@ -152,6 +147,53 @@ impl ActionSession {
     }
 }
 
+/// A domain error as this dialect's failure, logged (as a warning when it is the
+/// server's fault).
+fn refused(e: &ChatError, action: &str) -> Failure {
+    if let ChatError::Storage(msg) = e {
+        tracing::warn!(dialect = DIALECT, action, error = %msg, "storage error");
+    } else {
+        tracing::debug!(dialect = DIALECT, action, error = %e, "request refused");
+    }
+    Failure::from_chat(e, action)
+}
+
+impl ActionSession {
+    /// `create_message` in the joined room, pipelined: placed in the room's commit
+    /// order now, answered once committed without holding up the frames behind it
+    /// (see [`ConnCtx::defer`]).
+    async fn pipeline_create(&self, cx: &mut ConnCtx, f: &Frame, room: RoomId, text: &str) {
+        let service = cx.service.clone();
+        let meter = cx.meter.clone();
+        let origin = cx.origin(DIALECT, render::tag_of(&f.request_id));
+        let cmd = SendMessage::text(RoomRef::Id(room), text);
+        let queued = service
+            .queue_message(&self.principal, cmd, Some(origin))
+            .await;
+        let (action, request_id, name) = (f.action.clone(), f.request_id.clone(), f.command.name());
+        cx.defer(async move {
+            let (code, reply) = match queued {
+                Ok(queued) => service.complete_send(queued).await,
+                Err(e) => Err(e),
+            }
+            .map_or_else(
+                |e| {
+                    let failure = refused(&e, action.as_str().unwrap_or_default());
+                    (
+                        failure.code,
+                        render::failure(&failure, &action, &request_id),
+                    )
+                },
+                |(view, message)| ("ok", render::created(&view, &message, &request_id)),
+            );
+            if let Some(m) = &meter {
+                m.command(name, code);
+            }
+            vec![Outgoing::Text(reply)]
+        });
+    }
+}
+
 #[async_trait]
 impl Session for ActionSession {
     async fn on_open(&mut self, cx: &mut ConnCtx) {
@@ -159,13 +201,19 @@ impl Session for ActionSession {
     }
 
     async fn on_text(&mut self, cx: &mut ConnCtx, text: &str) {
-        let reply = match decode::decode(text, self.endpoint) {
-            Ok(frame) => self.handle(cx, &frame).await,
+        let frame = match decode::decode(text, self.endpoint) {
+            Ok(frame) => frame,
             Err(r) => {
                 cx.count_outcome(chat_core::meter::UNDECODABLE, r.failure.code);
-                render::failure(&r.failure, &r.action, &r.request_id)
+                return cx.send(render::failure(&r.failure, &r.action, &r.request_id));
             }
         };
+        if let (Command::CreateMessage { text }, Some(room)) = (&frame.command, self.joined) {
+            return self.pipeline_create(cx, &frame, room, text).await;
+        }
+        // Anything else sees what the messages before it did.
+        cx.settle().await;
+        let reply = self.handle(cx, &frame).await;
         cx.send(reply);
     }
 

@@ -16,7 +16,7 @@
 use crate::decode::{decode, Envelope};
 use crate::render::{self, chat_error, error, MemberChange};
 use crate::upload::decode_file;
-use crate::wire::{Call, Chat, ErrorType, MembersArgs, Message, Outbound};
+use crate::wire::{Call, Chat, ErrorType, MembersArgs, Message, Outbound, SendMessageArgs};
 use async_trait::async_trait;
 use chat_core::{
     ChatError, ChatService, ConnCtx, CreateRoom, Handshake, MessageKind, Origin, Outgoing,
@@ -204,6 +204,34 @@ impl MethodArgsSession {
     }
 }
 
+/// `send_message` without files, pipelined: placed in its chat's commit order now,
+/// answered once committed without holding up the frames behind it (see
+/// [`ConnCtx::defer`]).
+async fn pipeline_send(cx: &mut ConnCtx, actor: &Principal, a: SendMessageArgs) {
+    let key = a.event_response_key;
+    let origin = Some(cx.origin(NAME, tag(&key)));
+    let cmd = SendMessage::text(RoomRef::Id(RoomId(a.chat.0)), a.text.unwrap_or_default());
+    let service = cx.service.clone();
+    let meter = cx.meter.clone();
+    let queued = service.queue_message(actor, cmd, origin).await;
+    cx.defer(async move {
+        let result = match queued {
+            Ok(queued) => service.complete_send(queued).await,
+            Err(e) => Err(e),
+        };
+        if let Some(m) = &meter {
+            m.command_result("send_message", &result);
+        }
+        let out = result
+            .map(|(_, message)| Outbound::MessageCreated {
+                message: Message::from_view(&message, &|a| service.file_url(a)),
+                event_response_key: key.clone(),
+            })
+            .unwrap_or_else(|e| failure(&e, key));
+        vec![Outgoing::Text(out.to_json())]
+    });
+}
+
 /// A domain error as this dialect's `error`, logged when it is the server's fault.
 /// `add_to_chat` and `remove_from_chat`: the change, then the initiator's
 /// acknowledgement and, when the initiator is one of the users changed, the frame
@@ -290,6 +318,14 @@ impl Session for MethodArgsSession {
                 return send(cx, &error(e.kind, e.detail, e.key));
             }
         };
+        let call = match call {
+            Call::SendMessage(a) if a.files.as_ref().is_none_or(Vec::is_empty) => {
+                return pipeline_send(cx, &actor, a).await;
+            }
+            // Anything else sees what the messages before it did.
+            call => call,
+        };
+        cx.settle().await;
         for out in self.dispatch(cx, &actor, call).await {
             send(cx, &out);
         }

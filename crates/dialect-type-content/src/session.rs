@@ -5,10 +5,12 @@
 //! to turn a chat name into a room), and words a refusal as `{"error": …}`. Who may
 //! post, read or delete is decided by core; what is stored and who hears of it too.
 //!
-//! The sender gets its own `new_message` (and `message_read`, `delete_message`) the way
-//! every other member does: from the hub, after the commit. The legacy backend pushed
-//! those to the whole chat group, sender included, and had no separate acknowledgement,
-//! so neither do we. The only frames a handler writes directly are errors, and the echo
+//! The sender gets its own `new_message` (and `message_read`, `delete_message`) as
+//! every other member does, after the commit: the legacy backend pushed those to the
+//! whole chat group, sender included, and had no separate acknowledgement, so neither
+//! do we. The sending connection's `new_message` is rendered from the command's result
+//! (its hub copy dropped), because sends are pipelined and it must keep its place among
+//! the answers; the sender's other connections hear it from the hub. Besides that, the only frames a handler writes directly are errors and the echo
 //! of a read or delete that changed nothing (nothing is published then, yet the client
 //! still deserves an answer).
 //!
@@ -20,7 +22,8 @@ use crate::encode;
 use crate::error::describe;
 use chat_core::model::{Attachment, RoomKind, SharedRoom};
 use chat_core::{
-    ChatError, ChatService, ConnCtx, Principal, Published, RoomId, RoomRef, SendMessage, Session,
+    ChatError, ChatService, ConnCtx, Outgoing, Principal, Published, QueuedMessage, RoomId,
+    RoomRef, SendMessage, Session,
 };
 use std::sync::Arc;
 
@@ -45,12 +48,8 @@ impl TypeContentSession {
                 text,
                 reply_to,
             } => {
-                let room = self.address(&svc, chat).await?;
-                let cmd = SendMessage {
-                    reply_to,
-                    ..SendMessage::text(room, text)
-                };
-                svc.send_message(me, cmd, origin).await?;
+                let queued = self.queue_send(&svc, chat, text, reply_to, origin).await?;
+                svc.complete_send(queued).await?;
             }
             Request::Typing { chat } => {
                 let room = self.address(&svc, chat).await?;
@@ -79,6 +78,23 @@ impl TypeContentSession {
             Request::Presence { online } => svc.set_presence(me, online).await?,
         }
         Ok(())
+    }
+
+    /// `new_message` up to its commit (see [`ChatService::queue_message`]).
+    async fn queue_send(
+        &self,
+        svc: &ChatService,
+        chat: Chat,
+        text: String,
+        reply_to: Option<chat_core::MessageId>,
+        origin: Option<chat_core::Origin>,
+    ) -> Result<QueuedMessage, ChatError> {
+        let room = self.address(svc, chat).await?;
+        let cmd = SendMessage {
+            reply_to,
+            ..SendMessage::text(room, text)
+        };
+        svc.queue_message(&self.principal, cmd, origin).await
     }
 
     /// The room reference for commands that may start a chat (`new_message`,
@@ -138,6 +154,40 @@ impl Session for TypeContentSession {
             }
         };
         let event = req.event();
+        if let Request::Send {
+            chat,
+            text,
+            reply_to,
+        } = req
+        {
+            // Pipelined. This connection's `new_message` is rendered from the result
+            // rather than heard from the hub (its echo is dropped in `on_event`), so it
+            // keeps its place among the answers to the commands around it.
+            let svc = cx.service.clone();
+            let meter = cx.meter.clone();
+            let origin = Some(cx.origin(crate::NAME, None));
+            let queued = self.queue_send(&svc, chat, text, reply_to, origin).await;
+            cx.defer(async move {
+                let result = match queued {
+                    Ok(queued) => svc.complete_send(queued).await,
+                    Err(e) => Err(e),
+                };
+                if let Some(m) = &meter {
+                    m.command_result(event, &result);
+                }
+                let frames = match result {
+                    Ok((room, message)) => {
+                        let created = chat_core::Event::MessageCreated { room, message };
+                        encode::render(&created, &|a| svc.file_url(a))
+                    }
+                    Err(e) => vec![encode::error_frame(describe(event, &e))],
+                };
+                frames.into_iter().map(Outgoing::Text).collect()
+            });
+            return;
+        }
+        // Anything else sees what the messages before it did.
+        cx.settle().await;
         let result = self.handle(cx, req).await;
         cx.count_command(event, &result);
         if let Err(e) = result {
@@ -161,6 +211,8 @@ impl Session for TypeContentSession {
         let svc = cx.service.clone();
         let file_url = |a: &Attachment| svc.file_url(a);
         match &published.event {
+            // Answered from the command's result (see `on_text`).
+            chat_core::Event::MessageCreated { .. } if published.is_from(cx.conn) => {}
             // Several deletions at once (other dialects) become several frames; too
             // rare to be worth caching.
             chat_core::Event::MessagesDeleted { ids, .. } if ids.len() > 1 => {

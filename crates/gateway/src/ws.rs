@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use chat_core::hub::{CloseReason, KillSwitch};
 use chat_core::meter::{CloseKind, OpenConnection};
+use chat_core::session::PIPELINE_DEPTH;
 use chat_core::throttle::{Bucket, Rate};
 use chat_core::{ConnCtx, Outgoing, Session};
 use futures_util::{SinkExt, StreamExt};
@@ -224,7 +225,10 @@ pub async fn run_connection<S>(
     let mut pacing = false;
     let mut pacer = chat_core::session::Pacer::default();
     while open {
-        let next_event = chat_core::session::next_event(cx.subscription.as_mut(), pacing);
+        // Commands waiting for their commit: at the limit, the socket waits too.
+        let pipelined = cx.in_flight() > 0;
+        let admit = cx.in_flight() < PIPELINE_DEPTH;
+        let (next_event, replies) = cx.sources(pacing);
         // Whether this turn produced something the client is waiting for.
         let mut urgent = false;
         tokio::select! {
@@ -255,7 +259,11 @@ pub async fn run_connection<S>(
             Some(event) = next_event => {
                 deliver(session.as_mut(), &mut cx, &event, &mut batch).await;
             }
-            frame = ws.next(), if !paused => {
+            frames = replies, if pipelined => {
+                cx.queue_ready(frames);
+                urgent = true;
+            }
+            frame = ws.next(), if !paused && admit => {
                 urgent = true;
                 last_heard = Instant::now();
                 if !bucket.take(cfg.conn_rate, std::time::Instant::now()) {
@@ -346,6 +354,8 @@ pub async fn run_connection<S>(
             pacing = true;
         }
     }
+    // Commands admitted but not answered still publish what they committed.
+    cx.settle().await;
     session.on_close(&mut cx).await;
     cx.sign_out().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;

@@ -123,6 +123,8 @@ impl Conn {
     /// Send a text frame; the frames answered.
     pub async fn text(&mut self, text: &str) -> Vec<Value> {
         self.session.on_text(&mut self.cx, text).await;
+        // Pipelined answers too, as the connection loop writes them.
+        self.cx.settle().await;
         frames(self.cx.take_outgoing())
     }
 

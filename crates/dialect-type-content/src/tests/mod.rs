@@ -110,6 +110,8 @@ impl Conn {
 
     async fn send_text(&mut self, text: &str) -> Vec<Value> {
         self.session.on_text(&mut self.cx, text).await;
+        // Pipelined answers too, as the connection loop writes them.
+        self.cx.settle().await;
         parse(self.cx.take_outgoing())
     }
 
@@ -150,9 +152,11 @@ fn new_message(chat_type: &str, chat_id: Value, text: &str, reply_to: Value) -> 
 /// `from` says `text` in the direct chat "1_2"; the message's id, once `to` has had
 /// the push too.
 async fn say(from: &mut Conn, to: &mut Conn, text: &str) -> i64 {
-    from.send(new_message("direct", json!("1_2"), text, Value::Null))
+    // The sender's own `new_message` answers the command (see the session docs).
+    let answer = from
+        .send(new_message("direct", json!("1_2"), text, Value::Null))
         .await;
-    let id = from.pump().await[0]["content"]["message_id"]
+    let id = answer[0]["content"]["message_id"]
         .as_i64()
         .expect("a message id");
     to.pump().await;
@@ -165,7 +169,8 @@ async fn assert_still_delivers(from: &mut Conn, to: &mut Conn, text: &str) {
     let answer = from
         .send(new_message("direct", json!("1_2"), text, Value::Null))
         .await;
-    assert!(answer.is_empty(), "{answer:?}");
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(answer[0]["type"], "new_message", "{answer:?}");
     assert_eq!(to.pump().await.len(), 1);
 }
 
@@ -215,11 +220,11 @@ async fn new_message_in_a_direct_chat_reaches_both_after_commit() {
     let (w, _a, _b, mut ca, mut cb) = pair().await;
     ca.pump().await;
     cb.pump().await;
-    assert!(ca
+    // The sender's answers its command; the other member's comes from the hub.
+    let mine = ca
         .send(new_message("direct", json!("1_2"), "hello", Value::Null))
-        .await
-        .is_empty());
-    let mine = ca.pump().await;
+        .await;
+    assert!(ca.pump().await.is_empty(), "the hub's echo is dropped");
     let theirs = cb.pump().await;
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine, theirs);
@@ -237,10 +242,10 @@ async fn new_message_in_a_direct_chat_reaches_both_after_commit() {
 
     // A reply, from the other side.
     let id = c["message_id"].clone();
-    assert!(cb
+    let answer = cb
         .send(new_message("direct", json!("1_2"), "hi back", id.clone()))
-        .await
-        .is_empty());
+        .await;
+    assert_eq!(answer[0]["content"]["reply_to"], id, "{answer:?}");
     let got = ca.pump().await;
     assert_eq!(got[0]["content"]["reply_to"], id);
     assert_eq!(got[0]["content"]["author_id"], 2);
@@ -248,11 +253,13 @@ async fn new_message_in_a_direct_chat_reaches_both_after_commit() {
 
 #[tokio::test]
 async fn one_rendering_is_shared_by_every_recipient() {
-    let (_w, _a, _b, mut ca, mut cb) = pair().await;
+    let (w, _a, b, mut ca, mut cb) = pair().await;
+    // Two connections of the recipient (the sender's own answers from its result).
+    let mut cb2 = w.connect(&b).await;
     ca.send(new_message("direct", json!("1_2"), "x", Value::Null))
         .await;
     let (Some(Outgoing::Shared(x)), Some(Outgoing::Shared(y))) =
-        (ca.pump_raw().await.pop(), cb.pump_raw().await.pop())
+        (cb.pump_raw().await.pop(), cb2.pump_raw().await.pop())
     else {
         panic!("expected shared frames");
     };
@@ -488,11 +495,10 @@ async fn delete_message_by_the_author_reaches_the_chat() {
 async fn refused_deletes() {
     let (w, a, b, mut ca, mut cb) = pair().await;
     w.room(RoomKind::Project { project_id: 5 }, &[&a, &b]).await;
-    ca.send(new_message("project", json!(5), "in project", Value::Null))
+    let answer = ca
+        .send(new_message("project", json!(5), "in project", Value::Null))
         .await;
-    let pid = ca.pump().await[0]["content"]["message_id"]
-        .as_i64()
-        .unwrap();
+    let pid = answer[0]["content"]["message_id"].as_i64().unwrap();
     cb.pump().await;
     let del = |ty: &str, chat: Value, m: i64| json!({"type": "delete_message", "content": {"chat_type": ty, "chat_id": chat, "message_id": m}});
     let rooms_before = w.store.all_rooms().await.unwrap().len();
