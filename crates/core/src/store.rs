@@ -27,6 +27,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub type Committing =
     std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Message>> + Send>>;
 
+/// What [`Store::put_user`] did to the user's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserWrite {
+    /// The record is new: no view or cache can hold an older version of it.
+    Created,
+    /// An existing record was changed: what shows it is stale.
+    Changed,
+    /// The record already said what the profile says.
+    Unchanged,
+}
+
 /// A room to create, with its first members.
 #[derive(Clone, Debug)]
 pub struct NewRoom {
@@ -110,6 +121,14 @@ pub trait Store: Send + Sync + 'static {
     /// `id` when given, else by `external_id`, else by `username`. A `username` already
     /// taken by another user is a conflict.
     async fn upsert_user(&self, profile: &UserProfile) -> StoreResult<User>;
+    /// [`Store::upsert_user`] for a caller that expects a write (it read the record
+    /// already), saying what the write did, so that a caller caching users forgets
+    /// them only when one changed. Goes straight to the writer: concurrent calls may
+    /// share one transaction (first sign-ins in a connect storm), which also finds
+    /// an unchanged record. The default says [`UserWrite::Changed`] whatever happened.
+    async fn put_user(&self, profile: &UserProfile) -> StoreResult<(User, UserWrite)> {
+        Ok((self.upsert_user(profile).await?, UserWrite::Changed))
+    }
     /// Create a user; any existing id, username or external id is a conflict.
     async fn create_user(&self, profile: &UserProfile) -> StoreResult<User>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;

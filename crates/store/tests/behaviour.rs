@@ -4,7 +4,7 @@
 //! `sqlite::<name>` and a `postgres::<name>` test, each on a database of its own (a
 //! fresh SQLite file, a fresh PostgreSQL schema), so the tests run in parallel.
 
-use chat_core::store::{NewAttachment, NewMessage, NewRoom};
+use chat_core::store::{NewAttachment, NewMessage, NewRoom, UserWrite};
 use chat_core::{
     AttachmentId, MessageId, MessageKind, RoomId, RoomKind, Store, StoreError, UserId, UserProfile,
 };
@@ -68,6 +68,7 @@ behaviours! {
         username_and_identity_conflicts,
         upsert_refreshes_and_matches,
         concurrent_first_sign_ins_agree,
+        a_sign_up_storm_commits_together_and_a_conflict_fails_alone,
         user_lookups,
         direct_and_project_rooms_are_unique,
         explicit_room_ids_then_allocated,
@@ -443,6 +444,60 @@ async fn concurrent_first_sign_ins_agree(store: Arc<dyn Store>) {
     }
     assert_eq!(ext_ids.len(), 1, "one user per external id");
     assert_eq!(store.list_users(100).await.expect("users").len(), 2);
+}
+
+async fn a_sign_up_storm_commits_together_and_a_conflict_fails_alone(store: Arc<dyn Store>) {
+    // 300 first sign-ins at once (they share transactions), one of them with an id
+    // whose username another user already holds: that one alone is refused.
+    let taken = store.upsert_user(&with_id(5, "taken")).await.expect("seed");
+    let mut tasks = Vec::new();
+    for i in 0..300i64 {
+        let store = store.clone();
+        let name = if i == 150 {
+            "taken".to_owned()
+        } else {
+            format!("storm{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            store.put_user(&with_id(1000 + i, &name)).await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let outcome = t.await.expect("join");
+        if i == 150 {
+            assert!(
+                matches!(outcome, Err(StoreError::Conflict(_))),
+                "the taken name conflicts: {outcome:?}"
+            );
+            continue;
+        }
+        let (user, write) = outcome.unwrap_or_else(|e| panic!("sign-up {i} failed: {e}"));
+        assert_eq!(write, UserWrite::Created);
+        assert_eq!(user.id, UserId(1000 + i as i64));
+        assert_eq!(user.username, format!("storm{i}"));
+    }
+    assert_eq!(store.list_users(1000).await.expect("users").len(), 300);
+    assert_eq!(store.user(UserId(1150)).await.expect("lookup"), None);
+    // Signing in again with the same claims writes nothing; new claims change it.
+    let (_, again) = store
+        .put_user(&with_id(1001, "storm1"))
+        .await
+        .expect("again");
+    assert_eq!(again, UserWrite::Unchanged);
+    let (renamed, write) = store
+        .put_user(&with_id(1001, "storm-one"))
+        .await
+        .expect("rename");
+    assert_eq!(
+        (renamed.username.as_str(), write),
+        ("storm-one", UserWrite::Changed)
+    );
+    // Ids allocated later do not collide with the explicit ones.
+    let fresh = store
+        .upsert_user(&named("after-the-storm"))
+        .await
+        .expect("fresh");
+    assert!(fresh.id.0 > 1299 && fresh.id != taken.id, "{:?}", fresh.id);
 }
 
 async fn user_lookups(store: Arc<dyn Store>) {

@@ -1,9 +1,10 @@
 //! Users: sign-in from token claims, profiles, creation and import.
 //!
-//! Invariant: every write of a user record makes the cached users and room views
-//! stale, on every node. Mechanism: each write is followed by `profiles_changed`,
-//! which forgets both caches here and tells the other nodes of a cluster to forget
-//! theirs. Consequence: a changed profile shows in the next view loaded anywhere.
+//! Invariant: every write that changes a user record makes the cached users and room
+//! views stale, on every node. Mechanism: each such write is followed by
+//! `profiles_changed`, which forgets both caches here and tells the other nodes of a
+//! cluster to forget theirs (a record created shows in no cache yet: see `put_user`).
+//! Consequence: a changed profile shows in the next view loaded anywhere.
 //! A profile a client or operator gives is checked first (`validate_profile` caps
 //! every field), so events that name a user carry no oversized field; a sign-in
 //! writes only when the token says something the record does not, so checking a
@@ -16,6 +17,7 @@ use crate::error::ChatError;
 use crate::ids::UserId;
 use crate::model::*;
 use crate::policy;
+use crate::store::UserWrite;
 use crate::Result;
 
 impl ChatService {
@@ -53,11 +55,7 @@ impl ChatService {
         // checked on every connection and request, and most carry nothing new.
         let user = match existing {
             Some(u) if !profile_changes(&u, &profile) => u,
-            _ => {
-                let user = self.store.upsert_user(&profile).await;
-                self.profiles_changed().await;
-                user?
-            }
+            _ => self.put_user(&profile).await?,
         };
         Ok(Principal {
             is_admin: user.is_admin || claims.is_admin,
@@ -133,9 +131,22 @@ impl ChatService {
     /// Create or refresh a user (a dialect's user-provisioning request, CLI import).
     pub async fn upsert_user(&self, profile: &UserProfile) -> Result<User> {
         validate_profile(profile)?;
-        let user = self.store.upsert_user(profile).await;
-        self.profiles_changed().await;
-        Ok(user?)
+        self.put_user(profile).await
+    }
+
+    /// Write a user record, forgetting cached users and views only when an existing
+    /// record changed: a record just created is in no room and under no cached name
+    /// (the user cache holds only users found), so a storm of first sign-ins costs no
+    /// cache reloads and sends no cluster-wide invalidation per user. A failed write
+    /// may have changed something before it failed, so it counts as a change.
+    async fn put_user(&self, profile: &UserProfile) -> Result<User> {
+        match self.store.put_user(profile).await {
+            Ok((user, UserWrite::Created | UserWrite::Unchanged)) => Ok(user),
+            outcome => {
+                self.profiles_changed().await;
+                Ok(outcome?.0)
+            }
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! [`Store`] on diesel-async, split by aggregate: `users`, `rooms`, `members`,
-//! `messages` (reads and edits), `append` and `group` (new messages), `reads`
-//! (watermarks), `attachments`, and `ids` (explicit legacy ids).
+//! `messages` (reads and edits), `append` and `group` (new messages), `signup`
+//! (batched user writes), `reads` (watermarks), `attachments`, and `ids` (explicit
+//! legacy ids).
 //!
 //! **Invariant: every store operation is one function of its aggregate, run on a
 //! task of its own against the [`Db`].** [`DieselStore`] only holds the database and
-//! the group-commit writers, and its [`Store`] impl delegates each method to its
-//! aggregate's function; the functions take the `Db`, not the store, so the
+//! the batching writers (`group`, `signup`), and its [`Store`] impl delegates each
+//! method to its aggregate's function; the functions take the `Db`, not the store, so the
 //! aggregates depend on nothing above them and the group writer retries a failed
 //! group with the same single insert the store uses ([`append::insert_single`]).
 //! Queries are written once for both backends (see `crate::query`).
@@ -18,38 +19,52 @@ mod members;
 pub(crate) mod messages;
 mod reads;
 mod rooms;
+mod signup;
 mod users;
 
 use crate::db::Db;
 use crate::query::with_conn;
 use async_trait::async_trait;
-use chat_core::store::{Committing, NewAttachment, NewMessage, NewRoom, StoreResult, Unread};
+use chat_core::store::{
+    Committing, NewAttachment, NewMessage, NewRoom, StoreResult, Unread, UserWrite,
+};
 use chat_core::{
     Attachment, AttachmentId, Member, Message, MessageId, Room, RoomId, RoomKind, Store, Timestamp,
     User, UserId, UserProfile,
 };
 use diesel_async::RunQueryDsl;
 use group::GroupWriter;
+use signup::SignupWriter;
 use users::Lookup;
 
 pub(crate) struct DieselStore {
     db: Db,
     /// Group commit of plain messages (see `group.rs`).
     group: GroupWriter,
+    /// Batched user writes (see `signup.rs`).
+    signups: SignupWriter,
 }
 
 impl DieselStore {
     /// The store, with its group-commit writers started (needs a Tokio runtime).
     pub fn new(db: Db) -> Self {
         let group = GroupWriter::start(&db);
-        DieselStore { db, group }
+        let signups = SignupWriter::start(&db);
+        DieselStore { db, group, signups }
     }
 }
 
 #[async_trait]
 impl Store for DieselStore {
     async fn upsert_user(&self, profile: &UserProfile) -> StoreResult<User> {
-        users::upsert(&self.db, profile).await
+        if let Some(user) = users::unchanged(&self.db, profile).await? {
+            return Ok(user);
+        }
+        Ok(self.put_user(profile).await?.0)
+    }
+
+    async fn put_user(&self, profile: &UserProfile) -> StoreResult<(User, UserWrite)> {
+        self.signups.write(profile.clone()).await
     }
 
     async fn create_user(&self, profile: &UserProfile) -> StoreResult<User> {

@@ -13,7 +13,7 @@ use crate::error::Fail;
 use crate::query::{dedup_keep_order, on_both_backends, rows_by_ids, with_conn, with_tx};
 use crate::rows::{now_micros, NewUserRow, UserChanges, UserRow};
 use crate::schema::users;
-use chat_core::store::StoreResult;
+use chat_core::store::{StoreResult, UserWrite};
 use chat_core::{User, UserId, UserProfile};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -39,7 +39,7 @@ impl Lookup {
 
 /// The user an upsert profile designates: by id when given, else by external id,
 /// else by username.
-fn designated(p: &UserProfile) -> Option<Lookup> {
+pub(super) fn designated(p: &UserProfile) -> Option<Lookup> {
     if let Some(id) = p.id {
         Some(Lookup::Id(id.0))
     } else if let Some(ext) = clean(&p.external_id) {
@@ -59,6 +59,10 @@ pub(super) trait UserConn {
 
     /// Create a user from a profile inside a transaction, after the caller's checks.
     async fn insert_user(&mut self, p: &UserProfile) -> Result<UserRow, Fail>;
+
+    /// Inside a transaction: create the user `p` designates, or refresh the fields
+    /// it gives; the row and what was done to it.
+    async fn upsert_row(&mut self, p: &UserProfile) -> Result<(UserRow, UserWrite), Fail>;
 }
 
 on_both_backends! {
@@ -153,6 +157,33 @@ on_both_backends! {
                 .get_result::<UserRow>(self)
                 .await?)
         }
+
+        async fn upsert_row(&mut self, p: &UserProfile) -> Result<(UserRow, UserWrite), Fail> {
+            let found = match designated(p) {
+                Some(key) => self.user_row(&key).await?,
+                None => None,
+            };
+            let Some(row) = found else {
+                return Ok((self.insert_user(p).await?, UserWrite::Created));
+            };
+            let Some(changes) = changes_for(&row, p) else {
+                return Ok((row, UserWrite::Unchanged));
+            };
+            if let Some(name) = &changes.username {
+                self.ensure_free(&Lookup::Username(name.clone()), Some(row.id))
+                    .await?;
+            }
+            if let Some(ext) = &changes.external_id {
+                self.ensure_free(&Lookup::ExternalId(ext.clone()), Some(row.id))
+                    .await?;
+            }
+            let row = diesel::update(users::table.find(row.id))
+                .set(&changes)
+                .returning(UserRow::as_returning())
+                .get_result::<UserRow>(self)
+                .await?;
+            Ok((row, UserWrite::Changed))
+        }
     }
 }
 
@@ -223,18 +254,20 @@ fn user_conflict(fail: Fail) -> Fail {
 }
 
 /// The outcome of a user write, as the domain sees it.
-fn user_written(row: Result<UserRow, Fail>) -> StoreResult<User> {
+pub(super) fn user_written(
+    row: Result<(UserRow, UserWrite), Fail>,
+) -> StoreResult<(User, UserWrite)> {
     row.map_err(user_conflict)
-        .and_then(UserRow::into_user)
+        .and_then(|(row, write)| Ok((row.into_user()?, write)))
         .map_err(Fail::into_store_error)
 }
 
-pub(super) async fn upsert(db: &Db, profile: &UserProfile) -> StoreResult<User> {
-    let p = profile.clone();
-    // Most upserts are a known user signing in again with the same claims:
-    // answer those from a reader, without queueing for the writer.
-    let lookup = p.clone();
-    let unchanged = with_conn!(db, read, |conn| {
+/// The user as it is when an upsert of `profile` would leave it unchanged: most
+/// upserts are a known user signing in again with the same claims, answered from a
+/// reader without queueing for the writer.
+pub(super) async fn unchanged(db: &Db, profile: &UserProfile) -> StoreResult<Option<User>> {
+    let lookup = profile.clone();
+    with_conn!(db, read, |conn| {
         let found = match designated(&lookup) {
             Some(key) => conn.user_row(&key).await?,
             None => None,
@@ -243,10 +276,13 @@ pub(super) async fn upsert(db: &Db, profile: &UserProfile) -> StoreResult<User> 
             Some(row) if changes_for(&row, &lookup).is_none() => Ok(Some(row.into_user()?)),
             _ => Ok(None),
         }
-    })?;
-    if let Some(user) = unchanged {
-        return Ok(user);
-    }
+    })
+}
+
+/// A user write (after [`unchanged`] found one needed) in a transaction of its own:
+/// what a batch of user writes falls back to when it fails as a whole (`signup.rs`).
+pub(super) async fn upsert_alone(db: &Db, profile: &UserProfile) -> StoreResult<(User, UserWrite)> {
+    let p = profile.clone();
     if let Some(id) = p.id {
         reserve_id(db, IdTable::Users, id.0).await?;
     }
@@ -258,31 +294,7 @@ pub(super) async fn upsert(db: &Db, profile: &UserProfile) -> StoreResult<User> 
     let mut retries = 2;
     loop {
         let p = p.clone();
-        let row = with_tx!(db, |conn| {
-            let found = match designated(&p) {
-                Some(key) => conn.user_row(&key).await?,
-                None => None,
-            };
-            let Some(row) = found else {
-                return conn.insert_user(&p).await;
-            };
-            let Some(changes) = changes_for(&row, &p) else {
-                return Ok(row);
-            };
-            if let Some(name) = &changes.username {
-                conn.ensure_free(&Lookup::Username(name.clone()), Some(row.id))
-                    .await?;
-            }
-            if let Some(ext) = &changes.external_id {
-                conn.ensure_free(&Lookup::ExternalId(ext.clone()), Some(row.id))
-                    .await?;
-            }
-            Ok(diesel::update(users::table.find(row.id))
-                .set(&changes)
-                .returning(UserRow::as_returning())
-                .get_result::<UserRow>(conn)
-                .await?)
-        });
+        let row = with_tx!(db, |conn| conn.upsert_row(&p).await);
         match row {
             Err(fail) if (fail.is_unique_violation() || fail.is_conflict()) && retries > 0 => {
                 retries -= 1
@@ -297,14 +309,15 @@ pub(super) async fn create(db: &Db, profile: &UserProfile) -> StoreResult<User> 
     if let Some(id) = p.id {
         reserve_id(db, IdTable::Users, id.0).await?;
     }
-    user_written(with_tx!(db, |conn| {
+    let created = user_written(with_tx!(db, |conn| {
         if let Some(id) = p.id {
             if conn.user_row(&Lookup::Id(id.0)).await?.is_some() {
                 return Err(Fail::conflict(format!("user {id} exists already")));
             }
         }
-        conn.insert_user(&p).await
-    }))
+        Ok((conn.insert_user(&p).await?, UserWrite::Created))
+    }))?;
+    Ok(created.0)
 }
 
 /// The user holding `key`.
