@@ -57,3 +57,57 @@ pub(crate) async fn put_note<C: NoteSink>(
 ) -> Result<(), Fail> {
     conn.put_note(room, message, note).await
 }
+
+/// Wakes the other nodes after outbox rows commit.
+///
+/// Invariant: every commit that appends to the outbox is followed by a `NOTIFY` on
+/// the outbox channel that starts after it (when the cluster's broker is
+/// `postgres`). Mechanism: the writer pokes [`CommitWake::poke`] once its commit
+/// returned; one task per pool sends the `NOTIFY` in a transaction of its own, and a
+/// poke that comes while one is being sent queues exactly one more. Consequence:
+/// `NOTIFY` is out of the writers' transactions. Inside them it serialised every
+/// commit of the database behind one lock (PostgreSQL takes a database-wide lock at
+/// the commit of a transaction that notified, and holds it through the WAL flush), so
+/// the four message writers committed one at a time; now they overlap, and a burst
+/// of commits costs one wake-up. A process that dies between a commit and its
+/// `NOTIFY` leaves the other nodes to find the rows at their next poll (every second).
+#[derive(Clone)]
+pub(crate) struct CommitWake {
+    poke: tokio::sync::mpsc::Sender<()>,
+}
+
+impl CommitWake {
+    /// Start the waking task on `pool` (needs a Tokio runtime); it ends when the
+    /// last `CommitWake` is dropped.
+    pub fn start(pool: crate::db::PgPool) -> CommitWake {
+        let (poke, mut poked) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while poked.recv().await.is_some() {
+                if let Err(e) = notify(&pool).await {
+                    tracing::warn!(error = %e, "cluster wake-up NOTIFY failed; other nodes find the events at their next poll");
+                }
+            }
+        });
+        CommitWake { poke }
+    }
+
+    /// Outbox rows committed: wake the other nodes (soon, coalesced).
+    pub fn poke(&self) {
+        // Full: a NOTIFY is queued that starts after this commit already.
+        let _ = self.poke.try_send(());
+    }
+}
+
+pub(crate) async fn notify(pool: &crate::db::PgPool) -> Result<(), String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    // The channel is per schema (several gateways' tests share one database), and
+    // only the `postgres` broker listens.
+    diesel::sql_query(
+        "SELECT pg_notify('chat_outbox_' || current_schema(), '') FROM chat_cluster_config \
+         WHERE key = 'broker' AND value = 'postgres'",
+    )
+    .execute(&mut conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -60,6 +60,8 @@ pub struct Snapshot {
 pub struct Outbox {
     pool: PgPool,
     url: String,
+    /// The NOTIFY after a commit that appended (see [`crate::note::CommitWake`]).
+    wake: crate::note::CommitWake,
 }
 
 #[derive(QueryableByName)]
@@ -128,7 +130,8 @@ impl Outbox {
             return Ok(None);
         };
         let pool = side_pool(&url, POOL_SIZE, Duration::from_secs(5), true).await?;
-        Ok(Some(Outbox { pool, url }))
+        let wake = crate::note::CommitWake::start(pool.clone());
+        Ok(Some(Outbox { pool, url, wake }))
     }
 
     async fn conn(
@@ -303,6 +306,7 @@ impl Outbox {
                 .load::<Placed>(&mut conn)
                 .await
                 .map_err(db)?;
+        self.wake.poke();
         if rows.len() < shards.len() {
             return Err(db(format!(
                 "{} events were given {} sequence numbers",
@@ -386,9 +390,15 @@ impl Outbox {
                 .map_err(db)?;
             match taken {
                 Some(node) => swept.push(node),
-                None => return Ok(swept),
+                None => break,
             }
         }
+        drop(conn);
+        if !swept.is_empty() {
+            // Their users' offline events: at once, not behind the coalescing task.
+            crate::note::notify(&self.pool).await.map_err(db)?;
+        }
+        Ok(swept)
     }
 
     /// A clean shutdown: `node`'s users go offline where that was their last node,
@@ -400,7 +410,9 @@ impl Outbox {
             .execute(&mut conn)
             .await
             .map_err(db)?;
-        Ok(())
+        drop(conn);
+        // The process is about to exit: wake the others now, not from a task.
+        crate::note::notify(&self.pool).await.map_err(db)
     }
 
     /// Delete events older than `older_than`, a batch at a time (so no long lock or

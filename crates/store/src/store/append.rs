@@ -12,7 +12,7 @@ use super::messages::MessageConn;
 use super::rooms::RoomConn;
 use crate::db::Db;
 use crate::error::Fail;
-use crate::note::put_note;
+use crate::note::{put_note, CommitWake};
 use crate::query::with_tx;
 use crate::rows::{now_micros, MessageRow, NewMessageRow};
 use crate::schema::{attachments, messages};
@@ -21,8 +21,22 @@ use chat_core::Message;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-/// Insert `msg` in a transaction of its own; returns it as committed.
-pub(crate) async fn insert_single(db: &Db, msg: &NewMessage) -> StoreResult<Message> {
+/// Insert `msg` in a transaction of its own; returns it as committed. When it has a
+/// cluster note, `wake` is poked after the commit.
+pub(crate) async fn insert_single(
+    db: &Db,
+    msg: &NewMessage,
+    wake: Option<&CommitWake>,
+) -> StoreResult<Message> {
+    let noted = msg.note.is_some();
+    let inserted = insert_alone(db, msg).await;
+    if let Some(wake) = wake.filter(|_| noted && inserted.is_ok()) {
+        wake.poke();
+    }
+    inserted
+}
+
+async fn insert_alone(db: &Db, msg: &NewMessage) -> StoreResult<Message> {
     let msg = msg.clone();
     with_tx!(db, |conn| {
         conn.lock_room(msg.room_id.0).await?;

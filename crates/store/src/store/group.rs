@@ -37,11 +37,13 @@
 use super::append::insert_single;
 use crate::db::{Db, PgPool, SqlitePool};
 use crate::error::Fail;
+use crate::note::CommitWake;
 use crate::rows::{assemble, now_micros, MessageRow, NewMessageRow};
 use crate::schema::{messages, rooms};
 use chat_core::store::{Committing, NewMessage, StoreResult};
 use chat_core::{Message, StoreError};
 use diesel::{OptionalExtension, QueryDsl, SelectableHelper, SqliteConnection};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most messages committed in one transaction.
@@ -65,7 +67,7 @@ pub(crate) struct GroupWriter {
 
 impl GroupWriter {
     /// Start the writer tasks (needs a Tokio runtime).
-    pub fn start(db: &Db) -> GroupWriter {
+    pub fn start(db: &Db, wake: Option<Arc<CommitWake>>) -> GroupWriter {
         let writers = match db {
             Db::Pg(_) => PG_WRITERS,
             Db::Sqlite(_) => 1,
@@ -73,7 +75,7 @@ impl GroupWriter {
         let queues = (0..writers)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(writer(db.clone(), rx));
+                tokio::spawn(writer(db.clone(), rx, wake.clone()));
                 tx
             })
             .collect();
@@ -97,7 +99,7 @@ impl GroupWriter {
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>, wake: Option<Arc<CommitWake>>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     loop {
         // Whatever queued while the previous group was committing.
@@ -106,6 +108,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
             return;
         }
         let pending = std::mem::take(&mut group);
+        let noted = pending.iter().any(|p| p.msg.note.is_some());
         let new: Vec<&NewMessage> = pending.iter().map(|p| &p.msg).collect();
         let committed = match &db {
             Db::Pg(pool) => commit_pg(pool, &new).await,
@@ -113,6 +116,9 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
         };
         match committed {
             Ok(messages) if messages.len() == pending.len() => {
+                if let Some(wake) = wake.as_ref().filter(|_| noted) {
+                    wake.poke();
+                }
                 for (p, m) in pending.into_iter().zip(messages) {
                     let _ = p.reply.send(Ok(m));
                 }
@@ -122,7 +128,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
                     tracing::debug!(error = ?e, size = pending.len(), "group commit failed; inserting one by one");
                 }
                 for p in pending {
-                    let one = insert_single(&db, &p.msg).await;
+                    let one = insert_single(&db, &p.msg, wake.as_deref()).await;
                     let _ = p.reply.send(one);
                 }
             }

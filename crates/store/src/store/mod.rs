@@ -23,6 +23,7 @@ mod signup;
 mod users;
 
 use crate::db::Db;
+use crate::note::CommitWake;
 use crate::query::with_conn;
 use async_trait::async_trait;
 use chat_core::store::{
@@ -35,6 +36,7 @@ use chat_core::{
 use diesel_async::RunQueryDsl;
 use group::GroupWriter;
 use signup::SignupWriter;
+use std::sync::Arc;
 use users::Lookup;
 
 pub(crate) struct DieselStore {
@@ -43,14 +45,25 @@ pub(crate) struct DieselStore {
     group: GroupWriter,
     /// Batched user writes (see `signup.rs`).
     signups: SignupWriter,
+    /// The NOTIFY after a message's commit on PostgreSQL (see `crate::note`).
+    wake: Option<Arc<CommitWake>>,
 }
 
 impl DieselStore {
     /// The store, with its group-commit writers started (needs a Tokio runtime).
     pub fn new(db: Db) -> Self {
-        let group = GroupWriter::start(&db);
+        let wake = match &db {
+            Db::Pg(pool) => Some(Arc::new(CommitWake::start(pool.clone()))),
+            Db::Sqlite(_) => None,
+        };
+        let group = GroupWriter::start(&db, wake.clone());
         let signups = SignupWriter::start(&db);
-        DieselStore { db, group, signups }
+        DieselStore {
+            db,
+            group,
+            signups,
+            wake,
+        }
     }
 }
 
@@ -150,7 +163,7 @@ impl Store for DieselStore {
         if msg.attachments.is_empty() {
             self.group.queue(msg.clone()).await?.await
         } else {
-            append::insert_single(&self.db, msg).await
+            append::insert_single(&self.db, msg, self.wake.as_deref()).await
         }
     }
 
@@ -158,7 +171,7 @@ impl Store for DieselStore {
         if msg.attachments.is_empty() {
             self.group.queue(msg).await
         } else {
-            let done = append::insert_single(&self.db, &msg).await;
+            let done = append::insert_single(&self.db, &msg, self.wake.as_deref()).await;
             Ok(Box::pin(std::future::ready(done)))
         }
     }
