@@ -6,7 +6,10 @@
 //! [`ReaderState::expect_message`]); the reader takes them up in shard order
 //! ([`ReaderState::take`]) and answers after delivery ([`ReaderState::delivered`]).
 //! Whichever side comes first, the other finds its trace (an entry waiting, or a
-//! cursor already past it), so no registration is lost to a race.
+//! cursor already past it), so no registration is lost to a race. An event of this
+//! node registered by (shard, sequence) that is next in its shard is taken up
+//! without a read at all ([`ReaderState::take_next_known`]): sequence numbers of a
+//! shard have no gaps, so no other event can come before it.
 
 use chat_core::cluster::Local;
 use chat_store::OutboxEvent;
@@ -97,6 +100,27 @@ impl ReaderState {
         pending
     }
 
+    /// An event of this node, held in memory, that is next in its shard: taken up
+    /// without reading the outbox (only the reader calls this, between deliveries,
+    /// when `taken` equals `delivered`).
+    pub fn take_next_known(&mut self) -> Option<(usize, i64, Local, Option<oneshot::Sender<()>>)> {
+        for shard in 0..self.taken.len() {
+            let key = (shard, self.taken[shard] + 1);
+            if self.by_seq.get(&key).is_none_or(|p| p.local.is_none()) {
+                continue;
+            }
+            let Pending { local, done } = self.by_seq.remove(&key)?;
+            self.taken[shard] = key.1;
+            return Some((shard, key.1, local?, done));
+        }
+        None
+    }
+
+    /// Whether any event this node waits for still has to be read from the outbox.
+    pub fn awaits_read(&self) -> bool {
+        !self.by_seq.is_empty() || !self.by_message.is_empty()
+    }
+
     pub fn delivered(&mut self, shard: usize, seq: i64) {
         self.delivered[shard] = seq;
         let mut i = 0;
@@ -167,5 +191,52 @@ mod tests {
             answer.try_recv().is_ok(),
             "delivered before it was asked for"
         );
+    }
+
+    fn local() -> Local {
+        use chat_core::{Event, Published, User, UserId};
+        let user = User::placeholder(UserId(1));
+        Local {
+            recipients: vec![UserId(1)],
+            event: std::sync::Arc::new(Published::new(
+                Event::Presence { user, online: true },
+                None,
+            )),
+        }
+    }
+
+    #[test]
+    fn own_events_next_in_their_shard_need_no_read_and_a_gap_does() {
+        let mut st = ReaderState::new(vec![0; SHARDS]);
+        let (done, _a) = oneshot::channel();
+        st.expect(
+            4,
+            2,
+            Pending {
+                local: Some(local()),
+                done: Some(done),
+            },
+        );
+        // Seq 1 of shard 4 is another node's: nothing can be handed over yet.
+        assert!(st.take_next_known().is_none());
+        assert!(st.awaits_read());
+        st.take(&ev(4, 1, None));
+        st.delivered(4, 1);
+        let (shard, seq, _, done) = st.take_next_known().expect("next in its shard");
+        assert_eq!((shard, seq), (4, 2));
+        assert!(done.is_some());
+        st.delivered(4, 2);
+        assert!(!st.awaits_read());
+        // Held without its event (presence the database appended): must be read.
+        st.expect(
+            5,
+            1,
+            Pending {
+                local: None,
+                done: None,
+            },
+        );
+        assert!(st.take_next_known().is_none());
+        assert!(st.awaits_read());
     }
 }

@@ -247,8 +247,14 @@ pub trait Broker: Send + Sync + 'static {
     fn message_note(&self, room: RoomId, origin: Option<&Origin>) -> String;
 
     /// A message stored with its note was committed: wait until its event has been
-    /// delivered on this node (from `local`), or a few seconds at most.
-    async fn message_committed(&self, message: MessageId, local: Local);
+    /// delivered on this node (from `local`), or a few seconds at most. `note_at` is
+    /// the note's (shard, sequence number) when the store reported it.
+    async fn message_committed(
+        &self,
+        message: MessageId,
+        note_at: Option<(usize, i64)>,
+        local: Local,
+    );
 
     /// Publish to every node; returns once the event has been delivered on this node
     /// (from `local`, when given), or after a few seconds at most.

@@ -25,7 +25,26 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// A message insert placed in its room's commit order ([`Store::queue_message`]):
 /// resolves to the committed message.
 pub type Committing =
-    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Message>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Committed>> + Send>>;
+
+/// A committed message, and where its cluster note went when the store knows it.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub message: Message,
+    /// The note's (outbox shard, sequence number); `None` without a note, or when
+    /// the insert path does not report it (the broker then finds the note by reading).
+    pub note_at: Option<(usize, i64)>,
+}
+
+impl Committed {
+    /// A message whose note's place is not known.
+    pub fn unplaced(message: Message) -> Committed {
+        Committed {
+            message,
+            note_at: None,
+        }
+    }
+}
 
 /// What [`Store::put_user`] did to the user's record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +179,12 @@ pub trait Store: Send + Sync + 'static {
     /// Users who share at least one room with `user` (not `user` itself).
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
 
+    /// This store now writes for cluster node `node`: the wake-ups it sends after
+    /// committing messages name that node, so the node can tell its own wake-ups
+    /// (whose events it delivers from memory) from the other nodes'. The default
+    /// does nothing.
+    fn joined_cluster(&self, _node: i64) {}
+
     // ---- messages
     /// Append a message. Ids of one room commit in increasing order. An attachment that
     /// is missing or already bound is `Conflict`, and nothing is inserted.
@@ -170,7 +195,7 @@ pub trait Store: Send + Sync + 'static {
     /// may queue the next before the previous committed (pipelining). The default
     /// inserts at once.
     async fn queue_message(&self, msg: NewMessage) -> StoreResult<Committing> {
-        let done = self.insert_message(&msg).await;
+        let done = self.insert_message(&msg).await.map(Committed::unplaced);
         Ok(Box::pin(std::future::ready(done)))
     }
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;

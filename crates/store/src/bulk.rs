@@ -12,6 +12,11 @@
 //! order of the arrays — so each message's id is known without reading rows back,
 //! even when two messages of a group are identical.
 //!
+//! Since `2026-12-12-000001_insert_messages_placed` the function is
+//! `chat_insert_messages_placed`: it returns the ids followed by each message's
+//! outbox sequence number (0 for a message without a note), so the node that wrote
+//! a note knows its place in the shard without reading it back (see `chat-cluster`).
+//!
 //! The statement's text never depends on the values or the group's size, so it is
 //! prepared once per connection (static query id) and then only bound.
 
@@ -20,8 +25,8 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel::QueryResult;
 
-/// `SELECT chat_insert_messages(rooms, authors, kinds, texts, replies, now, notes)`: the
-/// arrays hold one element per message, in the group's order.
+/// `SELECT chat_insert_messages_placed(rooms, authors, kinds, texts, replies, now, notes)`:
+/// the arrays hold one element per message, in the group's order.
 pub(crate) struct InsertMessages<'a> {
     pub rooms: Vec<i64>,
     pub authors: Vec<i64>,
@@ -35,7 +40,7 @@ pub(crate) struct InsertMessages<'a> {
 }
 
 impl Query for InsertMessages<'_> {
-    /// The new ids, in the group's order.
+    /// The new ids, then the notes' sequence numbers, in the group's order.
     type SqlType = Nullable<Array<BigInt>>;
 }
 
@@ -46,7 +51,7 @@ impl QueryId for InsertMessages<'_> {
 
 impl QueryFragment<Pg> for InsertMessages<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("SELECT chat_insert_messages(");
+        out.push_sql("SELECT chat_insert_messages_placed(");
         out.push_bind_param::<Array<BigInt>, _>(&self.rooms)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<BigInt>, _>(&self.authors)?;

@@ -71,9 +71,14 @@ pub(crate) async fn put_note<C: NoteSink>(
 /// the four message writers committed one at a time; now they overlap, and a burst
 /// of commits costs one wake-up. A process that dies between a commit and its
 /// `NOTIFY` leaves the other nodes to find the rows at their next poll (every second).
+///
+/// The `NOTIFY` names the node the writes are for once it is known
+/// ([`CommitWake::name`]); a node ignores wake-ups that name itself, because it
+/// learns of its own commits directly and delivers their events from memory.
 #[derive(Clone)]
 pub(crate) struct CommitWake {
     poke: tokio::sync::mpsc::Sender<()>,
+    from: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl CommitWake {
@@ -81,14 +86,22 @@ impl CommitWake {
     /// last `CommitWake` is dropped.
     pub fn start(pool: crate::db::PgPool) -> CommitWake {
         let (poke, mut poked) = tokio::sync::mpsc::channel(1);
+        let from = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+        let named = from.clone();
         tokio::spawn(async move {
             while poked.recv().await.is_some() {
-                if let Err(e) = notify(&pool).await {
+                let payload = named.get().map_or("", String::as_str);
+                if let Err(e) = notify(&pool, payload).await {
                     tracing::warn!(error = %e, "cluster wake-up NOTIFY failed; other nodes find the events at their next poll");
                 }
             }
         });
-        CommitWake { poke }
+        CommitWake { poke, from }
+    }
+
+    /// From now on the wake-ups name cluster node `node` (the first name given stays).
+    pub fn name(&self, node: i64) {
+        let _ = self.from.set(node.to_string());
     }
 
     /// Outbox rows committed: wake the other nodes (soon, coalesced).
@@ -98,14 +111,15 @@ impl CommitWake {
     }
 }
 
-pub(crate) async fn notify(pool: &crate::db::PgPool) -> Result<(), String> {
+pub(crate) async fn notify(pool: &crate::db::PgPool, payload: &str) -> Result<(), String> {
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     // The channel is per schema (several gateways' tests share one database), and
     // only the `postgres` broker listens.
     diesel::sql_query(
-        "SELECT pg_notify('chat_outbox_' || current_schema(), '') FROM chat_cluster_config \
+        "SELECT pg_notify('chat_outbox_' || current_schema(), $1) FROM chat_cluster_config \
          WHERE key = 'broker' AND value = 'postgres'",
     )
+    .bind::<Text, _>(payload)
     .execute(&mut conn)
     .await
     .map_err(|e| e.to_string())?;

@@ -321,8 +321,15 @@ impl Outbox {
     }
 
     /// Events after the cursors (one per shard), by shard then sequence, at most
-    /// `limit`; new messages come with their committed row.
-    pub async fn read(&self, cursors: &[i64], limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+    /// `limit`; new messages come with their committed row, except those the caller
+    /// holds already (`holds(shard, seq, message id)`: its own, delivered from
+    /// memory), whose rows are not read.
+    pub async fn read(
+        &self,
+        cursors: &[i64],
+        limit: i64,
+        holds: impl Fn(usize, i64, i64) -> bool,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
         let mut conn = self.conn().await?;
         let shards: Vec<i32> = (0..cursors.len() as i32).collect();
         let rows = diesel::sql_query(
@@ -337,7 +344,12 @@ impl Outbox {
         .load::<EventRow>(&mut conn)
         .await
         .map_err(db)?;
-        let ids: Vec<i64> = rows.iter().filter_map(|r| r.message_id).collect();
+        let ids: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| Some((r.shard.max(0) as usize, r.seq, r.message_id?)))
+            .filter(|&(shard, seq, id)| !holds(shard, seq, id))
+            .map(|(_, _, id)| id)
+            .collect();
         let mut messages: std::collections::HashMap<i64, Message> = if ids.is_empty() {
             Default::default()
         } else {
@@ -396,7 +408,7 @@ impl Outbox {
         drop(conn);
         if !swept.is_empty() {
             // Their users' offline events: at once, not behind the coalescing task.
-            crate::note::notify(&self.pool).await.map_err(db)?;
+            crate::note::notify(&self.pool, "").await.map_err(db)?;
         }
         Ok(swept)
     }
@@ -412,7 +424,7 @@ impl Outbox {
             .map_err(db)?;
         drop(conn);
         // The process is about to exit: wake the others now, not from a task.
-        crate::note::notify(&self.pool).await.map_err(db)
+        crate::note::notify(&self.pool, "").await.map_err(db)
     }
 
     /// Delete events older than `older_than`, a batch at a time (so no long lock or
@@ -470,14 +482,15 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Wait for the next wake-up. An error means the session is gone (the server
-    /// restarted, the backend was terminated): listen again, then read, since
-    /// wake-ups sent meanwhile are lost.
-    pub async fn next(&mut self) -> Result<(), StoreError> {
+    /// Wait for the next wake-up; returns its payload (the writing node's id, or
+    /// empty). An error means the session is gone (the server restarted, the backend
+    /// was terminated): listen again, then read, since wake-ups sent meanwhile are
+    /// lost.
+    pub async fn next(&mut self) -> Result<String, StoreError> {
         use futures_util::StreamExt;
         let mut stream = std::pin::pin!(self.conn.notifications_stream());
         match stream.next().await {
-            Some(Ok(_)) => Ok(()),
+            Some(Ok(n)) => Ok(n.payload),
             Some(Err(e)) => Err(db(e)),
             None => Err(db("the LISTEN connection closed")),
         }

@@ -52,6 +52,9 @@ pub struct Cluster {
     presence_dirty: Mutex<HashSet<UserId>>,
     presence_wake: Notify,
     reader_wake: Notify,
+    /// Set with a wake-up that may be about events of other nodes (a NOTIFY, a new
+    /// LISTEN session): the reader must read the outbox, not only hand over its own.
+    outside: AtomicBool,
     state: Mutex<ReaderState>,
     /// Users announced online by the cluster.
     online: RwLock<HashSet<UserId>>,
@@ -120,6 +123,7 @@ impl Cluster {
             presence_dirty: Mutex::new(HashSet::new()),
             presence_wake: Notify::new(),
             reader_wake: Notify::new(),
+            outside: AtomicBool::new(true),
             state: Mutex::new(ReaderState::new(snapshot.cursors)),
             online: RwLock::new(snapshot.online.into_iter().collect()),
             listening: AtomicBool::new(false),
@@ -232,18 +236,28 @@ impl Broker for Cluster {
         })
     }
 
-    async fn message_committed(&self, message: MessageId, local: Local) {
+    async fn message_committed(
+        &self,
+        message: MessageId,
+        note_at: Option<(usize, i64)>,
+        local: Local,
+    ) {
         let (done, answer) = oneshot::channel();
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expect_message(
-                message.0,
-                Pending {
-                    local: Some(local),
-                    done: Some(done),
-                },
-            );
+        let pending = Pending {
+            local: Some(local),
+            done: Some(done),
+        };
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match note_at {
+                // Known place: handed over when next in its shard, perhaps unread.
+                Some((shard, seq)) if shard < state.taken.len() => {
+                    state.expect(shard, seq, pending)
+                }
+                // Found by its id when the reader reads it.
+                _ => state.expect_message(message.0, pending),
+            }
+        }
         self.reader_wake.notify_one();
         self.wait(answer).await;
     }

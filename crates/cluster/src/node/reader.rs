@@ -5,6 +5,14 @@
 //! shard's last delivered one ([`Cluster::deliver`]); one read twice is skipped,
 //! and one pushed over Redis after a gap sends the reader to the outbox instead.
 //! A node's own events are handed over from memory, others are decoded.
+//!
+//! Without Redis, a wake-up from this node alone (its writer, a message committed
+//! here) first hands over the node's own events that are next in their shards,
+//! and reads the outbox only if something it waits for is still missing; a node
+//! alone in its cluster so answers a command without reading back what it just
+//! wrote. A wake-up that may concern other nodes (their NOTIFY, a new LISTEN
+//! session) and the poll always read. (With Redis the node reads its own events
+//! back, because it publishes them from the rows.)
 
 use super::Cluster;
 use crate::backoff::Backoff;
@@ -14,6 +22,7 @@ use crate::wire::Wire;
 use chat_core::cluster::{Envelope, Remote};
 use chat_core::ChatService;
 use chat_store::OutboxEvent;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +45,14 @@ impl Cluster {
                     // Deliver what Redis brings until something calls for a read.
                     loop {
                         tokio::select! {
-                            _ = self.reader_wake.notified() => break,
+                            _ = self.reader_wake.notified() => {
+                                let own_only = self.redis.is_none()
+                                    && !self.outside.swap(false, Ordering::AcqRel);
+                                if own_only && !self.deliver_known().await {
+                                    continue;
+                                }
+                                break;
+                            }
                             _ = &mut poll => break,
                             batch = pushed.recv() => match batch {
                                 Some(batch) => if self.take_pushed(batch).await { break },
@@ -88,13 +104,30 @@ impl Cluster {
         publisher: &mut Option<redis::aio::MultiplexedConnection>,
     ) -> Result<(), chat_core::StoreError> {
         loop {
-            let cursors = self
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .delivered
-                .clone();
-            let events = self.outbox.read(&cursors, READ_BATCH).await?;
+            // This node's messages waiting for their turn are delivered from memory:
+            // their rows need not be read back. (Only the reader takes entries out
+            // of `by_seq` and `by_message`, so each is still there when its event
+            // comes up.) With Redis the rows are read anyway: they travel to the
+            // other nodes.
+            let (cursors, known_at, known_ids) = {
+                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let (at, ids): (HashSet<(usize, i64)>, HashSet<i64>) = match self.redis {
+                    Some(_) => Default::default(),
+                    None => (
+                        state
+                            .by_seq
+                            .iter()
+                            .filter(|(_, p)| p.local.is_some())
+                            .map(|(k, _)| *k)
+                            .collect(),
+                        state.by_message.keys().copied().collect(),
+                    ),
+                };
+                (state.delivered.clone(), at, ids)
+            };
+            let holds =
+                |shard, seq, id| known_at.contains(&(shard, seq)) || known_ids.contains(&id);
+            let events = self.outbox.read(&cursors, READ_BATCH, holds).await?;
             let full = events.len() as i64 >= READ_BATCH;
             let mut own = Vec::new();
             for ev in events {
@@ -147,6 +180,40 @@ impl Cluster {
             self.meter.error(BrokerOp::Publish);
             *publisher = None;
         }
+    }
+
+    /// Hand over this node's own events that are next in their shards, from memory
+    /// and without a read; true when an event it waits for still has to be read
+    /// (another node's event comes first in its shard, or one was registered by
+    /// message id only).
+    async fn deliver_known(&self) -> bool {
+        loop {
+            let next = self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take_next_known();
+            let Some((shard, seq, local, done)) = next else {
+                break;
+            };
+            let Some(service) = self.service.upgrade() else {
+                return false;
+            };
+            self.meter.lag.observe(local.event.published_at().elapsed());
+            service.hub().publish(&local.recipients, local.event);
+            self.meter.events_read.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .delivered(shard, seq);
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        }
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .awaits_read()
     }
 
     /// Deliver one event if it is next in its shard. Returns it as published on

@@ -21,6 +21,7 @@ impl Cluster {
     fn session_up(&self, backoff: &mut Backoff) {
         backoff.reset();
         self.listening.store(true, Ordering::Relaxed);
+        self.outside.store(true, Ordering::Release);
         self.reader_wake.notify_one();
     }
 
@@ -35,6 +36,7 @@ impl Cluster {
     /// wakes the reader.
     pub(super) async fn listener(self: Arc<Self>) {
         let mut backoff = Backoff::new(Duration::from_millis(100));
+        let own = self.node.to_string();
         loop {
             match self.outbox.listen().await {
                 Ok(mut session) => {
@@ -42,7 +44,13 @@ impl Cluster {
                     loop {
                         tokio::select! {
                             next = session.next() => match next {
-                                Ok(()) => self.reader_wake.notify_one(),
+                                // This node's own message commits: it knows of them
+                                // already (see `chat_store::note::CommitWake`).
+                                Ok(from) if from == own => {}
+                                Ok(_) => {
+                                    self.outside.store(true, Ordering::Release);
+                                    self.reader_wake.notify_one();
+                                }
                                 Err(e) => {
                                     tracing::warn!(error = %e, "cluster LISTEN session lost; reconnecting");
                                     self.meter.error(BrokerOp::Subscribe);

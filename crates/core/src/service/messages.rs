@@ -221,7 +221,8 @@ impl ChatService {
             committing,
             started,
         } = queued;
-        let message = committing.await?;
+        let committed = committing.await?;
+        let message = committed.message;
         self.meter.commit_latency.observe(started.elapsed());
         let from = origin.as_ref().map_or(crate::meter::HTTP, |o| o.dialect);
         self.meter
@@ -241,7 +242,9 @@ impl ChatService {
                     recipients: room.member_ids(),
                     event: Arc::new(Published::new(event, origin)),
                 };
-                broker.message_committed(view.message.id, local).await;
+                broker
+                    .message_committed(view.message.id, committed.note_at, local)
+                    .await;
             }
             None => self.publish_to_members(event, origin).await,
         }

@@ -241,7 +241,9 @@ impl ChatService {
         );
         self.broker
             .set(broker)
-            .map_err(|_| ChatError::Storage("the service is already in a cluster".into()))
+            .map_err(|_| ChatError::Storage("the service is already in a cluster".into()))?;
+        self.store.joined_cluster(node);
+        Ok(())
     }
 
     /// Count one command of `actor` against the per-user rate.

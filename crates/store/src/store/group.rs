@@ -37,11 +37,11 @@
 use super::append::insert_single;
 use crate::db::{Db, PgPool, SqlitePool};
 use crate::error::Fail;
-use crate::note::CommitWake;
+use crate::note::{shard_of, CommitWake};
 use crate::rows::{assemble, now_micros, MessageRow, NewMessageRow};
 use crate::schema::{messages, rooms};
-use chat_core::store::{Committing, NewMessage, StoreResult};
-use chat_core::{Message, StoreError};
+use chat_core::store::{Committed, Committing, NewMessage, StoreResult};
+use chat_core::StoreError;
 use diesel::{OptionalExtension, QueryDsl, SelectableHelper, SqliteConnection};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -56,7 +56,7 @@ const PG_WRITERS: usize = 4;
 
 struct Pending {
     msg: NewMessage,
-    reply: oneshot::Sender<StoreResult<Message>>,
+    reply: oneshot::Sender<StoreResult<Committed>>,
 }
 
 /// The sending side of the group-commit queues (one per writer), held by the store.
@@ -129,7 +129,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>, wake: Option<Arc<Commit
                 }
                 for p in pending {
                     let one = insert_single(&db, &p.msg, wake.as_deref()).await;
-                    let _ = p.reply.send(one);
+                    let _ = p.reply.send(one.map(Committed::unplaced));
                 }
             }
         }
@@ -148,15 +148,16 @@ fn room_missing() -> Fail {
     Fail::not_found("room")
 }
 
-async fn commit_pg(pool: &PgPool, group: &[&NewMessage]) -> Result<Vec<Message>, Fail> {
+async fn commit_pg(pool: &PgPool, group: &[&NewMessage]) -> Result<Vec<Committed>, Fail> {
     use crate::bulk::InsertMessages;
     use diesel_async::RunQueryDsl;
 
     let size = group.len();
     let mut conn = pool.get().await.map_err(Fail::pool)?;
     let now = now_micros();
-    // One statement, so its own transaction: see `bulk.rs` and the migration.
-    let ids = InsertMessages {
+    // One statement, so its own transaction: see `bulk.rs` and the migration. It
+    // returns the ids, then each note's sequence number (0: no note).
+    let placed = InsertMessages {
         rooms: group.iter().map(|m| m.room_id.0).collect(),
         authors: group.iter().map(|m| m.author_id.0).collect(),
         kinds: group.iter().map(|m| m.kind.as_str()).collect(),
@@ -168,22 +169,30 @@ async fn commit_pg(pool: &PgPool, group: &[&NewMessage]) -> Result<Vec<Message>,
     .get_result::<Option<Vec<i64>>>(&mut conn)
     .await?
     .unwrap_or_default();
-    if ids.len() != size {
+    if placed.len() != 2 * size {
         return Err(Fail::corrupt(format!(
-            "a group of {size} messages was given {} ids",
-            ids.len()
+            "a group of {size} messages was given {} ids and sequence numbers",
+            placed.len()
         )));
     }
+    let (ids, seqs) = placed.split_at(size);
     // Every column is known: the rows need not be read back.
     let rows = ids
         .iter()
         .zip(group)
         .map(|(&id, m)| MessageRow::inserted(id, m, now))
         .collect();
-    assemble(rows, Vec::new())
+    Ok(assemble(rows, Vec::new())?
+        .into_iter()
+        .zip(group.iter().zip(seqs))
+        .map(|(message, (m, &seq))| Committed {
+            note_at: (m.note.is_some() && seq > 0).then(|| (shard_of(m.room_id.0), seq)),
+            message,
+        })
+        .collect())
 }
 
-async fn commit_sqlite(pool: &SqlitePool, group: &[&NewMessage]) -> Result<Vec<Message>, Fail> {
+async fn commit_sqlite(pool: &SqlitePool, group: &[&NewMessage]) -> Result<Vec<Committed>, Fail> {
     use diesel::RunQueryDsl;
 
     let rooms = rooms_of(group);
@@ -221,5 +230,8 @@ async fn commit_sqlite(pool: &SqlitePool, group: &[&NewMessage]) -> Result<Vec<M
             )
         })
         .await??;
-    assemble(rows, Vec::new())
+    Ok(assemble(rows, Vec::new())?
+        .into_iter()
+        .map(Committed::unplaced)
+        .collect())
 }

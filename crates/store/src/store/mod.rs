@@ -27,7 +27,7 @@ use crate::note::CommitWake;
 use crate::query::with_conn;
 use async_trait::async_trait;
 use chat_core::store::{
-    Committing, NewAttachment, NewMessage, NewRoom, StoreResult, Unread, UserWrite,
+    Committed, Committing, NewAttachment, NewMessage, NewRoom, StoreResult, Unread, UserWrite,
 };
 use chat_core::{
     Attachment, AttachmentId, Member, Message, MessageId, Room, RoomId, RoomKind, Store, Timestamp,
@@ -69,6 +69,12 @@ impl DieselStore {
 
 #[async_trait]
 impl Store for DieselStore {
+    fn joined_cluster(&self, node: i64) {
+        if let Some(wake) = &self.wake {
+            wake.name(node);
+        }
+    }
+
     async fn upsert_user(&self, profile: &UserProfile) -> StoreResult<User> {
         if let Some(user) = users::unchanged(&self.db, profile).await? {
             return Ok(user);
@@ -161,7 +167,7 @@ impl Store for DieselStore {
 
     async fn insert_message(&self, msg: &NewMessage) -> StoreResult<Message> {
         if msg.attachments.is_empty() {
-            self.group.queue(msg.clone()).await?.await
+            Ok(self.group.queue(msg.clone()).await?.await?.message)
         } else {
             append::insert_single(&self.db, msg, self.wake.as_deref()).await
         }
@@ -171,7 +177,9 @@ impl Store for DieselStore {
         if msg.attachments.is_empty() {
             self.group.queue(msg).await
         } else {
-            let done = append::insert_single(&self.db, &msg, self.wake.as_deref()).await;
+            let done = append::insert_single(&self.db, &msg, self.wake.as_deref())
+                .await
+                .map(Committed::unplaced);
             Ok(Box::pin(std::future::ready(done)))
         }
     }
