@@ -97,8 +97,8 @@ wait_up() {
   local pid=$1 log=$2 what=$3
   shift 3
   for _ in $(seq 1 600); do
-    "$@" >/dev/null 2>&1 && return 0
     kill -0 "$pid" 2>/dev/null || break
+    "$@" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "peers.sh: $what did not come up:" >&2
@@ -106,6 +106,9 @@ wait_up() {
   exit 2
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_free PORT: refuse to start a server where something else already listens (it
+# would be measured instead).
+port_free() { ! port_open "$1" || die "127.0.0.1:$1 is taken by another process"; }
 # stop PID: end a server this script started, and forget it.
 stop() {
   kill "$1" 2>/dev/null; wait "$1" 2>/dev/null
@@ -180,6 +183,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
 
   # The ceiling: a fresh process per scenario.
   start_ceiling() {
+    port_free "$CEILING_PORT"
     "$CEILING" --listen "127.0.0.1:$CEILING_PORT" >"$work/ceiling.log" 2>&1 &
     SERVER_PID=$!
     pids+=("$SERVER_PID")
@@ -191,6 +195,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
   for db in sqlite postgres; do
     start_gw() {
       rm -rf "$work/gw" && mkdir -p "$work/gw"
+      port_free "$GW_PORT"
       start_gateway "$db" "$GW_PORT" "$work/gw"
       SERVER_PID=$GW_PID
       pids+=("$SERVER_PID")
@@ -200,6 +205,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
 
   # The legacy Node stack: one process on a fresh database for all its scenarios.
   recreate_db "$NODE_DB"
+  port_free "$NODE_PORT"
   (cd "$PEERS_WORK/node-socketio" && exec ./run.sh "$NODE_PORT" "$NODE_DB" "$SECRET") >"$work/node.log" 2>&1 &
   SERVER_PID=$!
   pids+=("$SERVER_PID")
@@ -210,6 +216,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
   # The legacy Django stack: one daphne on a fresh database; user ids below 2^31 (the
   # Django user table's key is 32-bit), a fresh block per scenario.
   recreate_db "$DCRF_DB"
+  port_free "$DCRF_PORT"
   (cd "$PEERS_WORK/django-dcrf" && CONN_MAX_AGE=60 DAPHNE_ARGS="-v 0" exec ./run.sh "$DCRF_PORT" "$DCRF_DB" "$SECRET") \
     >"$work/dcrf.log" 2>&1 &
   SERVER_PID=$!
@@ -287,6 +294,8 @@ def pairs(r):
 def idle(r):
     s = r["server"]
     k = s.get("rss_kib_per_connection_at_stop")
+    if k is None:
+        return "no RSS figure (the server's pid was not readable)", None
     return f"{k:.1f} KiB/conn ({r['connect']['ready']:,} conns)", k
 def storm(r):
     c = r["connect"]
@@ -341,8 +350,11 @@ for (title, per, cell, ref, target), key in zip(rows, row_key):
             cells[s] = f"**failed**: {r['failed']}"
         else:
             text, v = cell(r)
-            vals[s] = v
             cells[s] = text
+            if v is None:
+                holes.append(f"{s} {per[s]}: {text}")
+            else:
+                vals[s] = v
     if ref and ref in vals:
         for s in vals:
             if s != ref:
