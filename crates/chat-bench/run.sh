@@ -15,19 +15,12 @@ PORT=${PORT:-28931}
 
 work=$(mktemp -d)
 case $db in
-  sqlite) url="sqlite://$work/bench.db" ;;
-  postgres)
-    pgdb=${PG_URL##*/}; pgbase=${PG_URL%/*}
-    psql "$pgbase/postgres" -qc "DROP DATABASE IF EXISTS $pgdb" -c "CREATE DATABASE $pgdb" >/dev/null
-    url=$PG_URL ;;
+  sqlite|postgres) ;;
   *) echo "usage: $0 sqlite|postgres SCENARIO [args]"; exit 2 ;;
 esac
-
-"$GATEWAY" serve --listen "127.0.0.1:$PORT" --database-url "$url" --jwt-secret "$SECRET" \
-  --data-dir "$work/data" $BENCH_LIMITS >"$work/gateway.log" 2>&1 &
-gw=$!
-trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -rf "$work"' EXIT
-wait_ready "$PORT" "$gw" "$work/gateway.log" "the gateway did not start (port $PORT taken?)"
+trap 'kill ${GW_PID:-} 2>/dev/null; wait ${GW_PID:-} 2>/dev/null; rm -rf "$work"' EXIT
+start_gateway "$db" "$PORT" "$work"
+gw=$GW_PID
 
 name="$OUT/$db-$scenario-$(date +%H%M%S).json"
 echo "== $(uptime)"

@@ -68,6 +68,19 @@ pub enum Scenario {
     Storm,
 }
 
+/// How the rooms of a run are set up (`--setup`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Setup {
+    /// In the protocol where the run's dialects can (method-args `create_chat`; direct
+    /// chats of type-content and socketio-pubsub need nothing), the admin REST API for
+    /// the rest.
+    Auto,
+    /// Only in the protocol: a room no dialect of the run can create fails the set-up.
+    Protocol,
+    /// Every room through the admin REST API (`POST /api/rooms`).
+    Rest,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "chat-bench",
@@ -117,6 +130,10 @@ pub struct Args {
     /// HS256 secret to mint simplejwt-shaped access tokens for the benchmark users.
     #[arg(long, env = "CHAT_BENCH_JWT_SECRET")]
     pub jwt_secret: String,
+    /// Where rooms are set up: `auto` (the protocol where the run's dialects can, the
+    /// admin REST API for the rest), `protocol` (never REST), `rest` (always REST).
+    #[arg(long, value_enum, default_value_t = Setup::Auto)]
+    pub setup: Setup,
     /// Admin token for `POST /api/rooms`; minted with the secret when absent.
     #[arg(long)]
     pub admin_token: Option<String>,

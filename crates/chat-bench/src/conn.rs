@@ -244,6 +244,48 @@ pub async fn visit(sh: &Shared, plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
+/// Set a room up in the protocol: a connection of its own as `plan`'s user (a second
+/// one next to the client's), the dialect's create frame for the caller and `others`,
+/// and the room id from its answer. Set-up is not measured.
+pub async fn create_room(
+    sh: &Shared,
+    plan: &Plan,
+    others: &[i64],
+    title: Option<&str>,
+) -> Result<i64, String> {
+    let d = plan.dialect;
+    let frame = d
+        .create_room(others, title)
+        .ok_or_else(|| format!("{d} cannot create a room in the protocol"))?;
+    let mut ws = handshake(sh, plan).await?;
+    ws.send_text(&frame)
+        .await
+        .map_err(|e| format!("send {d} create: {e}"))?;
+    let answer = async {
+        loop {
+            match ws.next().await {
+                Ok(Frame::Text(t)) => {
+                    if d.is_socketio() && t == b"2" {
+                        ws.send_text("3").await.map_err(|e| e.to_string())?;
+                        continue;
+                    }
+                    if let Some(r) = d.room_created(&String::from_utf8_lossy(t)) {
+                        return r.map_err(|e| format!("{d} refused the room: {e}"));
+                    }
+                }
+                Ok(Frame::Binary) => {}
+                Ok(Frame::Close(c)) => return Err(format!("closed before the room: {c:?}")),
+                Err(e) => return Err(format!("before the room: {e}")),
+            }
+        }
+    };
+    let r = tokio::time::timeout(Duration::from_secs(30), answer)
+        .await
+        .unwrap_or_else(|_| Err(format!("{d}: no answer to the room's creation in 30 s")));
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
+    r
+}
+
 /// Run one client to the end of the run.
 pub async fn run(sh: Arc<Shared>, plan: Plan, mut phase: watch::Receiver<Phase>) {
     let t0 = Instant::now();

@@ -8,19 +8,22 @@
 //! delivery to a substring search, two integer parses and one histogram record.
 //!
 //! A run goes through phases (see [`conn::Phase`]): connect every client at the chosen
-//! rate, create the rooms (admin REST API), join them where the dialect needs it, send
-//! for the chosen time, stop sending and wait for what is still in flight, then close.
-//! Missing deliveries are what acknowledged messages should have reached and did not.
+//! rate, set the rooms up (in the protocol where the dialects can, see [`setup`]), join
+//! them where the dialect needs it, send for the chosen time, stop sending and wait for
+//! what is still in flight, then close. Missing deliveries are what acknowledged
+//! messages should have reached and did not. A run that sent nothing, had nothing
+//! acknowledged, or lost anything exits 1 and says why.
 
 mod cli;
 mod conn;
 mod http;
 mod procstat;
 mod report;
+mod setup;
 mod stats;
 mod wire;
 
-use chat_client::{Dialect, Target};
+use chat_client::Dialect;
 use cli::{Args, Scenario};
 use conn::{Phase, Plan, Role, Shared};
 use report::{median, print_table, round1, round3, server_report, spawn_progress, Progress};
@@ -247,8 +250,8 @@ async fn run(args: Args, paths: cli::Paths, nofile: u64) -> Result<bool, String>
     // Connect.
     let connect_start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    let users: Vec<i64> = plans.iter().map(|p| p.user).collect();
     let dialects: Vec<Dialect> = plans.iter().map(|p| p.dialect).collect();
+    let setup_plans = plans.clone();
     for (i, plan) in plans.into_iter().enumerate() {
         if connect_rate > 0.0 {
             let due = connect_start + Duration::from_secs_f64(i as f64 / connect_rate);
@@ -272,60 +275,13 @@ async fn run(args: Args, paths: cli::Paths, nofile: u64) -> Result<bool, String>
 
     // Rooms and joins.
     let mut receivers_per_message = 0u64;
-    let mut setup_error = None;
-    match args.scenario {
-        Scenario::Fanout => {
-            let body = json!({"kind": "group", "title": "chat-bench fanout", "members": users})
-                .to_string();
-            match create_room(addr, &host, &admin_token, &body).await {
-                Ok(id) => {
-                    for t in &shared.targets {
-                        let _ = t.set(Target {
-                            room_id: id,
-                            direct: false,
-                            peer: None,
-                        });
-                    }
-                }
-                Err(e) => setup_error = Some(e),
-            }
-        }
-        Scenario::Direct => {
-            let sem = Arc::new(tokio::sync::Semaphore::new(16));
-            let mut jobs = Vec::new();
-            for p in 0..args.pairs {
-                let (a, b) = (users[2 * p], users[2 * p + 1]);
-                let body = json!({"kind": "direct", "members": [a, b]}).to_string();
-                let (host, token, sem, sh) = (
-                    host.clone(),
-                    admin_token.clone(),
-                    sem.clone(),
-                    shared.clone(),
-                );
-                jobs.push(tokio::spawn(async move {
-                    let _permit = sem.acquire().await;
-                    let id = create_room(addr, &host, &token, &body).await?;
-                    let _ = sh.targets[2 * p].set(Target {
-                        room_id: id,
-                        direct: true,
-                        peer: Some((b, username(b))),
-                    });
-                    let _ = sh.targets[2 * p + 1].set(Target {
-                        room_id: id,
-                        direct: true,
-                        peer: Some((a, username(a))),
-                    });
-                    Ok::<(), String>(())
-                }));
-            }
-            for j in jobs {
-                if let Ok(Err(e)) = j.await {
-                    setup_error.get_or_insert(e);
-                }
-            }
-        }
-        Scenario::Idle | Scenario::Storm => {}
-    }
+    let rest = Arc::new(setup::Rest {
+        addr,
+        host: host.clone(),
+        token: admin_token.clone(),
+    });
+    let setup = setup::rooms(&args, &shared, &setup_plans, rest).await;
+    let setup_error = setup.error.clone();
     if let Some(e) = &setup_error {
         eprintln!("chat-bench: room set-up failed: {e}");
     }
@@ -440,6 +396,32 @@ async fn run(args: Args, paths: cli::Paths, nofile: u64) -> Result<bool, String>
         let count = dialects.iter().filter(|x| *x == d).count();
         mix.insert(d.name().to_string(), json!(count));
     }
+    // What makes the run fail (exit 1): a run that measured nothing must not pass.
+    let mut problems: Vec<String> = Vec::new();
+    if ready < n {
+        problems.push(format!("{} of {n} clients never became usable", n - ready));
+    }
+    if let Some(e) = &setup_error {
+        problems.push(format!("room set-up failed: {e}"));
+    }
+    let join_failed = shared.join_failed.load(Ordering::Relaxed);
+    if join_failed > 0 {
+        problems.push(format!("{join_failed} clients could not join their room"));
+    }
+    if is_messaging && sent == 0 {
+        problems.push("no message was sent".into());
+    } else if is_messaging && acks == 0 {
+        problems.push(format!(
+            "none of the {sent} messages sent was acknowledged (the server answered none, or not in a frame carrying the message)"
+        ));
+    }
+    if missing > 0 {
+        problems.push(format!("{missing} of {expected} deliveries missing"));
+    }
+    let disconnects = shared.disconnects.load(Ordering::Relaxed);
+    if disconnects > 0 {
+        problems.push(format!("{disconnects} clients were disconnected"));
+    }
     let samples = shared.samples.lock().map(|s| s.clone()).unwrap_or_default();
     let report = json!({
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
@@ -483,8 +465,11 @@ async fn run(args: Args, paths: cli::Paths, nofile: u64) -> Result<bool, String>
             "error_frames": shared.error_frames.load(Ordering::Relaxed),
             "disconnects": shared.disconnects.load(Ordering::Relaxed),
             "room_setup": setup_error,
+            "problems": problems,
             "samples": samples,
         },
+        "setup": setup.to_json(args.setup),
+        "verdict": {"ok": problems.is_empty(), "problems": problems},
         "server": server,
         "generator": generator,
         "timeline": timeline,
@@ -497,24 +482,8 @@ async fn run(args: Args, paths: cli::Paths, nofile: u64) -> Result<bool, String>
         )
         .map_err(|e| format!("write {}: {e}", path.display()))?;
     }
-    let ok = ready == n
-        && setup_error.is_none()
-        && missing == 0
-        && shared.disconnects.load(Ordering::Relaxed) == 0;
-    Ok(ok)
-}
-
-async fn create_room(addr: SocketAddr, host: &str, token: &str, body: &str) -> Result<i64, String> {
-    let r = http::post_json(addr, host, "/api/rooms", token, body)
-        .await
-        .map_err(|e| format!("POST /api/rooms: {e}"))?;
-    if r.status != 201 && r.status != 200 {
-        return Err(format!("POST /api/rooms: {} {}", r.status, r.body));
+    for p in &problems {
+        eprintln!("chat-bench: run failed: {p}");
     }
-    let v: serde_json::Value =
-        serde_json::from_str(&r.body).map_err(|e| format!("POST /api/rooms: {e}"))?;
-    v["id"]
-        .as_i64()
-        .or_else(|| v["id"].as_str().and_then(|s| s.parse().ok()))
-        .ok_or_else(|| format!("POST /api/rooms: no id in {}", r.body))
+    Ok(problems.is_empty())
 }

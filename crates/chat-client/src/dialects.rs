@@ -193,6 +193,68 @@ impl Dialect {
         }
     }
 
+    /// Whether a client of this dialect needs the room's id before it can send into a
+    /// room of this shape (`direct`: two members). type-content names a direct chat by
+    /// its two members and socketio-pubsub by the peer's username, so those need no
+    /// room set up; every other room is named by an id the server gave it.
+    pub fn needs_room_id(self, direct: bool) -> bool {
+        match self {
+            Dialect::TypeContent | Dialect::SocketioPubsub => !direct,
+            Dialect::MethodArgs | Dialect::ActionRequest | Dialect::SocketioRooms => true,
+        }
+    }
+
+    /// The frame that creates a room of the caller and `others` in the protocol itself,
+    /// if the dialect has one that a minimal server of it implements (method-args
+    /// `create_chat`). Untitled with one other member: the pair's direct chat. The
+    /// answer is recognised by [`Dialect::room_created`].
+    pub fn create_room(self, others: &[i64], title: Option<&str>) -> Option<String> {
+        match self {
+            Dialect::MethodArgs => {
+                let mut args = serde_json::Map::new();
+                args.insert("users".into(), serde_json::Value::from(others.to_vec()));
+                if let Some(t) = title {
+                    args.insert("title".into(), serde_json::Value::from(t));
+                }
+                args.insert("event_response_key".into(), SETUP_KEY.into());
+                Some(
+                    method_args::call("create_chat", None, serde_json::Value::Object(args))
+                        .to_string(),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `frame` answers [`Dialect::create_room`]: `Some(Ok(room id))` when the
+    /// room exists (created now, or already there: method-args'
+    /// `chat_duplication_error` names the existing chat), `Some(Err(why))` when it was
+    /// refused, `None` for any other frame.
+    pub fn room_created(self, frame: &str) -> Option<Result<i64, String>> {
+        if self != Dialect::MethodArgs {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(frame).ok()?;
+        let data = &v["data"];
+        let ours = data["event_response_key"] == SETUP_KEY;
+        let id = |x: &serde_json::Value| {
+            x.as_i64()
+                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+        };
+        match v["type"].as_str()? {
+            "chat_created" if ours => {
+                Some(id(&data["chat"]["id"]).ok_or_else(|| format!("no chat id in {frame}")))
+            }
+            "error" if ours || data["event_response_key"].is_null() => {
+                match (data["type"].as_str(), id(&data["chat_id"])) {
+                    (Some("chat_duplication_error"), Some(existing)) => Some(Ok(existing)),
+                    _ => Some(Err(frame.chars().take(300).collect())),
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `frame` answers the frame of [`Dialect::join`].
     pub fn is_joined(self, frame: &str) -> Ready {
         if frame.contains(r#""action":"join_room""#) {
@@ -248,6 +310,9 @@ impl Dialect {
         }
     }
 }
+
+/// The `event_response_key` of the set-up calls, so their answers are told apart.
+const SETUP_KEY: &str = "chat-bench-setup";
 
 /// Whether a frame of any dialect looks like a refusal: an error event, a non-empty
 /// `errors` list, an `error` field.
@@ -352,6 +417,42 @@ mod tests {
             assert_eq!(Dialect::parse(d.name()), Some(d));
         }
         assert_eq!(Dialect::parse("nope"), None);
+    }
+
+    #[test]
+    fn method_args_creates_rooms_and_reads_the_answer() {
+        let d = Dialect::MethodArgs;
+        let f = d
+            .create_room(&[7, 8], Some("t"))
+            .expect("method-args creates chats");
+        let v: serde_json::Value = serde_json::from_str(&f).expect("JSON");
+        assert_eq!(v["method"], "create_chat");
+        assert_eq!(v["args"]["users"], serde_json::json!([7, 8]));
+        assert_eq!(v["args"]["title"], "t");
+        let created = r#"{"type":"chat_created","data":{"chat":{"id":41,"users":[]},"event_response_key":"chat-bench-setup"}}"#;
+        assert_eq!(d.room_created(created), Some(Ok(41)));
+        let dup = r#"{"type":"error","data":{"type":"chat_duplication_error","detail":"x","event_response_key":"chat-bench-setup","chat_id":"9"}}"#;
+        assert_eq!(d.room_created(dup), Some(Ok(9)));
+        let refused = r#"{"type":"error","data":{"type":"field_error","detail":"users","event_response_key":"chat-bench-setup"}}"#;
+        assert!(matches!(d.room_created(refused), Some(Err(_))));
+        assert_eq!(
+            d.room_created(r#"{"type":"new_chat","data":{"chat":{"id":3}}}"#),
+            None
+        );
+        assert_eq!(
+            d.room_created(r#"{"type":"authenticated","data":{}}"#),
+            None
+        );
+        assert_eq!(Dialect::ActionRequest.create_room(&[1], None), None);
+    }
+
+    #[test]
+    fn only_named_rooms_need_an_id() {
+        assert!(!Dialect::TypeContent.needs_room_id(true));
+        assert!(Dialect::TypeContent.needs_room_id(false));
+        assert!(!Dialect::SocketioPubsub.needs_room_id(true));
+        assert!(Dialect::MethodArgs.needs_room_id(true));
+        assert!(Dialect::ActionRequest.needs_room_id(true));
     }
 
     #[test]
