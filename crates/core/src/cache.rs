@@ -97,8 +97,9 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
 ///
 /// A room addressed by id is served from the cache without reading its row again
 /// (every change of a room row goes through this service and drops the view), and
-/// the room of a direct pair or a project is remembered by its key for good: a
-/// room's kind and key never change and rooms are never deleted. Without these a
+/// the room of a direct pair or a project is remembered by its key: a room's kind
+/// and key never change, and a deleted room is forgotten by both maps
+/// ([`RoomCache::forget_room`]) before its deletion is published. Without these a
 /// send still cost one or two lookups before its insert.
 #[derive(Default)]
 pub(crate) struct RoomCache {
@@ -120,6 +121,16 @@ impl RoomCache {
     /// The id of the direct or project room with this kind, once seen.
     pub fn id_of(&self, kind: &RoomKind) -> Option<RoomId> {
         self.keyed.lock().ok()?.get(kind).copied()
+    }
+
+    /// Forget a deleted room: its view and its key.
+    pub fn forget_room(&self, room: &Room) {
+        self.views.forget(&room.id);
+        if let Ok(mut keyed) = self.keyed.lock() {
+            if keyed.get(&room.kind) == Some(&room.id) {
+                keyed.remove(&room.kind);
+            }
+        }
     }
 
     pub fn remember_key(&self, room: &Room) {

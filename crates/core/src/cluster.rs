@@ -62,6 +62,12 @@ pub enum Remote {
         users: Vec<UserId>,
         by: UserId,
     },
+    /// A room was deleted: the room as it was comes along, since no node can read
+    /// it back any more.
+    RoomDeleted {
+        room: Box<crate::model::RoomView>,
+        by: UserId,
+    },
     /// A new message; `None` when the message itself comes with the event, read from
     /// the database (the note written with the message, see
     /// [`crate::store::NewMessage::note`]).
@@ -124,7 +130,11 @@ impl Envelope {
     /// The envelope of `event` for `recipients`. The recipients are left out when
     /// they are the room's members, which every node knows.
     pub fn of(event: &Event, recipients: &[UserId], origin: Option<&Origin>) -> Envelope {
-        let room = event.room();
+        // A deleted room cannot be looked up by the receiving nodes: it travels
+        // whole, with its recipients, and the envelope names no room.
+        let room = event
+            .room()
+            .filter(|_| !matches!(event, Event::RoomDeleted { .. }));
         let to = match room {
             Some(r) if r.member_ids() == recipients => None,
             _ => Some(recipients.to_vec()),
@@ -138,6 +148,10 @@ impl Envelope {
             },
             Event::MembersRemoved { users, by, .. } => Remote::MembersRemoved {
                 users: users.clone(),
+                by: *by,
+            },
+            Event::RoomDeleted { room, by } => Remote::RoomDeleted {
+                room: Box::new(room.as_ref().clone()),
                 by: *by,
             },
             Event::MessageCreated { message, .. } => Remote::MessageCreated {
@@ -319,6 +333,25 @@ mod tests {
             wire.dialect,
             WireOrigin::of(&origin).into_origin().dialect
         ));
+    }
+
+    #[test]
+    fn a_deleted_room_travels_whole_with_its_recipients() {
+        let r = room(&[1, 2]);
+        let deleted = Event::RoomDeleted {
+            room: r.clone(),
+            by: UserId(9),
+        };
+        let env = Envelope::of(&deleted, &r.member_ids(), None);
+        assert_eq!(env.room, None, "no node can look the room up any more");
+        assert_eq!(env.to, Some(vec![UserId(1), UserId(2)]));
+        match env.what {
+            Remote::RoomDeleted { room, by } => {
+                assert_eq!(*room, *r);
+                assert_eq!(by, UserId(9));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

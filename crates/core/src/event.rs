@@ -29,6 +29,9 @@ pub enum Event {
         users: Vec<UserId>,
         by: UserId,
     },
+    /// A room was deleted with its messages; `room` is the room as it was just
+    /// before (its members are the recipients).
+    RoomDeleted { room: SharedRoom, by: UserId },
     MessageCreated {
         room: SharedRoom,
         message: Arc<MessageView>,
@@ -72,6 +75,7 @@ impl Event {
             Event::RoomUpdated { .. } => "room_updated",
             Event::MembersAdded { .. } => "members_added",
             Event::MembersRemoved { .. } => "members_removed",
+            Event::RoomDeleted { .. } => "room_deleted",
             Event::MessageCreated { .. } => "message_created",
             Event::MessageEdited { .. } => "message_edited",
             Event::MessagesDeleted { .. } => "messages_deleted",
@@ -89,6 +93,7 @@ impl Event {
             | Event::RoomUpdated { room, .. }
             | Event::MembersAdded { room, .. }
             | Event::MembersRemoved { room, .. }
+            | Event::RoomDeleted { room, .. }
             | Event::MessageCreated { room, .. }
             | Event::MessageEdited { room, .. }
             | Event::MessagesDeleted { room, .. }

@@ -73,7 +73,7 @@ pub struct UserProfile {
 }
 
 /// What kind of room, and the key that makes it unique.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RoomKind {
     /// Exactly two users, unique per pair; `low < high`.
     Direct { low: UserId, high: UserId },
@@ -103,7 +103,7 @@ impl RoomKind {
 }
 
 /// A room (a chat).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Room {
     pub id: RoomId,
     pub kind: RoomKind,
@@ -196,7 +196,7 @@ pub struct Attachment {
 
 /// A room with its members as users and their read watermarks: what every dialect's
 /// "chat" object is made of.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomView {
     pub room: Room,
     pub members: Vec<User>,

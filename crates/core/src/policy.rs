@@ -108,6 +108,15 @@ pub fn can_remove_members(
     })
 }
 
+/// May delete the room with its messages: admins only (any kind of room).
+pub fn can_delete_room(p: &Principal) -> Result<(), ChatError> {
+    if p.is_admin {
+        Ok(())
+    } else {
+        Err(deny("only an admin may delete a chat"))
+    }
+}
+
 /// Admin-only operations (REST user and room management).
 pub fn require_admin(p: &Principal) -> Result<(), ChatError> {
     if p.is_admin {

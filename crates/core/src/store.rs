@@ -165,6 +165,9 @@ pub trait Store: Send + Sync + 'static {
     /// The direct or project room with that key; always `None` for `Group`.
     async fn room_by_kind(&self, kind: &RoomKind) -> StoreResult<Option<Room>>;
     async fn set_room_title(&self, id: RoomId, title: &str) -> StoreResult<Room>;
+    /// Delete a room with its memberships and messages (their attachments become
+    /// unattached uploads, deleted by the upload sweep); whether it existed.
+    async fn delete_room(&self, id: RoomId) -> StoreResult<bool>;
     /// Rooms the user is a member of, by id.
     async fn rooms_of(&self, user: UserId) -> StoreResult<Vec<Room>>;
     /// Every room, by id.
@@ -219,6 +222,25 @@ pub trait Store: Send + Sync + 'static {
         to: Option<Timestamp>,
         limit: i64,
     ) -> StoreResult<Vec<Message>>;
+    /// Oldest first: messages of `room` with id above `after`, at most `limit`.
+    async fn messages_after(
+        &self,
+        room: RoomId,
+        after: MessageId,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+    /// Messages of `room` with ids up to `up_to` that were edited or deleted at or
+    /// after `since`, in the order they changed, at most `limit`.
+    async fn changed_since(
+        &self,
+        room: RoomId,
+        up_to: MessageId,
+        since: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+    /// When the newest message with an id up to `id` was created, in any room
+    /// (`None`: there is none).
+    async fn created_at_or_before(&self, id: MessageId) -> StoreResult<Option<Timestamp>>;
     /// The newest message of a room.
     async fn last_message(&self, room: RoomId) -> StoreResult<Option<Message>>;
 

@@ -119,6 +119,11 @@ pub fn push(ev: &Published, me: UserId, url: FileUrl<'_>) -> Vec<Outgoing> {
         Event::MembersRemoved { room, users, by } => {
             members_changed(MemberChange::Removed, room, users, *by)
         }
+        // "Fires when the user's been removed from given chat (or chat's been
+        // removed itself)": every member of a deleted chat.
+        Event::RoomDeleted { room, .. } => shared(&|| Outbound::ChatRemoved {
+            chat: Chat::from(&**room),
+        }),
         Event::MessageCreated { message, .. } => {
             if message.author.id == me {
                 own(Outbound::MessageCreated {

@@ -141,6 +141,7 @@ pub fn render(event: &Event, file_url: &dyn Fn(&Attachment) -> String) -> Vec<St
         | Event::RoomUpdated { .. }
         | Event::MembersAdded { .. }
         | Event::MembersRemoved { .. }
+        | Event::RoomDeleted { .. }
         | Event::Attention { .. } => Vec::new(),
     }
 }

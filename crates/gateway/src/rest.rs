@@ -69,6 +69,34 @@ pub struct ApiMessage {
     pub edited_at: Option<String>,
 }
 
+/// A room of the caller's room list: the room, its unread count and last message.
+#[derive(Serialize)]
+pub struct ApiRoomEntry {
+    #[serde(flatten)]
+    pub room: ApiRoom,
+    pub unread: i64,
+    pub last_message: Option<ApiMessage>,
+}
+
+/// A member's read mark: the last message they have read (`null`: none).
+#[derive(Serialize)]
+pub struct ApiReadMark {
+    pub user_id: i64,
+    pub last_read: Option<i64>,
+}
+
+/// One room of `GET /api/sync`.
+#[derive(Serialize)]
+pub struct ApiRoomSync {
+    #[serde(flatten)]
+    pub entry: ApiRoomEntry,
+    pub messages: Vec<ApiMessage>,
+    pub has_more: bool,
+    pub changed: Vec<ApiMessage>,
+    pub changed_has_more: bool,
+    pub read_marks: Vec<ApiReadMark>,
+}
+
 /// A user as an admin describes one: the body of `POST /api/users` and a row of
 /// `chat-gateway users import`.
 #[derive(Deserialize)]
@@ -197,6 +225,35 @@ fn api_message(app: &App, m: &MessageView) -> ApiMessage {
     }
 }
 
+fn api_room_entry(app: &App, s: &chat_core::service::RoomSummary) -> ApiRoomEntry {
+    ApiRoomEntry {
+        room: api_room(app, &s.room),
+        unread: s.unread,
+        last_message: s.last_message.as_ref().map(|m| api_message(app, m)),
+    }
+}
+
+fn api_room_sync(app: &App, r: &chat_core::service::RoomSync) -> ApiRoomSync {
+    let messages = |list: &[MessageView]| list.iter().map(|m| api_message(app, m)).collect();
+    ApiRoomSync {
+        entry: api_room_entry(app, &r.summary),
+        messages: messages(&r.messages),
+        has_more: r.has_more,
+        changed: messages(&r.changed),
+        changed_has_more: r.changed_has_more,
+        read_marks: r
+            .summary
+            .room
+            .watermarks
+            .iter()
+            .map(|(user, last)| ApiReadMark {
+                user_id: user.0,
+                last_read: last.map(|m| m.0),
+            })
+            .collect(),
+    }
+}
+
 // ---------------------------------------------------------------- routing
 
 /// Handle a request under `/api/`.
@@ -255,6 +312,8 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
         (Method::GET, ["api", "rooms", id, "messages"]) => {
             history(app, &principal, id, req.uri().query()).await
         }
+        (Method::DELETE, ["api", "rooms", id]) => delete_room(app, &principal, id).await,
+        (Method::GET, ["api", "sync"]) => sync(app, &principal, req.uri().query()).await,
         (Method::POST, ["api", "users"]) => create_user(app, &principal, req).await,
         (Method::POST, ["api", "rooms"]) => create_room(app, &principal, req).await,
         (Method::POST, ["api", "rooms", id, "members"]) => {
@@ -265,6 +324,8 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
         (
             _,
             ["api", "rooms"]
+            | ["api", "rooms", _]
+            | ["api", "sync"]
             | ["api", "rooms", _, "messages"]
             | ["api", "users"]
             | ["api", "rooms", _, "members"]
@@ -327,37 +388,84 @@ async fn read_body(app: &App, req: Request<Incoming>, limit: usize) -> Result<By
     }
 }
 
+/// A query parameter that is an id, if given.
+fn id_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ChatError> {
+    match http_util::query_param(query, name) {
+        Some(v) => parse_id(&v, name).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `GET /api/rooms`: the caller's rooms, each with its unread count and last message.
 async fn list_rooms(app: &App, p: &Principal) -> ApiResult {
-    let rooms = app.service.rooms(p).await?;
-    let out: Vec<ApiRoom> = rooms.iter().map(|r| api_room(app, r)).collect();
+    let rooms = app.service.room_summaries(p).await?;
+    let out: Vec<ApiRoomEntry> = rooms.iter().map(|r| api_room_entry(app, r)).collect();
     Ok(http_util::json(
         StatusCode::OK,
         &serde_json::json!({ "rooms": out }),
     ))
 }
 
+/// `GET /api/rooms/{id}/messages`: `?before=ID` (or neither) pages back, newest
+/// first; `?after=ID` catches up, oldest first, with `has_more`.
 async fn history(app: &App, p: &Principal, id: &str, query: Option<&str>) -> ApiResult {
     let room = RoomId(parse_id(id, "room id")?);
-    let before = match http_util::query_param(query, "before") {
-        Some(b) => Some(MessageId(parse_id(&b, "before")?)),
-        None => None,
+    let before = id_param(query, "before")?.map(MessageId);
+    let after = id_param(query, "after")?.map(MessageId);
+    let limit = id_param(query, "limit")?.unwrap_or(chat_core::service::DEFAULT_CATCH_UP_LIMIT);
+    chat_core::service::check_catch_up_limit(limit)?;
+    let out = |messages: &[MessageView]| -> Vec<ApiMessage> {
+        messages.iter().map(|m| api_message(app, m)).collect()
     };
-    let limit = match http_util::query_param(query, "limit") {
-        Some(l) => parse_id(&l, "limit")?,
-        None => 50,
+    let body = match (before, after) {
+        (Some(_), Some(_)) => {
+            return Err(ChatError::invalid(
+                "after",
+                "give either before or after, not both",
+            ))
+        }
+        (_, Some(after)) => {
+            let page = app.service.messages_after(p, room, after, limit).await?;
+            serde_json::json!({ "messages": out(&page.messages), "has_more": page.has_more })
+        }
+        (before, None) => {
+            let (_, messages) = app
+                .service
+                .history(p, &RoomRef::Id(room), before, limit)
+                .await?;
+            serde_json::json!({ "messages": out(&messages) })
+        }
     };
-    if !(1..=500).contains(&limit) {
-        return Err(ChatError::invalid("limit", "between 1 and 500"));
-    }
-    let (_, messages) = app
-        .service
-        .history(p, &RoomRef::Id(room), before, limit)
-        .await?;
-    let out: Vec<ApiMessage> = messages.iter().map(|m| api_message(app, m)).collect();
+    Ok(http_util::json(StatusCode::OK, &body))
+}
+
+/// `GET /api/sync?since=ID[&limit=N]`: every room of the caller with what changed
+/// after message `since`.
+async fn sync(app: &App, p: &Principal, query: Option<&str>) -> ApiResult {
+    let since = id_param(query, "since")?.ok_or_else(|| {
+        ChatError::invalid("since", "required: the last message id you saw (0: none)")
+    })?;
+    let limit = id_param(query, "limit")?.unwrap_or(chat_core::service::DEFAULT_CATCH_UP_LIMIT);
+    let sync = app.service.sync(p, MessageId(since), limit).await?;
+    let rooms: Vec<ApiRoomSync> = sync.rooms.iter().map(|r| api_room_sync(app, r)).collect();
+    let has_more = sync.rooms.iter().any(|r| r.has_more);
     Ok(http_util::json(
         StatusCode::OK,
-        &serde_json::json!({ "messages": out }),
+        &serde_json::json!({
+            "since": since,
+            "next_since": sync.next_since.0,
+            "has_more": has_more,
+            "rooms": rooms,
+        }),
     ))
+}
+
+/// `DELETE /api/rooms/{id}` (admins): the room goes with its messages; answers the
+/// room as it was.
+async fn delete_room(app: &App, p: &Principal, id: &str) -> ApiResult {
+    let room = RoomId(parse_id(id, "room id")?);
+    let gone = app.service.delete_room(p, room, None).await?;
+    Ok(http_util::json(StatusCode::OK, &api_room(app, &gone)))
 }
 
 async fn create_user(app: &App, p: &Principal, req: Request<Incoming>) -> ApiResult {

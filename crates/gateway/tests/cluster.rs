@@ -656,3 +656,47 @@ async fn socketio_pubsub_waits_and_unread_counts_cross_nodes() {
     );
     n.exit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_deleted_on_one_node_is_removed_and_forgotten_on_another() {
+    let Some((a, b)) = cluster_of_two().await else {
+        return;
+    };
+    create_users(&a, &[(1, "ann"), (2, "bob")]).await;
+    let admin = a.admin_token(99, "admin");
+    // ann's method-args connection is on node b.
+    let mut ann = WsClient::connect(&format!("{}/ws/chat/", node_base(&b))).await;
+    ann.send_json(&json!({"method": "auth", "access_token": a.token(1, "ann")}))
+        .await;
+    ann.recv_where("type", "authenticated").await;
+    b.wait_connections(&admin, 1, 1).await;
+    ann.send_json(&json!({"method": "create_chat", "args": {"users": [2]}}))
+        .await;
+    let direct = ann.recv_where("type", "chat_created").await["data"]["chat"]["id"]
+        .as_i64()
+        .expect("a chat id");
+
+    // Deleted through node a: node b tells its member with the chat as it was.
+    let r = a
+        .http(
+            "DELETE",
+            &format!("/api/rooms/{direct}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gone = ann.recv_where("type", "chat_removed").await;
+    assert_eq!(gone["data"]["chat"]["id"], direct);
+    assert_eq!(
+        gone["data"]["chat"]["users"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // Node b forgot the pair's room: the same pair makes a new one there.
+    ann.send_json(&json!({"method": "create_chat", "args": {"users": [2]}}))
+        .await;
+    let again = ann.recv_where("type", "chat_created").await["data"]["chat"]["id"]
+        .as_i64()
+        .expect("a chat id");
+    assert_ne!(again, direct);
+}

@@ -56,6 +56,13 @@ impl ChatService {
                 self.presence_to_hub(&contacts, user, online);
                 return Ok(());
             }
+            Remote::RoomDeleted { room, by } => {
+                self.forget_room(&room);
+                Event::RoomDeleted {
+                    room: Arc::new(*room),
+                    by,
+                }
+            }
             Remote::Presence { user, online } => Event::Presence {
                 user: *user,
                 online,
@@ -109,6 +116,7 @@ impl ChatService {
                     Remote::ProfilesChanged
                     | Remote::PresenceOf { .. }
                     | Remote::Presence { .. }
+                    | Remote::RoomDeleted { .. }
                     | Remote::Attention { .. } => unreachable!("handled above"),
                 }
             }

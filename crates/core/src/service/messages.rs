@@ -396,7 +396,7 @@ impl ChatService {
 }
 
 /// The first messages of `page` whose texts fit in `max_bytes` (at least one).
-fn cut_page(mut page: Vec<Message>, max_bytes: usize) -> Vec<Message> {
+pub(super) fn cut_page(mut page: Vec<Message>, max_bytes: usize) -> Vec<Message> {
     let mut total = 0usize;
     let keep = page
         .iter()

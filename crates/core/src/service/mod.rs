@@ -11,6 +11,7 @@
 //! `presence` (connections, typing, attention), and `delivery` for the events other
 //! nodes send.
 
+mod catch_up;
 mod delivery;
 mod identity;
 mod messages;
@@ -20,6 +21,10 @@ mod room_changes;
 mod rooms;
 mod uploads;
 
+pub use catch_up::{
+    check_catch_up_limit, Page, RoomSummary, RoomSync, Sync, DEFAULT_CATCH_UP_LIMIT,
+    MAX_CATCH_UP_LIMIT, MAX_CHANGED_PER_ROOM,
+};
 pub use identity::{MAX_DISPLAY_NAME_CHARS, MAX_PHOTO_BYTES};
 pub use messages::{QueuedMessage, SendMessage};
 pub use reads::ReadOutcome;

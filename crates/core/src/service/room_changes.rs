@@ -217,10 +217,16 @@ impl ChatService {
         self.check_users_exist("users", users).await?;
         let changed = self.store.add_members(room, users).await;
         let (added, after) = self.reload_after(room, changed).await?;
+        // An admin who is not a member is told too (its other connections), as when
+        // removing.
+        let mut recipients = after.member_ids();
+        if !after.is_member(actor.id()) {
+            recipients.push(actor.id());
+        }
         let by = actor.id();
         let event = |room, users| Event::MembersAdded { room, users, by };
         Ok(self
-            .publish_changed(after, added, None, event, origin)
+            .publish_changed(after, added, Some(&recipients), event, origin)
             .await)
     }
 
@@ -246,6 +252,44 @@ impl ChatService {
         Ok(self
             .publish_changed(after, removed, Some(&recipients), event, origin)
             .await)
+    }
+}
+
+impl ChatService {
+    /// Delete a room with its messages (admins); its members are told. Returns the
+    /// room as it was.
+    pub async fn delete_room(
+        &self,
+        actor: &Principal,
+        room: RoomId,
+        origin: Option<Origin>,
+    ) -> Result<SharedRoom> {
+        self.throttle(actor)?;
+        policy::can_delete_room(actor)?;
+        // The members as committed, not as cached: they are the recipients.
+        self.rooms.views.forget(&room);
+        let view = self.room_by_id(room).await?;
+        let deleted = self.store.delete_room(room).await;
+        self.forget_room(&view);
+        if !deleted? {
+            return Err(ChatError::not_found("chat"));
+        }
+        let recipients = view.member_ids();
+        self.publish(
+            &recipients,
+            Event::RoomDeleted {
+                room: view.clone(),
+                by: actor.id(),
+            },
+            origin,
+        )
+        .await;
+        Ok(view)
+    }
+
+    /// Forget everything cached of a deleted room.
+    pub(super) fn forget_room(&self, view: &RoomView) {
+        self.rooms.forget_room(&view.room);
     }
 }
 

@@ -216,3 +216,68 @@ pub(super) async fn between(
         conn.with_attachments(rows).await
     })
 }
+
+/// At most `limit` messages of `room` above `after`, oldest first (catching up).
+pub(super) async fn after(
+    db: &Db,
+    room: RoomId,
+    after: MessageId,
+    limit: i64,
+) -> StoreResult<Vec<Message>> {
+    let limit = limit.max(0);
+    with_conn!(db, read, |conn| {
+        let rows = messages::table
+            .filter(messages::room_id.eq(room.0))
+            .filter(messages::id.gt(after.0))
+            .order(messages::id)
+            .limit(limit)
+            .select(MessageRow::as_select())
+            .load::<MessageRow>(conn)
+            .await?;
+        conn.with_attachments(rows).await
+    })
+}
+
+/// At most `limit` messages of `room` with ids up to `up_to` that were edited or
+/// deleted at or after `since`, in the order they changed (then by id).
+pub(super) async fn changed_since(
+    db: &Db,
+    room: RoomId,
+    up_to: MessageId,
+    since: Timestamp,
+    limit: i64,
+) -> StoreResult<Vec<Message>> {
+    let since = to_micros(since);
+    let limit = limit.max(0);
+    with_conn!(db, read, |conn| {
+        let rows = messages::table
+            .filter(messages::room_id.eq(room.0))
+            .filter(messages::updated_at.ge(since))
+            .filter(messages::id.le(up_to.0))
+            .filter(
+                messages::edited_at
+                    .is_not_null()
+                    .or(messages::deleted_at.is_not_null()),
+            )
+            .order((messages::updated_at, messages::id))
+            .limit(limit)
+            .select(MessageRow::as_select())
+            .load::<MessageRow>(conn)
+            .await?;
+        conn.with_attachments(rows).await
+    })
+}
+
+/// When the newest message with an id up to `id` was created (of any room).
+pub(super) async fn created_at_or_before(db: &Db, id: MessageId) -> StoreResult<Option<Timestamp>> {
+    with_conn!(db, read, |conn| {
+        let micros = messages::table
+            .filter(messages::id.le(id.0))
+            .order(messages::id.desc())
+            .select(messages::created_at)
+            .first::<i64>(conn)
+            .await
+            .optional()?;
+        micros.map(crate::rows::from_micros).transpose()
+    })
+}

@@ -126,6 +126,10 @@ impl Store for DieselStore {
         rooms::set_title(&self.db, id, title).await
     }
 
+    async fn delete_room(&self, id: RoomId) -> StoreResult<bool> {
+        rooms::delete(&self.db, id).await
+    }
+
     async fn rooms_of(&self, user: UserId) -> StoreResult<Vec<Room>> {
         rooms::list(&self.db, Some(user)).await
     }
@@ -217,6 +221,29 @@ impl Store for DieselStore {
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
         messages::between(&self.db, room, from, to, limit).await
+    }
+
+    async fn messages_after(
+        &self,
+        room: RoomId,
+        after: MessageId,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        messages::after(&self.db, room, after, limit).await
+    }
+
+    async fn changed_since(
+        &self,
+        room: RoomId,
+        up_to: MessageId,
+        since: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        messages::changed_since(&self.db, room, up_to, since, limit).await
+    }
+
+    async fn created_at_or_before(&self, id: MessageId) -> StoreResult<Option<Timestamp>> {
+        messages::created_at_or_before(&self.db, id).await
     }
 
     async fn last_message(&self, room: RoomId) -> StoreResult<Option<Message>> {

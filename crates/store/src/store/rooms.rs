@@ -234,3 +234,16 @@ pub(super) async fn list(db: &Db, of: Option<UserId>) -> StoreResult<Vec<Room>> 
         rows.into_iter().map(RoomRow::into_room).collect()
     })
 }
+
+/// Delete a room; its memberships and messages go with it (the schema's cascades),
+/// and its messages' attachments become unattached uploads, which the upload sweep
+/// deletes. Whether the room existed.
+pub(super) async fn delete(db: &Db, id: RoomId) -> StoreResult<bool> {
+    with_tx!(db, |conn| {
+        let gone = diesel::delete(rooms::table.find(id.0))
+            .execute(conn)
+            .await?;
+        Ok(gone > 0)
+    })
+    .map_err(Fail::into_store_error)
+}

@@ -1,0 +1,1 @@
+DROP INDEX messages_room_id_updated_at_idx;
