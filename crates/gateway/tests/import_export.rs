@@ -1,0 +1,439 @@
+//! `chat-gateway import` and `export`, run as the binary against a real SQLite file
+//! and a real PostgreSQL schema: import, idempotence, resume after `kill -9`, bad
+//! lines, key mapping, the export round trip, and the worked examples of the README
+//! (the legacy stacks' tables turned into the format by SQL).
+
+use chat_store::testing::{postgres_schema, sqlite_temp, TestDb};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chat-gateway"))
+}
+
+fn tmp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "chat-import-{tag}-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn import(db: &str, dir: &Path, file: &Path, extra: &[&str]) -> Output {
+    bin()
+        .arg("import")
+        .arg(file)
+        .args(["--database-url", db, "--quiet"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(extra)
+        .output()
+        .expect("run import")
+}
+
+fn export(db: &str, dir: &Path, tag: &str) -> String {
+    let out = bin()
+        .args(["export", "--database-url", db])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--files-dir")
+        .arg(dir.join(format!("files-{tag}")))
+        .output()
+        .expect("run export");
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 export")
+}
+
+/// The export with what differs between two databases by nature left out: the
+/// attachment folder of each export and the times the import itself chose.
+fn comparable(export: &str) -> Vec<serde_json::Value> {
+    export
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("export line is JSON");
+            if let Some(atts) = v.get_mut("attachments").and_then(|a| a.as_array_mut()) {
+                for a in atts {
+                    let p = a["path"].as_str().unwrap_or_default();
+                    let key = Path::new(p)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned());
+                    a["path"] = key.unwrap_or_default().into();
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A history with every record type; `messages` messages over two rooms.
+fn sample(dir: &Path, messages: usize) -> PathBuf {
+    std::fs::write(dir.join("photo.png"), b"\x89PNG fake bytes").expect("attachment");
+    let path = dir.join("history.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("file"));
+    let lines = [
+        r#"{"type":"user","id":1,"username":"alice","email":"a@example.com","is_admin":true,"created_at":"2021-03-01T10:00:00Z"}"#,
+        r#"{"type":"user","id":2,"username":"bob","first_name":"Bob","created_at":"2021-03-01T10:00:00Z"}"#,
+        r#"{"type":"user","id":"c-3","username":"carol","created_at":"2021-03-01T10:00:00Z"}"#,
+        r#"{"type":"room","id":10,"kind":"direct","members":[1,2],"created_at":"2021-03-02T10:00:00Z"}"#,
+        r#"{"type":"room","id":11,"kind":"project","project_id":77,"title":"Project","has_business":true,"created_by":1,"members":[1],"created_at":"2021-03-02T10:00:00Z"}"#,
+        r#"{"type":"member","room":11,"user":"c-3","joined_at":"2021-03-03T10:00:00Z"}"#,
+        r#"{"type":"member","room":11,"user":2,"joined_at":"2021-03-03T10:00:00Z"}"#,
+        r#"{"type":"message","id":1000,"room":10,"author":1,"text":"first","created_at":"2021-03-04T10:00:00Z","attachments":[{"path":"photo.png"}]}"#,
+        r#"{"type":"message","id":1001,"room":10,"author":2,"text":"reply","reply_to":1000,"created_at":"2021-03-04T10:01:00Z","edited_at":"2021-03-04T10:02:00Z"}"#,
+        r#"{"type":"message","id":1002,"room":11,"author":"c-3","kind":"img","text":"http://old.example/i.png","created_at":"2021-03-04T10:03:00Z","deleted_at":"2021-03-05T10:00:00Z"}"#,
+    ];
+    for l in lines {
+        writeln!(f, "{l}").expect("write");
+    }
+    for i in 0..messages {
+        let (room, author) = if i % 2 == 0 {
+            (10, 1 + (i / 2) % 2)
+        } else {
+            (11, 1)
+        };
+        writeln!(
+            f,
+            r#"{{"type":"message","id":{},"room":{room},"author":{author},"text":"message {i}","created_at":{}}}"#,
+            2000 + i,
+            1_620_000_000 + i
+        )
+        .expect("write");
+    }
+    writeln!(f, r#"{{"type":"read","room":10,"user":2,"message":1001}}"#).expect("write");
+    writeln!(
+        f,
+        r#"{{"type":"read","room":11,"user":"c-3","message":1002}}"#
+    )
+    .expect("write");
+    f.flush().expect("flush");
+    path
+}
+
+async fn with_backends(test: impl AsyncFn(TestDb, &'static str)) {
+    test(sqlite_temp().await, "sqlite").await;
+    if let Some(pg) = postgres_schema().await {
+        test(pg, "postgres").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_is_idempotent_and_export_round_trips() {
+    with_backends(async |db, backend| {
+        let dir = tmp_dir(&format!("round-{backend}"));
+        let file = sample(&dir, 40);
+        let first = import(
+            &db.url,
+            &dir,
+            &file,
+            &["--map", dir.join("map.jsonl").to_str().unwrap_or_default()],
+        );
+        assert!(first.status.success(), "{backend}: {}", stderr(&first));
+        let summary = stdout(&first);
+        assert!(
+            summary.contains("users: 3 imported, 0 already there"),
+            "{summary}"
+        );
+        assert!(summary.contains("rooms: 2 imported"), "{summary}");
+        assert!(summary.contains("members: 2 imported"), "{summary}");
+        assert!(summary.contains("messages: 43 imported"), "{summary}");
+        assert!(summary.contains("reads: 2 imported"), "{summary}");
+        let before = export(&db.url, &dir, "a");
+
+        // Keys whose ids were free keep them; the text key got an id of its own.
+        let map = std::fs::read_to_string(dir.join("map.jsonl")).expect("map written");
+        assert!(map.contains(r#"{"type":"user","key":"1","id":1}"#), "{map}");
+        assert!(
+            map.contains(r#"{"type":"message","key":"1000","id":1000}"#),
+            "{map}"
+        );
+        assert!(map.contains(r#""key":"c-3","id":3"#), "{map}");
+        assert_eq!(map.lines().count(), 3 + 2 + 43, "{map}");
+
+        // The same file again changes nothing.
+        let again = import(&db.url, &dir, &file, &[]);
+        assert!(again.status.success(), "{}", stderr(&again));
+        let summary = stdout(&again);
+        assert!(
+            summary.contains("messages: 0 imported, 43 already there"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("reads: 0 imported, 2 already there"),
+            "{summary}"
+        );
+        assert_eq!(
+            export(&db.url, &dir, "b"),
+            before.replace("files-a", "files-b")
+        );
+
+        // What the export holds: the deleted message as a tombstone, the reply, the
+        // attachment's bytes, the read marks.
+        assert!(
+            before.contains(r#""deleted_at":"2021-03-05T10:00:00.000000Z""#),
+            "{before}"
+        );
+        assert!(before.contains(r#""reply_to":1000"#), "{before}");
+        assert!(before.contains(r#""name":"photo.png""#), "{before}");
+        assert!(before.contains(r#""content_type":"image/png""#), "{before}");
+        assert!(
+            before.contains(r#"{"message":1001,"room":10,"type":"read","user":2}"#),
+            "{before}"
+        );
+        assert!(
+            !before.contains("old.example"),
+            "a deleted message keeps no text: {before}"
+        );
+
+        // Export, then import into an empty database: the same data.
+        let exported = dir.join("export.jsonl");
+        std::fs::write(&exported, &before).expect("write export");
+        let fresh = sqlite_temp().await;
+        let into = import(&fresh.url, &dir.join("second"), &exported, &[]);
+        assert!(into.status.success(), "{}", stderr(&into));
+        let after = export(&fresh.url, &dir.join("second"), "c");
+        let (mut a, mut b) = (comparable(&before), comparable(&after));
+        // The import stamps users and rooms it is given no time for with its own.
+        for v in a.iter_mut().chain(b.iter_mut()) {
+            if v["type"] == "user" || v["type"] == "room" || v["type"] == "member" {
+                v.as_object_mut()
+                    .map(|o| o.remove("created_at").or(o.remove("joined_at")));
+            }
+        }
+        assert_eq!(a, b, "{backend}: export → import → export differs");
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_lines_are_reported_by_number_and_the_rest_imported() {
+    with_backends(async |db, backend| {
+        let dir = tmp_dir(&format!("bad-{backend}"));
+        let file = dir.join("bad.jsonl");
+        std::fs::write(
+            &file,
+            [
+                r#"{"type":"user","id":1,"username":"alice"}"#,
+                r#"{"type":"user","id":2,"username":"bob"}"#,
+                r#"this is not JSON"#,
+                r#"{"type":"room","id":5,"kind":"direct","members":[1]}"#,
+                r#"{"type":"room","id":6,"kind":"group","members":[1,2]}"#,
+                r#"{"type":"message","id":7,"room":6,"author":1,"text":"ok","created_at":"2022-01-01T00:00:00Z"}"#,
+                r#"{"type":"message","id":8,"room":404,"author":1,"text":"no room","created_at":"2022-01-01T00:00:00Z"}"#,
+                r#"{"type":"message","id":9,"room":6,"author":1,"text":"no time"}"#,
+                r#"{"type":"message","id":10,"room":6,"author":1,"reply_to":999,"text":"x","created_at":"2022-01-01T00:00:00Z"}"#,
+                r#"{"type":"nonsense","id":1}"#,
+                r#"{"type":"message","id":11,"room":6,"author":2,"text":"also ok","created_at":"2022-01-01T00:00:01Z","attachments":[{"url":"ftp://example/x"}]}"#,
+                r#"{"type":"message","id":12,"room":6,"author":2,"text":"fine","created_at":"2022-01-01T00:00:02Z"}"#,
+                r#"{"type":"read","room":6,"user":2,"message":12}"#,
+                "",
+            ]
+            .join("\n"),
+        )
+        .expect("write");
+        let out = import(&db.url, &dir, &file, &[]);
+        assert_eq!(out.status.code(), Some(3), "{backend}: {}", stderr(&out));
+        let err = stderr(&out);
+        for line in [3, 4, 7, 8, 9, 10, 11] {
+            assert!(err.contains(&format!("line {line}: ")), "{backend}: line {line} not reported: {err}");
+        }
+        for line in [1, 2, 5, 6, 12, 13] {
+            assert!(!err.contains(&format!("line {line}: ")), "{backend}: line {line} reported: {err}");
+        }
+        assert!(err.contains("only http and https"), "{err}");
+        assert!(stdout(&out).contains("refused lines: 7"), "{}", stdout(&out));
+        let ex = export(&db.url, &dir, "a");
+        assert!(ex.contains(r#""text":"ok""#) && ex.contains(r#""text":"fine""#), "{ex}");
+        assert!(!ex.contains("no room") && !ex.contains("no time"), "{ex}");
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn taken_ids_are_mapped_and_references_follow() {
+    with_backends(async |db, backend| {
+        let dir = tmp_dir(&format!("map-{backend}"));
+        // A first system takes ids 1, 2, 10 and 100.
+        let a = dir.join("a.jsonl");
+        std::fs::write(
+            &a,
+            [
+                r#"{"type":"user","id":1,"username":"alice"}"#,
+                r#"{"type":"user","id":2,"username":"bob"}"#,
+                r#"{"type":"room","id":10,"kind":"group","members":[1,2]}"#,
+                r#"{"type":"message","id":100,"room":10,"author":1,"text":"from a","created_at":"2022-01-01T00:00:00Z"}"#,
+            ]
+            .join("\n"),
+        )
+        .expect("write");
+        assert!(import(&db.url, &dir, &a, &["--source", "a"]).status.success());
+        // A second one uses the same ids for other people and rooms.
+        let b = dir.join("b.jsonl");
+        std::fs::write(
+            &b,
+            [
+                r#"{"type":"user","id":1,"username":"zed"}"#,
+                r#"{"type":"user","id":2,"username":"bob"}"#,
+                r#"{"type":"room","id":10,"kind":"group","members":[1,2]}"#,
+                r#"{"type":"message","id":100,"room":10,"author":1,"text":"from b","created_at":"2022-01-01T00:00:00Z"}"#,
+                r#"{"type":"message","id":101,"room":10,"author":2,"reply_to":100,"text":"reply in b","created_at":"2022-01-01T00:00:01Z"}"#,
+            ]
+            .join("\n"),
+        )
+        .expect("write");
+        let map = dir.join("b-map.jsonl");
+        let out = import(&db.url, &dir, &b, &["--source", "b", "--map", map.to_str().unwrap_or_default()]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let map: Vec<serde_json::Value> = std::fs::read_to_string(&map)
+            .expect("map")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let id = |kind: &str, key: &str| {
+            map.iter()
+                .find(|v| v["type"] == kind && v["key"] == key)
+                .and_then(|v| v["id"].as_i64())
+                .unwrap_or_else(|| panic!("{kind} {key} not in the map: {map:?}"))
+        };
+        let zed = id("user", "1");
+        assert_ne!(zed, 1, "id 1 is alice's");
+        assert_eq!(id("user", "2"), 2, "bob is the same user (same username)");
+        let room = id("room", "10");
+        assert_ne!(room, 10);
+        let m100 = id("message", "100");
+        assert_ne!(m100, 100);
+        assert_eq!(id("message", "101"), 101, "a free id is kept");
+        let ex = export(&db.url, &dir, "x");
+        let lines = comparable(&ex);
+        let msg = |id: i64| lines.iter().find(|v| v["type"] == "message" && v["id"] == id).cloned();
+        let from_b = msg(m100).expect("b's message 100");
+        assert_eq!(from_b["room"], room);
+        assert_eq!(from_b["author"], zed);
+        assert_eq!(msg(101).expect("b's 101")["reply_to"], m100);
+        assert_eq!(msg(100).expect("a's 100")["text"], "from a");
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_import_resumes_to_the_same_result() {
+    with_backends(async |db, backend| {
+        let dir = tmp_dir(&format!("kill-{backend}"));
+        let file = sample(&dir, 60_000);
+        let mut child = bin()
+            .arg("import")
+            .arg(&file)
+            .args(["--database-url", &db.url, "--quiet", "--batch", "500"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn import");
+        // Kill it (SIGKILL) once some messages are in, before it is done.
+        let started = std::time::Instant::now();
+        let mut killed_midway = false;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!("{backend}: the import ended ({status}) before it could be killed");
+            }
+            let mapped = count_keys(&db.url).await;
+            if mapped > 2_000 {
+                child.kill().expect("kill -9");
+                let _ = child.wait();
+                let now = count_keys(&db.url).await;
+                killed_midway = now < 60_003;
+                break;
+            }
+            assert!(started.elapsed().as_secs() < 240, "{backend}: no progress");
+        }
+        assert!(
+            killed_midway,
+            "{backend}: the import finished before the kill"
+        );
+        let resumed = import(&db.url, &dir, &file, &[]);
+        assert!(resumed.status.success(), "{backend}: {}", stderr(&resumed));
+        let summary = stdout(&resumed);
+        assert!(!summary.contains("messages: 0 imported"), "{summary}");
+        let after_kill = export(&db.url, &dir, "a");
+
+        let clean = sqlite_temp().await;
+        let once = import(&clean.url, &dir.join("second"), &file, &[]);
+        assert!(once.status.success(), "{}", stderr(&once));
+        let reference = export(&clean.url, &dir.join("second"), "b");
+        let strip = |s: &str| {
+            let mut v = comparable(s);
+            for x in &mut v {
+                if x["type"] == "user" || x["type"] == "room" || x["type"] == "member" {
+                    x.as_object_mut()
+                        .map(|o| o.remove("created_at").or(o.remove("joined_at")));
+                }
+            }
+            v
+        };
+        let (a, b) = (strip(&after_kill), strip(&reference));
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{backend}: resumed import has a different size"
+        );
+        assert!(
+            a == b,
+            "{backend}: the resumed import differs from a clean one"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// Message keys imported so far (0 while the table does not exist yet).
+async fn count_keys(url: &str) -> i64 {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let out = Command::new("sqlite3")
+            .arg(path)
+            .arg("SELECT count(*) FROM chat_import_keys")
+            .output();
+        if let Ok(o) = out {
+            return String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0);
+        }
+        return count_with_store(url).await;
+    }
+    count_with_store(url).await
+}
+
+async fn count_with_store(url: &str) -> i64 {
+    let Ok(importer) = chat_store::import::open_importer(url, "legacy").await else {
+        return 0;
+    };
+    importer
+        .mapping(chat_store::import::KeyKind::Message, None, 1_000_000)
+        .await
+        .map_or(0, |v| v.len() as i64)
+}
