@@ -437,3 +437,221 @@ async fn count_with_store(url: &str) -> i64 {
         .await
         .map_or(0, |v| v.len() as i64)
 }
+
+/// `../shared/peers/` beside the repository, where the legacy stacks are; `None`
+/// (after a loud SKIPPED line) when it or `psql` is missing, except under CI=true.
+fn peers_and_psql(test: &str) -> Option<PathBuf> {
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers");
+    let psql = Command::new("psql")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let why = if !peers.join("node-socketio/schema.sql").exists() {
+        format!("{} not found", peers.display())
+    } else if !psql {
+        "psql not installed".to_owned()
+    } else {
+        return Some(peers);
+    };
+    if std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        panic!("{test}: {why}, and CI=true");
+    }
+    let _ = std::io::stderr().write_all(format!("SKIPPED ({why}): {test}\n").as_bytes());
+    None
+}
+
+fn psql(url: &str, args: &[&str]) -> String {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-At"])
+        .args(args)
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "psql {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Serves `body` as image/png to every request, on 127.0.0.1.
+async fn one_file_server(body: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_sql_turns_the_legacy_stacks_tables_into_an_import() {
+    let test = "the_readme_sql_turns_the_legacy_stacks_tables_into_an_import";
+    let Some(peers) = peers_and_psql(test) else {
+        return;
+    };
+    let Some(legacy) = postgres_schema().await else {
+        return;
+    };
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/import");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README");
+    for f in ["node-chats.sql", "dcrf-chat.sql"] {
+        let sql = std::fs::read_to_string(examples.join(f)).expect("example SQL");
+        assert!(
+            readme.contains(sql.trim()),
+            "README.md must show examples/import/{f} as it is"
+        );
+    }
+    // The legacy schemas, from the peers' own files (the Node stack's schema.sql) and
+    // the SQL equivalent of the Django migrations (examples/import/dcrf-schema.sql).
+    let node_schema = peers.join("node-socketio/schema.sql");
+    let dcrf_schema = examples.join("dcrf-schema.sql");
+    psql(
+        &legacy.url,
+        &[
+            "-f",
+            node_schema.to_str().unwrap_or_default(),
+            "-f",
+            dcrf_schema.to_str().unwrap_or_default(),
+        ],
+    );
+    let png: &'static [u8] = b"\x89PNG\r\n\x1a\n legacy media";
+    let server = one_file_server(png).await;
+    psql(
+        &legacy.url,
+        &[
+            "-c",
+            &format!(
+                "INSERT INTO users VALUES ('alice', false), ('bob', true); \
+                 INSERT INTO chats (sender, recipient, message, has_read, media, created_at) VALUES \
+                   ('alice', 'bob', 'hi bob', true, '[\"http://{server}/media/cat.png\"]', '2023-05-01T10:00:00Z'), \
+                   ('bob', 'alice', 'hi alice', false, '[]', '2023-05-01T10:01:00Z'), \
+                   ('alice', 'bob', 'unread', false, '[]', '2023-05-01T10:02:00Z'); \
+                 INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) VALUES \
+                   (7, '', false, 'ann', 'Ann', 'Ames', 'ann@example.com', true, true, '2022-01-01T00:00:00Z'), \
+                   (8, '', false, 'ben', 'Ben', 'Bell', 'ben@example.com', false, true, '2022-01-01T00:00:00Z'); \
+                 INSERT INTO chat_brand (id, name, user_id) VALUES (1, 'Ann Co', 7), (2, 'Ben Inc', 8); \
+                 INSERT INTO chat_room (id, has_business) VALUES (3, true); \
+                 INSERT INTO chat_room_participants (room_id, brand_id) VALUES (3, 1), (3, 2); \
+                 INSERT INTO chat_message (id, text, created_at, room_id, user_id) VALUES \
+                   (50, 'hello ben', '2023-06-01T09:00:00Z', 3, 7), (51, 'hello ann', '2023-06-01T09:01:00Z', 3, 8);"
+            ),
+        ],
+    );
+    let dir = tmp_dir("peers");
+    let gateway = sqlite_temp().await;
+    for (sql, source) in [("node-chats.sql", "node"), ("dcrf-chat.sql", "dcrf")] {
+        let lines = psql(
+            &legacy.url,
+            &["-f", examples.join(sql).to_str().unwrap_or_default()],
+        );
+        let file = dir.join(format!("{source}.jsonl"));
+        std::fs::write(&file, lines).expect("write");
+        let out = import(&gateway.url, &dir, &file, &["--source", source]);
+        assert!(
+            out.status.success(),
+            "{source}: {}\n{}",
+            stderr(&out),
+            stdout(&out)
+        );
+    }
+    let store = chat_store::connect(&gateway.url, chat_store::StoreOptions::default())
+        .await
+        .expect("open the gateway's store");
+    // The Node stack: a direct room of the pair, its history, the media, the read mark.
+    let alice = store
+        .user_by_username("alice")
+        .await
+        .expect("q")
+        .expect("alice");
+    let bob = store
+        .user_by_username("bob")
+        .await
+        .expect("q")
+        .expect("bob");
+    let kind = chat_core::RoomKind::direct(alice.id, bob.id).expect("two users");
+    let room = store
+        .room_by_kind(&kind)
+        .await
+        .expect("q")
+        .expect("the direct room");
+    let history = store.history(room.id, None, 10).await.expect("history");
+    let texts: Vec<&str> = history.iter().rev().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hi bob", "hi alice", "unread"]);
+    let first = history.last().expect("oldest");
+    assert_eq!(first.created_at.to_rfc3339(), "2023-05-01T10:00:00+00:00");
+    assert_eq!(first.attachments.len(), 1);
+    assert_eq!(first.attachments[0].name, "cat.png");
+    assert_eq!(first.attachments[0].content_type, "image/png");
+    assert_eq!(first.attachments[0].size, png.len() as i64);
+    let mark = store
+        .member(room.id, bob.id)
+        .await
+        .expect("q")
+        .expect("bob is a member");
+    assert_eq!(mark.last_read, Some(first.id));
+    let unread = store
+        .unread_count(room.id, bob.id, mark.last_read)
+        .await
+        .expect("count");
+    assert_eq!(unread.count, 1, "bob has not read 'unread'");
+    // The DCRF stack: users keep their ids, the brand is the display name, the room
+    // and its messages keep theirs.
+    let ann = store
+        .user(chat_core::UserId(7))
+        .await
+        .expect("q")
+        .expect("user 7");
+    assert_eq!(
+        (
+            ann.username.as_str(),
+            ann.display_name.as_str(),
+            ann.is_admin
+        ),
+        ("ann", "Ann Co", true)
+    );
+    let dcrf_room = store
+        .room(chat_core::RoomId(3))
+        .await
+        .expect("q")
+        .expect("room 3");
+    assert!(dcrf_room.has_business);
+    let members: Vec<i64> = store
+        .members(dcrf_room.id)
+        .await
+        .expect("q")
+        .iter()
+        .map(|m| m.user_id.0)
+        .collect();
+    assert_eq!(members, [7, 8]);
+    let h = store
+        .history(dcrf_room.id, None, 10)
+        .await
+        .expect("history");
+    let got: Vec<(i64, i64, &str)> = h
+        .iter()
+        .rev()
+        .map(|m| (m.id.0, m.author_id.0, m.text.as_str()))
+        .collect();
+    assert_eq!(got, [(50, 7, "hello ben"), (51, 8, "hello ann")]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -163,6 +163,9 @@ pub struct Importer {
     source: String,
     /// Keys of users and rooms already resolved (they never change once written).
     known: HashMap<(KeyKind, String), i64>,
+    /// Messages this run wrote, and how many there were at the last `ANALYZE`.
+    written: u64,
+    analyzed: u64,
 }
 
 /// Open the database at `url` (applying migrations) to import records of `source`.
@@ -173,6 +176,8 @@ pub async fn open_importer(url: &str, source: &str) -> Result<Importer, StoreSet
         db,
         source: source.to_owned(),
         known: HashMap::new(),
+        written: 0,
+        analyzed: 0,
     })
 }
 
@@ -849,15 +854,36 @@ impl Importer {
                     crate::query::finish(task.await)?
                 }
             };
+            self.written += outcomes.len() as u64;
             for (i, o) in outcomes {
                 out[i] = Some(o);
             }
+            self.refresh_statistics().await?;
         }
         finish_dups(&mut out, dups);
         Ok(out
             .into_iter()
             .map(|o| o.unwrap_or_else(|| refused("not processed")))
             .collect())
+    }
+
+    /// On PostgreSQL, `ANALYZE` the tables a bulk import grows each time this run
+    /// has doubled what it wrote (from 10,000 messages on). A fresh database's
+    /// statistics say the tables are empty, so the prepared lookups of keys and ids
+    /// get a generic plan that scans them: each batch then read the whole table and
+    /// the import slowed down quadratically. New statistics replan them (with the
+    /// index), at a logarithmic number of `ANALYZE`s.
+    async fn refresh_statistics(&mut self) -> StoreResult<()> {
+        if !matches!(self.db, Db::Pg(_)) || self.written < (2 * self.analyzed).max(10_000) {
+            return Ok(());
+        }
+        self.analyzed = self.written;
+        with_conn!(&self.db, write, |conn| {
+            diesel::sql_query("ANALYZE chat_import_keys, messages")
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
     }
 
     /// The keys of `kind` imported from this source with their ids, in key order,
