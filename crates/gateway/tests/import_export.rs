@@ -355,7 +355,7 @@ async fn a_killed_import_resumes_to_the_same_result() {
             .expect("spawn import");
         // Kill it (SIGKILL) once some messages are in, before it is done.
         let started = std::time::Instant::now();
-        let mut killed_midway = false;
+        let killed_midway;
         loop {
             std::thread::sleep(std::time::Duration::from_millis(50));
             if let Some(status) = child.try_wait().expect("wait") {
