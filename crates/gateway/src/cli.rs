@@ -36,6 +36,56 @@ pub enum Command {
     /// Create rooms ahead of time.
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    /// Import users, rooms, memberships, messages and read marks from a JSON-lines
+    /// file (README, "Import and export"). Exit code 3 when any line was refused.
+    Import(ImportArgs),
+    /// Write the whole database in the format `import` reads.
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// The JSON-lines file, or `-` for standard input.
+    pub file: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Where attachment bytes are kept on SQLite (`<data-dir>/files`); on PostgreSQL
+    /// they go into the database.
+    #[arg(long, env = "CHAT_GATEWAY_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The legacy system the file comes from: keys are recognised per source, so two
+    /// systems whose ids overlap can be imported side by side.
+    #[arg(long, default_value = "legacy")]
+    pub source: String,
+    /// Write every key of the source with the id it has here to this file (JSON
+    /// lines `{"type","key","id"}`).
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    /// No progress bar (it is shown only when stderr is a terminal anyway).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Records of one type per transaction.
+    #[arg(long, default_value_t = crate::transfer::DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Largest attachment read or fetched, in bytes.
+    #[arg(long, env = "CHAT_GATEWAY_MAX_ATTACHMENT_BYTES", default_value_t = Limits::default().max_attachment_bytes)]
+    pub max_attachment_bytes: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Where attachment bytes are kept on SQLite, as for `serve`.
+    #[arg(long, env = "CHAT_GATEWAY_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Write attachment bytes into this folder (one file per blob, named by its
+    /// SHA-256) and name them by `path`; without it attachments are left out.
+    #[arg(long)]
+    pub files_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

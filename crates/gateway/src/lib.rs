@@ -17,6 +17,7 @@ pub mod origin;
 pub mod rest;
 pub mod server;
 pub mod state;
+pub mod transfer;
 pub mod ws;
 
 use chat_core::{ChatService, FileStore, ServiceConfig};
@@ -214,6 +215,22 @@ fn broker_choice(config: &GatewayConfig) -> Result<Option<String>, GatewayError>
     }
 }
 
+/// Where attachment bytes live for the database at `database_url`: a cluster's
+/// nodes share no disk, so on PostgreSQL they live in it; on SQLite in
+/// `<data_dir>/files`. The store must have been opened (migrated) first.
+pub async fn file_store(
+    database_url: &str,
+    data_dir: &std::path::Path,
+) -> Result<FileStore, GatewayError> {
+    Ok(match chat_store::blobs::open(database_url).await? {
+        Some(shared) => FileStore::shared(shared),
+        None => {
+            tokio::fs::create_dir_all(data_dir.join("files")).await?;
+            FileStore::new(data_dir.join("files"))
+        }
+    })
+}
+
 /// Bind every listener, open the database (applying migrations), and start serving.
 pub async fn start(
     config: GatewayConfig,
@@ -244,14 +261,7 @@ pub async fn start(
         },
     )
     .await?;
-    // A cluster's nodes share no disk: on PostgreSQL attachments live in it.
-    let files = match chat_store::blobs::open(&config.database_url).await? {
-        Some(shared) => FileStore::shared(shared),
-        None => {
-            tokio::fs::create_dir_all(config.data_dir.join("files")).await?;
-            FileStore::new(config.data_dir.join("files"))
-        }
-    };
+    let files = file_store(&config.database_url, &config.data_dir).await?;
     let service = ChatService::new(
         store,
         Arc::new(config.jwt.clone()),

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -72,8 +72,57 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+/// Exit code of an import that refused some lines (and imported the rest).
+const EXIT_LINES_REFUSED: u8 = 3;
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Import(a) => {
+            let counts = chat_gateway::transfer::import(chat_gateway::transfer::ImportOptions {
+                file: (a.file != "-").then(|| std::path::PathBuf::from(&a.file)),
+                database_url: a.db.database_url,
+                data_dir: a.data_dir,
+                source: a.source,
+                map: a.map,
+                quiet: a.quiet,
+                batch: a.batch,
+                max_attachment_bytes: a.max_attachment_bytes as u64,
+            })
+            .await?;
+            println!("{counts}");
+            Ok(if counts.refused > 0 {
+                ExitCode::from(EXIT_LINES_REFUSED)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Export(a) => {
+            let done = chat_gateway::transfer::export(chat_gateway::transfer::ExportOptions {
+                database_url: a.db.database_url,
+                data_dir: a.data_dir,
+                output: a.output,
+                files_dir: a.files_dir,
+            })
+            .await?;
+            let [u, r, m, msg, rd] = done.counts;
+            eprintln!(
+                "exported {u} users, {r} rooms, {m} members, {msg} messages, {rd} read marks"
+            );
+            if done.attachments_left_out > 0 {
+                eprintln!(
+                    "{} attachments left out: give --files-dir to export their bytes",
+                    done.attachments_left_out
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => run_admin(other).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn run_admin(command: Command) -> Result<(), String> {
+    match command {
+        Command::Import(_) | Command::Export(_) => Err("handled by run".into()),
         Command::Serve(args) => serve(*args).await,
         Command::Migrate(db) => {
             chat_store::migrate(&db.database_url)

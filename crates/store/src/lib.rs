@@ -54,6 +54,13 @@ mod target;
 pub mod testing;
 
 pub use outbox::{Outbox, OutboxEvent, Published, Snapshot};
+/// `chat-gateway import` and `export`: see `store/import.rs`.
+pub mod import {
+    pub use crate::store::import::{
+        open_exporter, open_importer, BlobRef, Exporter, Importer, KeyKind, MemberRecord,
+        MessageRecord, Outcome, ReadRecord, RoomRecord, RoomShape, UserRecord,
+    };
+}
 pub use target::describe_url;
 
 use chat_core::Store;

@@ -80,3 +80,12 @@ diesel::joinable!(messages -> rooms (room_id));
 diesel::joinable!(attachments -> messages (message_id));
 
 diesel::allow_tables_to_appear_in_same_query!(users, rooms, members, messages, attachments);
+
+diesel::table! {
+    chat_import_keys (source, kind, key) {
+        source -> Text,
+        kind -> Text,
+        key -> Text,
+        id -> BigInt,
+    }
+}

@@ -16,11 +16,14 @@ use diesel_async::RunQueryDsl;
 pub(super) enum IdTable {
     Users,
     Rooms,
+    /// Messages of an import that keep their legacy ids (`import.rs`).
+    Messages,
 }
 
 /// Advisory lock keys (in [`PG_LOCK_NAMESPACE`]) serialising sequence bumps.
 const PG_LOCK_USERS_SEQ: i32 = 1;
 const PG_LOCK_ROOMS_SEQ: i32 = 2;
+const PG_LOCK_MESSAGES_SEQ: i32 = 3;
 
 /// On PostgreSQL, move `table`'s identity sequence past an id about to be inserted
 /// explicitly. The advisory lock makes concurrent bumps apply in turn, so the
@@ -40,6 +43,7 @@ pub(super) async fn reserve_id(db: &Db, table: IdTable, id: i64) -> StoreResult<
     let (name, lock) = match table {
         IdTable::Users => ("users", PG_LOCK_USERS_SEQ),
         IdTable::Rooms => ("rooms", PG_LOCK_ROOMS_SEQ),
+        IdTable::Messages => ("messages", PG_LOCK_MESSAGES_SEQ),
     };
     let sql = format!(
         "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {lock})) \

@@ -15,6 +15,7 @@ mod append;
 mod attachments;
 mod group;
 mod ids;
+pub(crate) mod import;
 mod members;
 pub(crate) mod messages;
 mod reads;

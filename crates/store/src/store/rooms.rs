@@ -27,7 +27,7 @@ pub(super) enum RoomKey {
     Project(i64),
 }
 
-fn room_key(kind: &RoomKind) -> Option<RoomKey> {
+pub(super) fn room_key(kind: &RoomKind) -> Option<RoomKey> {
     match kind {
         RoomKind::Direct { low, high } => Some(RoomKey::Direct(direct_key(*low, *high))),
         RoomKind::Project { project_id } => Some(RoomKey::Project(*project_id)),

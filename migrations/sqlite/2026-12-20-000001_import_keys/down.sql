@@ -1,0 +1,1 @@
+DROP TABLE chat_import_keys;
