@@ -29,6 +29,7 @@ use chat_client::jwt::{jwt_claims, jwt_user_id};
 pub use chat_client::Dialect;
 use peer::Timing;
 pub use report::{CaseError, CaseResult, Outcome, Report};
+pub use spec::Level;
 use spec::Spec;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct Config {
     pub origin: Option<String>,
     /// Directory holding `<dialect>/asyncapi.yaml`.
     pub specs_dir: PathBuf,
+    /// Which promise to check: the seed's (`legacy`) or the gateway's full spec.
+    pub level: Level,
     pub timing: Timing,
 }
 
@@ -81,6 +84,7 @@ impl Config {
             project: None,
             origin: None,
             specs_dir: default_specs_dir(),
+            level: Level::Gateway,
             timing: Timing {
                 timeout: Duration::from_secs(5),
                 quiet: Duration::from_millis(200),
@@ -169,14 +173,20 @@ pub struct User {
 /// Load the dialect's spec and run its scenario.
 pub async fn run(cfg: &Config) -> Report {
     let mut report = Report::new(cfg.dialect.name(), &cfg.url);
+    report.level = cfg.level;
     let path = cfg.specs_dir.join(cfg.dialect.name()).join("asyncapi.yaml");
-    let spec = match Spec::load(&path) {
+    let spec = match Spec::load_at(&path, cfg.level) {
         Ok(s) => s,
         Err(e) => {
             report.record("(spec)", "load the AsyncAPI document", Err(e.into()));
             return report;
         }
     };
+    report.at_level(
+        cfg.level,
+        spec.gateway_cases.clone(),
+        spec.departures.clone(),
+    );
     report.record(
         "(spec)",
         "load the AsyncAPI document and compile every schema",
@@ -192,6 +202,13 @@ pub async fn run(cfg: &Config) -> Report {
         report.notes.push(format!(
             "server messages of the spec never received in this run: {}",
             unseen.join(", ")
+        ));
+    }
+    let unmatched = report.unmatched_gateway_cases();
+    if !unmatched.is_empty() {
+        report.notes.push(format!(
+            "x-conformance.gateway-cases that name no case of this run: {}",
+            unmatched.join("; ")
         ));
     }
     report

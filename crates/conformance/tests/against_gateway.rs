@@ -8,7 +8,7 @@
 //! `chat-conformance` binary to prove the command line and its exit status — and
 //! requires every case to pass.
 
-use chat_conformance::{run, Config, Dialect, Report};
+use chat_conformance::{run, Config, Dialect, Level, Report};
 use chat_core::RoomKind;
 use chat_testkit::{Backend, TestGateway};
 use serde_json::json;
@@ -76,6 +76,13 @@ fn assert_passed(report: &Report) {
         report.dialect,
         report.failures().join("\n")
     );
+    // A mark in the spec that names no case is a typo that would hide a failure.
+    assert!(
+        report.unmatched_gateway_cases().is_empty(),
+        "{}: x-conformance.gateway-cases naming no case: {:?}",
+        report.dialect,
+        report.unmatched_gateway_cases()
+    );
 }
 
 async fn dialect(backend: Backend, d: Dialect) {
@@ -84,6 +91,18 @@ async fn dialect(backend: Backend, d: Dialect) {
     };
     let report = run(&config(&f, d)).await;
     assert_passed(&report);
+    // The gateway keeps what the seeds promised: the legacy level passes as well, and
+    // since the gateway is what the full spec describes, nothing departs from it. (On
+    // a gateway of its own: a second run finds the first one's direct chats.)
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut cfg = config(&f, d);
+    cfg.level = Level::Legacy;
+    let legacy = run(&cfg).await;
+    assert_passed(&legacy);
+    assert_eq!(legacy.passed(), report.passed(), "{}", legacy.render());
+    assert_eq!(legacy.departed(), 0, "{}", legacy.render());
 }
 
 macro_rules! both_backends {

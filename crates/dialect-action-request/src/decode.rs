@@ -347,11 +347,25 @@ mod tests {
         let r = err(r#"{"action":"join_room","request_id":1}"#, Endpoint::User);
         assert_eq!(r.failure.status, 400);
         assert_eq!(r.failure.errors, vec![json!({"room_pk": [REQUIRED]})]);
-        let r = err(r#"{"action":"join_room","room_pk":"1"}"#, Endpoint::User);
-        assert_eq!(
-            r.failure.errors,
-            vec![json!({"room_pk": [wire::INVALID_INTEGER]})]
-        );
+        for bad in [
+            r#""1.5""#,
+            r#""x""#,
+            r#""""#,
+            r#""  ""#,
+            "true",
+            r#""1_000""#,
+            r#""+""#,
+        ] {
+            let r = err(
+                &format!(r#"{{"action":"join_room","room_pk":{bad}}}"#),
+                Endpoint::User,
+            );
+            assert_eq!(
+                r.failure.errors,
+                vec![json!({"room_pk": [wire::INVALID_INTEGER]})],
+                "{bad}"
+            );
+        }
         let r = err(r#"{"action":"join_room","room_pk":1.5}"#, Endpoint::User);
         assert_eq!(
             r.failure.errors,
@@ -406,6 +420,37 @@ mod tests {
             vec![json!({"msg_id_list": [NOT_EMPTY_LIST]})]
         );
         assert_eq!(r.action, json!("delete_messages"));
+    }
+
+    #[test]
+    fn integer_fields_take_digit_strings_as_drf_does() {
+        assert_eq!(
+            ok(r#"{"action":"join_room","room_pk":"1"}"#).command,
+            Command::JoinRoom { room: RoomId(1) }
+        );
+        assert_eq!(
+            ok(r#"{"action":"join_room","room_pk":" 42\n"}"#).command,
+            Command::JoinRoom { room: RoomId(42) }
+        );
+        assert_eq!(
+            ok(r#"{"action":"edit_message","msg_id":"7","edited_msg_text":"x"}"#).command,
+            Command::EditMessage {
+                message: MessageId(7),
+                text: "x".into()
+            }
+        );
+        assert_eq!(
+            ok(r#"{"action":"delete_messages","msg_id_list":["1", 2, " 3 "]}"#).command,
+            Command::DeleteMessages {
+                messages: vec![MessageId(1), MessageId(2), MessageId(3)]
+            }
+        );
+        let too_big = format!(r#"{{"action":"join_room","room_pk":"{}"}}"#, "9".repeat(30));
+        let r = err(&too_big, Endpoint::User);
+        assert_eq!(
+            r.failure.errors,
+            vec![json!({"room_pk": [wire::INVALID_INTEGER]})]
+        );
     }
 
     #[test]

@@ -102,9 +102,34 @@ pub const INVALID_INTEGER: &str = "A valid integer is required.";
 /// DRF `CharField`: "Not a valid string."
 pub const INVALID_STRING: &str = "Not a valid string.";
 
+/// Longest string DRF's `IntegerField` looks at (`MAX_STRING_LENGTH`); longer is
+/// refused without parsing.
+pub const MAX_INTEGER_STRING: usize = 1000;
+
+/// DRF `IntegerField.to_internal_value`, as far as a legacy client relies on it: a JSON
+/// integer, or a string that is an integer once the surrounding whitespace is stripped
+/// (`"1"`, `" 42 "`, `"-3"`): ASCII digits with an optional sign, within `i64`.
+/// Anything else (`"1.5"`, `"x"`, `""`, `true`, `1.5`) is refused. Unlike Python's
+/// `int()`, digit group underscores (`"1_000"`) and non-ASCII digits are refused too
+/// (see protocol-specs/action-request/README.md, "Differences").
+pub fn drf_integer(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) if s.len() <= MAX_INTEGER_STRING => {
+            let t = s.trim();
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            t.parse::<i64>().ok()
+        }
+        _ => None,
+    }
+}
+
 impl WireValue for i64 {
     fn from_wire(v: Value) -> Result<Self, Value> {
-        v.as_i64().ok_or_else(|| Value::from(vec![INVALID_INTEGER]))
+        drf_integer(&v).ok_or_else(|| Value::from(vec![INVALID_INTEGER]))
     }
 }
 
@@ -131,7 +156,7 @@ impl WireValue for Vec<i64> {
         let mut out = Vec::with_capacity(items.len());
         let mut bad = Map::new();
         for (i, item) in items.iter().enumerate() {
-            match item.as_i64() {
+            match drf_integer(item) {
                 Some(n) => out.push(n),
                 None => {
                     bad.insert(i.to_string(), Value::from(vec![INVALID_INTEGER]));

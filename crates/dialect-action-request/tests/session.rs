@@ -600,7 +600,7 @@ async fn bad_input_is_answered_and_the_connection_stays_usable() {
             json!([{"msg_text": ["This field may not be blank."]}]),
         ),
         (
-            json!({"action": "join_room", "room_pk": "1"}),
+            json!({"action": "join_room", "room_pk": "1x"}),
             json!([{"room_pk": ["A valid integer is required."]}]),
         ),
         (

@@ -485,6 +485,121 @@ async fn bad_input_keeps_the_connection(gw: TestGateway) {
 }
 dual_backend_test!(bad_input_keeps_the_connection);
 
+/// A legacy client that sends ids as digit strings (`"room_pk": "1"`), as DRF's
+/// `IntegerField` took them: accepted with the whitespace stripped, in every integer
+/// field; anything else that is not an integer keeps the DRF field error, and the
+/// connection stays usable.
+async fn integer_fields_accept_digit_strings(gw: TestGateway) {
+    create_users(&gw, &[(1, "alice"), (2, "bob")]).await;
+    let room = group(&gw, &[1, 2], false).await;
+    let mut alice = connect(&gw, USER, &gw.token(1, "alice")).await;
+    let pk = format!(" {} ", room.0);
+    let r = req(
+        &mut alice,
+        json!({"action": "join_room", "room_pk": pk, "request_id": 1}),
+    )
+    .await;
+    assert_eq!(ok(&r, "join_room", 200, json!(1))["pk"], json!(room.0));
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "first", "request_id": 2}),
+    )
+    .await;
+    let id = ok(&r, "create_message", 201, json!(2))["id"]
+        .as_i64()
+        .expect("message id");
+    let r = req(
+        &mut alice,
+        json!({"action": "edit_message", "msg_id": id.to_string(), "edited_msg_text": "again", "request_id": 3}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r, "edit_message", 200, json!(3))["message_id"],
+        json!(id)
+    );
+    for bad in [
+        json!("1.5"),
+        json!("x1"),
+        json!(""),
+        json!("1_0"),
+        json!(true),
+    ] {
+        let r = req(
+            &mut alice,
+            json!({"action": "edit_message", "msg_id": bad, "edited_msg_text": "no"}),
+        )
+        .await;
+        assert_eq!(
+            err(&r, 400),
+            json!([{"msg_id": ["A valid integer is required."]}]),
+            "{bad}"
+        );
+    }
+    let r = req(
+        &mut alice,
+        json!({"action": "delete_messages", "msg_id_list": [format!("{id}\n")], "request_id": 4}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r, "delete_messages", 200, json!(4))["messages_ids"],
+        json!([id])
+    );
+}
+dual_backend_test!(integer_fields_accept_digit_strings);
+
+/// The legacy deployment's URL on the main listener: with method-args moved off
+/// `/ws/chat/`, `--mount action-request=/ws/chat/` serves the user endpoint there (and
+/// only there), next to the admin endpoint at its default path; method-args answers at
+/// the path it was moved to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_endpoint_at_the_legacy_path_on_the_main_listener() {
+    let gw = chat_testkit::TestGateway::start(Options {
+        mounts: vec![
+            "action-request=/ws/chat/".parse().expect("mount"),
+            "method-args=/ws/method-args/".parse().expect("mount"),
+        ],
+        ..Options::default()
+    })
+    .await
+    .expect("SQLite is always available");
+    create_users(&gw, &[(1, "alice"), (2, "bob")]).await;
+    let room = group(&gw, &[1, 2], true).await;
+    let mut alice = connect(&gw, "/ws/chat/", &gw.token(1, "alice")).await;
+    let mut bob = connect(&gw, "/ws/chat", &gw.token(2, "bob")).await;
+    join(&mut alice, room).await;
+    join(&mut bob, room).await;
+    let r = req(
+        &mut alice,
+        json!({"action": "create_message", "msg_text": "old url", "request_id": 7}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r, "create_message", 201, json!(7))["text"],
+        json!("old url")
+    );
+    let push = bob.recv_json().await;
+    ok(&push, "create_message", 201, json!(7));
+    // The default user path is not served any more; the admin endpoint still is.
+    let auth = format!("Bearer {}", gw.token(1, "alice"));
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Origin", "http://localhost:80"),
+    ];
+    assert!(status_of(&gw, USER, &headers).await.is_err());
+    let mut admin = connect(&gw, ADMIN, &gw.admin_token(9, "root")).await;
+    let r = req(&mut admin, json!({"action": "list", "request_id": 1})).await;
+    ok(&r, "list", 200, json!(1));
+    // method-args lives at its new path: the first frame without a token is refused in
+    // its own error shape.
+    let mut ma = WsClient::connect_with_headers(&gw.ws_url("/ws/method-args/"), &[])
+        .await
+        .expect("method-args upgrade");
+    ma.send_json(&json!({"method": "get_chats", "args": {}}))
+        .await;
+    let r = ma.recv_json().await;
+    assert_eq!(r["type"], json!("error"), "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_frames_are_refused_in_the_envelope() {
     let gw = sqlite_with(|c| c.limits.max_frame_bytes = 1024).await;

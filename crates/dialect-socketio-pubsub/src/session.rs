@@ -45,8 +45,9 @@ pub const EVENTS: &[&str] = &[
     "stop-waiting-for-user",
 ];
 
-/// Most users `fetch-users` lists.
-pub const USERS_LIMIT: i64 = 1000;
+/// Most users `fetch-users` lists (the first ones by id). The old server listed every
+/// user of its database; this bound keeps one ack within a few hundred KiB.
+pub const USERS_LIMIT: i64 = 10_000;
 /// Most chats `fetch-conversation-with-user` returns (the most recent ones).
 pub const CONVERSATION_LIMIT: usize = 5000;
 
@@ -121,16 +122,16 @@ async fn peer(cx: &SioCtx, event: &str, username: &str, me: &Principal) -> Resul
 
 impl PubsubSession {
     async fn fetch_users(&mut self, cx: &SioCtx, event: &str) -> Reply {
-        let me = cx.caller(event)?;
+        cx.caller(event)?;
         let service = cx.service();
         let users = service
             .list_users(USERS_LIMIT)
             .await
             .map_err(chat_err(event))?;
+        // Every user, the caller included, as the old server listed them.
         Ok(json_of(&UsersReply {
             users: users
                 .iter()
-                .filter(|u| u.id != me.id())
                 .map(|u| UserOut::new(u, service.is_online(u.id)))
                 .collect(),
         }))

@@ -61,7 +61,7 @@ async fn a_bad_token_is_told_auth_failed_and_a_good_one_signs_in() {
     w.user(2, "bob").await;
     assert_eq!(
         acked(ann.call("fetch-users", Value::Null).await),
-        json!({"users": [{"username": "bob", "isOnline": false}]})
+        json!({"users": [{"username": "ann", "isOnline": true}, {"username": "bob", "isOnline": false}]})
     );
 }
 

@@ -7,7 +7,7 @@
 //! integer project ids), not a domain rule; who may use a chat is decided by the core
 //! service, never here.
 
-use crate::wire::{self, ChatIdWire, ChatType, ClientEvent};
+use crate::wire::{self, ChatIdWire, ChatType, ClientEvent, PresenceNames};
 use chat_core::{MessageId, RoomId, RoomRef, UserId};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -107,8 +107,8 @@ pub enum Request {
     Read { chat: Chat, message: MessageId },
     /// `delete_message`.
     Delete { chat: Chat, message: MessageId },
-    /// `set_online` / `set_offline`.
-    Presence { online: bool },
+    /// `set_online` / `set_offline` (or `user_online` / `user_offline`: `names`).
+    Presence { online: bool, names: PresenceNames },
 }
 
 impl Request {
@@ -119,8 +119,7 @@ impl Request {
             Request::Typing { .. } => "user_typing",
             Request::Read { .. } => "message_read",
             Request::Delete { .. } => "delete_message",
-            Request::Presence { online: true } => "set_online",
-            Request::Presence { online: false } => "set_offline",
+            Request::Presence { online, names } => names.event(*online),
         }
     }
 }
@@ -141,7 +140,7 @@ pub enum DecodeError {
     MissingType,
     #[error("\"type\" must be a string naming the event, not {0}")]
     TypeNotString(&'static str),
-    #[error("unknown event type {0:?}; expected one of: new_message, user_typing, message_read, delete_message, set_online, set_offline")]
+    #[error("unknown event type {0:?}; expected one of: new_message, user_typing, message_read, delete_message, set_online, set_offline (or user_online, user_offline)")]
     UnknownType(String),
     #[error("{event}: missing \"content\"; send {{\"type\": \"{event}\", \"content\": {{...}}}}")]
     MissingContent { event: &'static str },
@@ -199,6 +198,8 @@ pub fn parse(text: &str) -> Result<ClientEvent, DecodeError> {
         "delete_message" => ClientEvent::DeleteMessage(content("delete_message", body)?),
         "set_online" => ClientEvent::SetOnline,
         "set_offline" => ClientEvent::SetOffline,
+        "user_online" => ClientEvent::UserOnline,
+        "user_offline" => ClientEvent::UserOffline,
         _ => return Err(DecodeError::UnknownType(ty)),
     })
 }
@@ -222,8 +223,22 @@ pub fn to_request(ev: ClientEvent) -> Result<Request, DecodeError> {
             chat: Chat::from_wire("delete_message", r.chat_type, &r.chat_id)?,
             message: MessageId(r.message_id.0),
         },
-        ClientEvent::SetOnline => Request::Presence { online: true },
-        ClientEvent::SetOffline => Request::Presence { online: false },
+        ClientEvent::SetOnline => Request::Presence {
+            online: true,
+            names: PresenceNames::Set,
+        },
+        ClientEvent::SetOffline => Request::Presence {
+            online: false,
+            names: PresenceNames::Set,
+        },
+        ClientEvent::UserOnline => Request::Presence {
+            online: true,
+            names: PresenceNames::User,
+        },
+        ClientEvent::UserOffline => Request::Presence {
+            online: false,
+            names: PresenceNames::User,
+        },
     })
 }
 
@@ -359,19 +374,53 @@ mod tests {
         );
         assert_eq!(
             dec(json!({"type": "set_online"})),
-            Ok(Request::Presence { online: true })
+            Ok(Request::Presence {
+                online: true,
+                names: PresenceNames::Set
+            })
         );
         assert_eq!(
             dec(json!({"type": "set_online", "content": {}})),
-            Ok(Request::Presence { online: true })
+            Ok(Request::Presence {
+                online: true,
+                names: PresenceNames::Set
+            })
         );
         assert_eq!(
             dec(json!({"type": "set_offline", "content": null})),
-            Ok(Request::Presence { online: false })
+            Ok(Request::Presence {
+                online: false,
+                names: PresenceNames::Set
+            })
         );
         assert_eq!(
             dec(json!({"type": "set_offline", "content": {"anything": 1}})),
-            Ok(Request::Presence { online: false })
+            Ok(Request::Presence {
+                online: false,
+                names: PresenceNames::Set
+            })
+        );
+    }
+
+    #[test]
+    fn presence_under_the_prose_names() {
+        assert_eq!(
+            dec(json!({"type": "user_online"})),
+            Ok(Request::Presence {
+                online: true,
+                names: PresenceNames::User
+            })
+        );
+        assert_eq!(
+            dec(json!({"type": "user_offline", "content": {}})),
+            Ok(Request::Presence {
+                online: false,
+                names: PresenceNames::User
+            })
+        );
+        assert_eq!(
+            dec(json!({"type": "user_offline"})).map(|r| r.event()),
+            Ok("user_offline")
         );
     }
 
@@ -409,6 +458,8 @@ mod tests {
             json!({"type": "delete_message", "content": {"chat_type": "group", "chat_id": 9, "message_id": "2"}}),
             json!({"type": "set_online"}),
             json!({"type": "set_offline"}),
+            json!({"type": "user_online"}),
+            json!({"type": "user_offline"}),
         ];
         for f in frames {
             let derived: ClientEvent = serde_json::from_value(f.clone()).expect("derived");

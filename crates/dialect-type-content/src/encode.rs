@@ -9,8 +9,8 @@
 //! changes, "attention") render as nothing; see the spec's "What you do not see".
 
 use crate::wire::{
-    to_json, ChatIdWire, ChatType, DeletePush, ErrorFrame, FileLink, MessagePush, PresencePush,
-    ReadPush, ServerEvent, TypingPush,
+    to_json, ChatIdWire, ChatType, DeletePush, ErrorFrame, FileLink, MessagePush, PresenceNames,
+    PresencePush, ReadPush, ServerEvent, TypingPush,
 };
 use chat_core::model::{Attachment, MessageView, RoomKind, RoomView, Timestamp};
 use chat_core::{Event, MessageId};
@@ -128,12 +128,7 @@ pub fn render(event: &Event, file_url: &dyn Fn(&Attachment) -> String) -> Vec<St
             ids.iter().map(|id| delete_frame(room, *id)).collect()
         }
         Event::Presence { user, online } => {
-            let push = PresencePush { user_id: user.id.0 };
-            vec![to_json(&if *online {
-                ServerEvent::SetOnline(push)
-            } else {
-                ServerEvent::SetOffline(push)
-            })]
+            vec![presence_frame(user.id, *online, PresenceNames::Set)]
         }
         // No word for these in the legacy protocol: silence (documented in the spec).
         Event::MessageEdited { .. }
@@ -144,6 +139,17 @@ pub fn render(event: &Event, file_url: &dyn Fn(&Attachment) -> String) -> Vec<St
         | Event::RoomDeleted { .. }
         | Event::Attention { .. } => Vec::new(),
     }
+}
+
+/// `set_online` / `set_offline` about `user`, in `names` (see [`PresenceNames`]).
+pub fn presence_frame(user: chat_core::UserId, online: bool, names: PresenceNames) -> String {
+    let push = PresencePush { user_id: user.0 };
+    to_json(&match (names, online) {
+        (PresenceNames::Set, true) => ServerEvent::SetOnline(push),
+        (PresenceNames::Set, false) => ServerEvent::SetOffline(push),
+        (PresenceNames::User, true) => ServerEvent::UserOnline(push),
+        (PresenceNames::User, false) => ServerEvent::UserOffline(push),
+    })
 }
 
 /// `{"error": message}`.
@@ -388,6 +394,22 @@ mod tests {
                 online: false
             }),
             json!({"type": "set_offline", "content": {"user_id": 7}})
+        );
+        let frame = |online| {
+            serde_json::from_str::<serde_json::Value>(&presence_frame(
+                UserId(7),
+                online,
+                PresenceNames::User,
+            ))
+            .expect("json")
+        };
+        assert_eq!(
+            frame(true),
+            json!({"type": "user_online", "content": {"user_id": 7}})
+        );
+        assert_eq!(
+            frame(false),
+            json!({"type": "user_offline", "content": {"user_id": 7}})
         );
     }
 

@@ -20,6 +20,7 @@
 use crate::decode::{decode, Chat, Request};
 use crate::encode;
 use crate::error::describe;
+use crate::wire::PresenceNames;
 use chat_core::model::{Attachment, RoomKind, SharedRoom};
 use chat_core::{
     ChatError, ChatService, ConnCtx, Outgoing, Principal, Published, QueuedMessage, RoomId,
@@ -31,11 +32,16 @@ use std::sync::Arc;
 /// and read state are core's.
 pub struct TypeContentSession {
     principal: Principal,
+    /// The presence names this connection used last (its presence pushes use them).
+    presence_names: PresenceNames,
 }
 
 impl TypeContentSession {
     pub fn new(principal: Principal) -> Self {
-        TypeContentSession { principal }
+        TypeContentSession {
+            principal,
+            presence_names: PresenceNames::default(),
+        }
     }
 
     async fn handle(&self, cx: &mut ConnCtx, req: Request) -> Result<(), ChatError> {
@@ -75,7 +81,7 @@ impl TypeContentSession {
                     cx.send(encode::delete_frame(&room, message));
                 }
             }
-            Request::Presence { online } => svc.set_presence(me, online).await?,
+            Request::Presence { online, .. } => svc.set_presence(me, online).await?,
         }
         Ok(())
     }
@@ -186,6 +192,9 @@ impl Session for TypeContentSession {
             });
             return;
         }
+        if let Request::Presence { names, .. } = req {
+            self.presence_names = names;
+        }
         // Anything else sees what the messages before it did.
         cx.settle().await;
         let result = self.handle(cx, req).await;
@@ -213,6 +222,16 @@ impl Session for TypeContentSession {
         match &published.event {
             // Answered from the command's result (see `on_text`).
             chat_core::Event::MessageCreated { .. } if published.is_from(cx.conn) => {}
+            // Presence in the prose names, for a connection that speaks them.
+            chat_core::Event::Presence { user, online }
+                if self.presence_names == PresenceNames::User =>
+            {
+                cx.send(encode::presence_frame(
+                    user.id,
+                    *online,
+                    PresenceNames::User,
+                ));
+            }
             // Several deletions at once (other dialects) become several frames; too
             // rare to be worth caching.
             chat_core::Event::MessagesDeleted { ids, .. } if ids.len() > 1 => {

@@ -199,18 +199,48 @@ pub enum ClientEvent {
     SetOnline,
     /// No parameters; any `content` is ignored.
     SetOffline,
+    /// `set_online` as the seed's prose calls it ("general events … user_online and
+    /// user_offline"); the same request.
+    UserOnline,
+    /// `set_offline` under its prose name.
+    UserOffline,
 }
 
 impl ClientEvent {
     /// Every `type` a client may send.
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 8] = [
         "new_message",
         "user_typing",
         "message_read",
         "delete_message",
         "set_online",
         "set_offline",
+        "user_online",
+        "user_offline",
     ];
+}
+
+/// Which names a connection uses for presence: the seed's `EventType` values
+/// (`set_online` / `set_offline`, the default) or the names of its prose
+/// (`user_online` / `user_offline`). A connection is answered in the names it used
+/// last, so a client written from the prose hears the names it knows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PresenceNames {
+    #[default]
+    Set,
+    User,
+}
+
+impl PresenceNames {
+    /// The `type` of a presence event in these names.
+    pub fn event(self, online: bool) -> &'static str {
+        match (self, online) {
+            (PresenceNames::Set, true) => "set_online",
+            (PresenceNames::Set, false) => "set_offline",
+            (PresenceNames::User, true) => "user_online",
+            (PresenceNames::User, false) => "user_offline",
+        }
+    }
 }
 
 // ------------------------------------------------------------------ server → client
@@ -284,6 +314,10 @@ pub enum ServerEvent {
     DeleteMessage(DeletePush),
     SetOnline(PresencePush),
     SetOffline(PresencePush),
+    /// `set_online` for a connection that speaks the prose names ([`PresenceNames`]).
+    UserOnline(PresencePush),
+    /// `set_offline` in the prose names.
+    UserOffline(PresencePush),
 }
 
 /// The answer to a frame the server could not act on.

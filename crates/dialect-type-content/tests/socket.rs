@@ -52,7 +52,10 @@ fn delete(chat_type: &str, chat_id: Value, message_id: Value) -> Value {
 }
 
 fn is_presence(v: &Value) -> bool {
-    matches!(v["type"].as_str(), Some("set_online" | "set_offline"))
+    matches!(
+        v["type"].as_str(),
+        Some("set_online" | "set_offline" | "user_online" | "user_offline")
+    )
 }
 
 /// The next frame that is not presence. A user's `set_online` is computed from the
@@ -523,6 +526,59 @@ async fn presence_reaches_users_who_share_a_chat(gw: TestGateway) {
     stranger.assert_silent(100).await;
 }
 dual_backend_test!(presence_reaches_users_who_share_a_chat);
+
+/// The seed's prose calls presence `user_online` / `user_offline`: those names are
+/// taken as `set_online` / `set_offline`, and a connection that used them hears
+/// presence under them, while one that did not keeps the EventType names.
+async fn presence_under_the_prose_names(gw: TestGateway) {
+    for id in 1..=3 {
+        gw.create_user(id, &format!("user{id}")).await;
+    }
+    for other in [2, 3] {
+        gw.create_room(
+            RoomKind::direct(UserId(1), UserId(other)).unwrap(),
+            &[1, other],
+            false,
+        )
+        .await;
+    }
+    let mut prose = join(&gw, 2).await;
+    let mut plain = join(&gw, 3).await;
+    // The prose client announces itself in its names (it is online already: nothing
+    // changes, nobody is told).
+    prose.send_json(&json!({"type": "user_online"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut a = join(&gw, 1).await;
+    assert_eq!(
+        prose.recv_json().await,
+        json!({"type": "user_online", "content": {"user_id": 1}})
+    );
+    assert_eq!(
+        plain.recv_json().await,
+        json!({"type": "set_online", "content": {"user_id": 1}})
+    );
+    a.send_json(&json!({"type": "user_offline", "content": {}}))
+        .await;
+    assert_eq!(
+        prose.recv_json().await,
+        json!({"type": "user_offline", "content": {"user_id": 1}})
+    );
+    assert_eq!(
+        plain.recv_json().await,
+        json!({"type": "set_offline", "content": {"user_id": 1}})
+    );
+    a.send_json(&json!({"type": "user_online"})).await;
+    assert_eq!(
+        prose.recv_json().await,
+        json!({"type": "user_online", "content": {"user_id": 1}})
+    );
+    assert_eq!(
+        plain.recv_json().await,
+        json!({"type": "set_online", "content": {"user_id": 1}})
+    );
+    a.assert_silent(200).await;
+}
+dual_backend_test!(presence_under_the_prose_names);
 
 // ---------------------------------------------------------------- bad input
 

@@ -12,7 +12,7 @@ use crate::case;
 use crate::peer::{Expect, Outgoing, WsPeer};
 use crate::report::{need, CaseError, CaseResult};
 use crate::spec::Spec;
-use crate::{Config, Report};
+use crate::{header_refs, Config, Report};
 use chat_client::dialects::action_request::{request, ADMIN_PATH};
 use serde_json::{json, Value};
 use Outgoing::{Checked, Unchecked};
@@ -418,11 +418,18 @@ pub async fn run(cfg: &Config, spec: &Spec, report: &mut Report) {
         "(frame)",
         "a frame that is not JSON: 400 with action and request_id null",
         {
-            a.send_text("{not json").await?;
-            a.expect_where("error", "it is not a 400 with null action", |v| {
-                reply(400, Value::Null)(v) && v.get("action") == Some(&Value::Null)
-            })
-            .await?;
+            // On a connection of its own: a server that closes the socket on such a
+            // frame (the old DCRF stack does) must not take A's joined room with it.
+            let h = cfg.headers(Some(&ua.token));
+            let mut p = WsPeer::connect("A'", &cfg.url, &header_refs(&h), spec, cfg.timing).await?;
+            p.send_text("{not json").await?;
+            let answered = p
+                .expect_where("error", "it is not a 400 with null action", |v| {
+                    reply(400, Value::Null)(v) && v.get("action") == Some(&Value::Null)
+                })
+                .await;
+            p.close().await;
+            answered?;
             Ok(())
         }
     );
