@@ -71,9 +71,9 @@ pub enum Scenario {
 /// How the rooms of a run are set up (`--setup`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Setup {
-    /// In the protocol where the run's dialects can (method-args `create_chat`; direct
-    /// chats of type-content and socketio-pubsub need nothing), the admin REST API for
-    /// the rest.
+    /// In the protocol where the run's dialects can (a dialect that creates rooms in
+    /// its protocol; direct chats of dialects that address the other user need
+    /// nothing), the admin REST API for the rest.
     Auto,
     /// Only in the protocol: a room no dialect of the run can create fails the set-up.
     Protocol,

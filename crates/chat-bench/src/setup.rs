@@ -3,10 +3,10 @@
 //!
 //! Invariant: every client whose dialect names rooms by id gets a [`Target`] before
 //! `Phase::Join`, or the run reports why not. Mechanism: `--setup auto` asks the
-//! catalogue first — a room whose members' dialects need no id (type-content direct
-//! chats, socketio-pubsub conversations) needs nothing; a room the run's dialects can
-//! create in the protocol (method-args `create_chat`) is created on a set-up
-//! connection of a member; only the rest goes through the admin REST API
+//! catalogue first — a room whose members' dialects need no id (dialects that address
+//! a direct chat by the other user) needs nothing; a room one of the run's dialects
+//! can create in the protocol (`Dialect::create_room` in the catalogue) is created on
+//! a set-up connection of a member; only the rest goes through the admin REST API
 //! (`POST /api/rooms`, the gateway's body and token first, then the DCRF peer's body).
 //! `--setup protocol` never uses REST, `--setup rest` always does. Consequence: a
 //! legacy server with no admin API is driven with what its own clients would send.
@@ -79,9 +79,10 @@ fn how(
         (Setup::Protocol, true, None) => {
             let names: Vec<&str> = members.iter().map(|d| d.name()).collect();
             Err(format!(
-                "a {} room of {} needs an id and none of the run's dialects creates rooms in the protocol (method-args does); use --setup auto or rest",
+                "a {} room of {} needs an id and none of the run's dialects creates rooms in the protocol ({} can); use --setup auto or rest",
                 if direct { "direct" } else { "group" },
-                names.join(" and ")
+                names.join(" and "),
+                creators().join(", ")
             ))
         }
     }
@@ -230,26 +231,14 @@ async fn post_room(rest: &Rest, body: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("POST /api/rooms: no id or pk in {}", r.body))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_protocol_first_rest_only_where_nothing_else_exists() {
-        let ma = Some(Dialect::MethodArgs);
-        let (tc, sp, ar) = (
-            Dialect::TypeContent,
-            Dialect::SocketioPubsub,
-            Dialect::ActionRequest,
-        );
-        assert_eq!(how(Setup::Auto, &[tc, sp], true, None), Ok(How::Nothing));
-        assert_eq!(
-            how(Setup::Auto, &[tc, ar], true, ma),
-            Ok(How::Protocol(Dialect::MethodArgs))
-        );
-        assert_eq!(how(Setup::Auto, &[ar, ar], true, None), Ok(How::Rest));
-        assert!(how(Setup::Protocol, &[ar, ar], true, None).is_err());
-        assert_eq!(how(Setup::Rest, &[tc, tc], true, ma), Ok(How::Rest));
-        assert_eq!(how(Setup::Auto, &[tc], false, None), Ok(How::Rest));
-    }
+/// The dialects of the catalogue that create rooms in their protocol, by name.
+fn creators() -> Vec<&'static str> {
+    Dialect::ALL
+        .into_iter()
+        .filter(|d| d.create_room(&[1], Some("t")).is_some())
+        .map(|d| d.name())
+        .collect()
 }
+
+#[cfg(test)]
+mod tests;
