@@ -8,8 +8,9 @@
 //! matters); a fallback poll catches a wake-up lost with a dropped LISTEN session,
 //! and a reconnected session is followed by a read, so nothing is missed while it
 //! was down. A node's own events are delivered from memory
-//! ([`Local`](chat_core::cluster::Local)) when they come up in the outbox, not
-//! decoded again, and the command that caused one is answered only after that, as
+//! ([`Local`](chat_core::cluster::Local)) when they come up in their shard — at
+//! once, unread, when the node knows their place and nothing comes before them —,
+//! not decoded again, and the command that caused one is answered only after that, as
 //! on a single node (see `chat_core::cluster`).
 //!
 //! The tasks of a node:

@@ -12,7 +12,7 @@
 //! order of the arrays — so each message's id is known without reading rows back,
 //! even when two messages of a group are identical.
 //!
-//! Since `2026-12-12-000001_insert_messages_placed` the function is
+//! Since `2026-12-12-000002_insert_messages_placed` the function is
 //! `chat_insert_messages_placed`: it returns the ids followed by each message's
 //! outbox sequence number (0 for a message without a note), so the node that wrote
 //! a note knows its place in the shard without reading it back (see `chat-cluster`).

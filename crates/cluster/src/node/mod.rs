@@ -3,7 +3,8 @@
 //! **Invariant: a command is answered after its own event came back through the
 //! outbox, or after `local_wait`.** [`Broker::publish`] queues the event to the
 //! writer ([`Write`]) and waits for its delivery on this node; a new message's
-//! event is written in the inserting transaction and waited for by id
+//! event is written in the inserting transaction and waited for by its place in
+//! the shard when the store reported it, else by id
 //! ([`Broker::message_committed`]). So a client that sees its answer has also seen
 //! the event on its own connection, as on a single node, and a stalled outbox
 //! delays answers by at most `local_wait`.
