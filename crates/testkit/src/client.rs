@@ -151,4 +151,16 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+
+    /// Close as a browser does: send the close frame, then read (and drop) whatever
+    /// the server still sends until its own close frame or the end of the stream.
+    ///
+    /// [`WsClient::close`] drops the socket at once; if answers are still arriving,
+    /// the kernel resets the connection instead of ending it, and a reset throws away
+    /// what the server had received but not yet read. A test about what a closing
+    /// client's last commands become needs this one.
+    pub async fn close_handshake(mut self) {
+        let _ = self.ws.send(Message::Close(None)).await;
+        let _ = self.recv_close().await;
+    }
 }
